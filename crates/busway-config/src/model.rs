@@ -1,0 +1,205 @@
+//! The one typed model that both the TOML file and the Cloudbus INI format become.
+//!
+//! Everything downstream (the runtime, `busway check`, the admin API) reads these types only, so a
+//! value that is here has already been validated: addresses are parsed, durations are durations,
+//! secrets are resolved but never printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole node: what `busway run` starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub admin: Option<AdminConfig>,
+    pub bus: BusConfig,
+    pub dns: DnsConfig,
+    pub services: Vec<ServiceConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSection {
+    /// Unique node name; defaults to the host name.
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminConfig {
+    pub listen: Address,
+    pub token: Option<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BusConfig {
+    pub listen: Vec<BusListener>,
+    pub secret: Option<Secret>,
+    /// Transports kept open to each peer (at least 1).
+    pub connections_per_peer: u32,
+}
+
+/// A bus listener. `service` is set for Cloudbus segments, whose `bind` pins every session that
+/// arrives on it to one service whatever name the controller gave it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BusListener {
+    pub address: Address,
+    pub service: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct DnsConfig {
+    /// `HOST:PORT` socket addresses of name servers; empty = /etc/resolv.conf.
+    pub servers: Vec<std::net::SocketAddr>,
+    /// Floor for re-resolution.
+    pub min_ttl: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// Where clients connect (empty for a service that only serves sessions arriving over the bus).
+    pub listen: Vec<Address>,
+    /// What the service's sessions go to.
+    pub targets: Targets,
+    pub mode: Mode,
+    pub balance: Balance,
+    pub connect_timeout: Duration,
+    /// Zero = never.
+    pub latch_timeout: Duration,
+    pub health_check: Option<HealthCheck>,
+    /// Zero = never.
+    pub idle_timeout: Duration,
+    pub mirror: Vec<Address>,
+}
+
+/// A service carries its sessions to bus peers (it is an ingress) or connects backends (it is an
+/// egress, or a plain L4 proxy for its own listeners) — never both.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    Peers(Vec<Address>),
+    Backends(Vec<Address>),
+}
+
+impl Targets {
+    pub fn addresses(&self) -> &[Address] {
+        match self {
+            Targets::Peers(a) | Targets::Backends(a) => a,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    OneToOne,
+    HalfDuplex,
+    FullDuplex,
+}
+
+impl Mode {
+    /// Spelled as in the TOML file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::OneToOne => "one-to-one",
+            Mode::HalfDuplex => "half-duplex",
+            Mode::FullDuplex => "full-duplex",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    LeastSessions,
+    Random,
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round-robin",
+            Balance::LeastSessions => "least-sessions",
+            Balance::Random => "random",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// An address of CONTRACT section 2.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Address {
+    /// `tcp://HOST:PORT`; `host` is an IP literal (without brackets) or a DNS name.
+    Tcp { host: String, port: u16 },
+    /// `unix:///abs/path`
+    Unix(PathBuf),
+    /// `srv://_service._proto.NAME`
+    Srv(String),
+    /// `grpc://HOST:PORT` or, with `tls`, `grpcs://HOST:PORT`.
+    Grpc { host: String, port: u16, tls: bool },
+    /// `label:KEY=VALUE,...`
+    Label(BTreeMap<String, String>),
+    /// `mdns:_busway._tcp.local`
+    Mdns(String),
+}
+
+impl fmt::Display for Address {
+    /// The canonical URL form, which parses back to the same value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn host(h: &str) -> String {
+            if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.to_string()
+            }
+        }
+        match self {
+            Address::Tcp { host: h, port } => write!(f, "tcp://{}:{port}", host(h)),
+            Address::Unix(p) => write!(f, "unix://{}", p.display()),
+            Address::Srv(n) => write!(f, "srv://{n}"),
+            Address::Grpc { host: h, port, tls } => {
+                let scheme = if *tls { "grpcs" } else { "grpc" };
+                write!(f, "{scheme}://{}:{port}", host(h))
+            }
+            Address::Label(m) => {
+                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "label:{}", parts.join(","))
+            }
+            Address::Mdns(n) => write!(f, "mdns:{n}"),
+        }
+    }
+}
+
+/// A secret value (a literal, or read from the environment at load time). Its `Debug` and
+/// `Display` never show the value, so it cannot leak through logs or `check` output by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The only way to read the value: call sites that do are easy to audit.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}

@@ -1,0 +1,133 @@
+//! A connected stream socket, TCP or Unix.
+//!
+//! Sessions read and write the same socket from two directions at once, so every operation here
+//! takes `&self` (readiness + `try_*`), never `&mut self`: both halves of a copy loop can borrow it
+//! without splitting. Reads allocate their buffer only once the socket is readable, so an idle
+//! session holds no read buffer.
+
+use std::io;
+use std::net::Shutdown;
+
+use tokio::net::{TcpStream, UnixStream};
+
+#[derive(Debug)]
+pub enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    /// Wraps a TCP stream, with Nagle off: busway forwards what it reads at once and relies on
+    /// its own batching, like HAProxy does with `option tcp-smart-*` off.
+    pub fn tcp(s: TcpStream) -> Conn {
+        let _ = s.set_nodelay(true);
+        Conn::Tcp(s)
+    }
+
+    /// Waits until a read would make progress.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.readable().await,
+            Conn::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Waits until a write would make progress.
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.writable().await,
+            Conn::Unix(s) => s.writable().await,
+        }
+    }
+
+    /// Non-blocking read into the spare capacity of `buf`.
+    pub fn try_read_buf(&self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.try_read_buf(buf),
+            Conn::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+
+    /// Non-blocking read into a slice.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.try_read(buf),
+            Conn::Unix(s) => s.try_read(buf),
+        }
+    }
+
+    /// Non-blocking write.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.try_write(buf),
+            Conn::Unix(s) => s.try_write(buf),
+        }
+    }
+
+    /// Non-blocking vectored write.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.try_write_vectored(bufs),
+            Conn::Unix(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    /// Reads whatever is available (up to `max` bytes) into a fresh buffer; `Ok(None)` is EOF.
+    pub async fn read_chunk(&self, max: usize) -> io::Result<Option<bytes::Bytes>> {
+        loop {
+            self.readable().await?;
+            let mut buf = bytes::BytesMut::with_capacity(max);
+            match self.try_read_buf(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(_) => return Ok(Some(buf.freeze())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes all of `buf`.
+    pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Half-close: the peer reads EOF after everything already written.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    /// Closes both directions now, so the peer sees the end even while a task still holds us.
+    pub fn shutdown_both(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Both)
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => socket2::SockRef::from(s).shutdown(how),
+            Conn::Unix(s) => socket2::SockRef::from(s).shutdown(how),
+        }
+    }
+
+    /// A printable form of the remote address, for logs and the admin API.
+    pub fn peer_label(&self) -> String {
+        match self {
+            Conn::Tcp(s) => s
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "tcp:?".into()),
+            Conn::Unix(s) => s
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+                .unwrap_or_else(|| "unix".into()),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! busway-net: everything that turns a configured [`Address`](busway_config::Address) into sockets.
+//!
+//! - [`conn`]: one stream type for TCP and Unix sockets, usable from two directions at once.
+//! - [`listener`]: binding listeners (with the Unix stale-socket rules) and accepting.
+//! - [`dns`]: name resolution with TTLs, honouring `[dns]` and /etc/hosts.
+//! - [`targets`]: target sets — the endpoints behind a service's addresses, their health and the
+//!   balancing between them.
+//! - [`dial`]: connecting an endpoint within a timeout.
+
+pub mod conn;
+pub mod dial;
+pub mod dns;
+pub mod listener;
+pub mod targets;
+
+pub use conn::Conn;
+pub use dial::{dial, DialError};
+pub use dns::Resolver;
+pub use listener::{BindError, Listener};
+pub use targets::{Endpoint, EndpointAddr, TargetSet};

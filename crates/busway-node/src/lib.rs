@@ -1,0 +1,21 @@
+//! busway-node: the runtime of one busway node.
+//!
+//! Data flows one way through it: a [listener](listen) accepts a client, a
+//! [session](session) picks a target — a bus peer (through a [transport pool](bus::pool)) or a
+//! backend — and the [pump](pump) moves bytes until both sides are done. Streams that peers open
+//! over the bus arrive through the [transport driver](bus::driver) and become sessions too.
+//! Around that: the [admin API](admin), [metrics], the [session registry](sessions), reload and
+//! drain in [`node`].
+
+pub mod admin;
+pub mod bus;
+pub mod demo;
+pub mod listen;
+pub mod metrics;
+pub mod node;
+pub mod pump;
+pub mod service;
+pub mod session;
+pub mod sessions;
+
+pub use node::{Listening, Node, StartError};

@@ -1,0 +1,230 @@
+//! Moving a session's bytes: two copy loops, one per direction, between a client end and a
+//! target end, each of which is a socket or a bus stream.
+//!
+//! Half-close passes through: EOF on one side becomes `shutdown(SHUT_WR)` or a `fin` on the other,
+//! and the opposite direction keeps running until it ends too. An idle session holds no buffer:
+//! socket reads wait for readiness first and then read into a per-thread scratch buffer, copying
+//! out exactly what arrived; only a direction that keeps filling whole buffers (bulk transfer)
+//! reads straight into a fresh allocation to save that copy.
+
+use std::cell::RefCell;
+use std::io;
+use std::time::{Duration, Instant};
+
+use busway_net::Conn;
+use busway_proto::ResetCode;
+use bytes::{Bytes, BytesMut};
+
+use crate::bus::{BusRecv, BusSend, Inbound};
+use crate::sessions::SessionEntry;
+
+/// The most a direction moves per read.
+pub const MAX_CHUNK: usize = 64 * 1024;
+
+/// One side of a session.
+pub enum End<'a> {
+    Sock(&'a Conn),
+    Bus(BusSend, BusRecv),
+}
+
+/// How a session ended, when it did not end cleanly.
+#[derive(Debug)]
+pub enum Abort {
+    /// The other node reset the stream.
+    Reset(ResetCode, String),
+    /// The transport carrying the stream went away.
+    TransportClosed(String),
+    /// A socket failed.
+    Io(io::Error),
+    /// An operator (or the shutdown deadline) closed it.
+    Kicked,
+    /// No byte either way for `idle_timeout`.
+    Idle,
+}
+
+impl Abort {
+    /// The `outcome` label this ending counts as.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Abort::Reset(ResetCode::Refused | ResetCode::Unreachable, _) => "refused",
+            Abort::Reset(ResetCode::Timeout, _) => "timeout",
+            Abort::Kicked | Abort::Idle => "ok",
+            _ => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Abort::Reset(code, reason) => write!(f, "reset by peer ({}): {reason}", code.as_str()),
+            Abort::TransportClosed(r) => write!(f, "transport closed: {r}"),
+            Abort::Io(e) => write!(f, "socket error: {e}"),
+            Abort::Kicked => f.write_str("closed by operator"),
+            Abort::Idle => f.write_str("idle timeout"),
+        }
+    }
+}
+
+enum Reader<'a> {
+    Sock(&'a Conn, bool),
+    Bus(&'a mut BusRecv),
+}
+
+enum Writer<'a> {
+    Sock(&'a Conn),
+    Bus(&'a BusSend),
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_CHUNK]);
+}
+
+impl Reader<'_> {
+    /// The next chunk, at most `max` bytes; `None` at EOF.
+    async fn next(&mut self, max: usize) -> Result<Option<Bytes>, Abort> {
+        match self {
+            Reader::Sock(conn, bulk) => loop {
+                conn.readable().await.map_err(Abort::Io)?;
+                let r = if *bulk {
+                    let mut buf = BytesMut::with_capacity(max);
+                    conn.try_read_buf(&mut buf).map(|n| (n, buf.freeze()))
+                } else {
+                    SCRATCH.with(|s| {
+                        let mut s = s.borrow_mut();
+                        let n = conn.try_read(&mut s[..max])?;
+                        Ok((n, Bytes::copy_from_slice(&s[..n])))
+                    })
+                };
+                match r {
+                    Ok((0, _)) => return Ok(None),
+                    Ok((n, b)) => {
+                        *bulk = n == max;
+                        return Ok(Some(b));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(Abort::Io(e)),
+                }
+            },
+            Reader::Bus(rx) => match rx.recv().await {
+                Some(Inbound::Data(b)) => Ok(Some(b)),
+                Some(Inbound::Fin) => Ok(None),
+                Some(Inbound::Reset(code, reason)) => Err(Abort::Reset(code, reason)),
+                Some(Inbound::Closed(r)) => Err(Abort::TransportClosed(r)),
+                None => Err(Abort::TransportClosed("driver gone".into())),
+            },
+        }
+    }
+
+    async fn delivered(&self, n: usize) {
+        if let Reader::Bus(rx) = self {
+            rx.consumed(n).await;
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// Credit to read against: a bus stream's window, or one chunk for a socket.
+    async fn budget(&self) -> Result<usize, Abort> {
+        match self {
+            Writer::Sock(_) => Ok(MAX_CHUNK),
+            Writer::Bus(tx) => tx
+                .reserve(MAX_CHUNK)
+                .await
+                .map_err(|_| Abort::TransportClosed("stream closed".into())),
+        }
+    }
+
+    async fn write(&self, b: Bytes, unused_budget: usize) -> Result<(), Abort> {
+        match self {
+            Writer::Sock(c) => c.write_all(&b).await.map_err(Abort::Io),
+            Writer::Bus(tx) => {
+                tx.unreserve(unused_budget);
+                tx.send(b, false)
+                    .await
+                    .map_err(|_| Abort::TransportClosed("stream closed".into()))
+            }
+        }
+    }
+
+    async fn finish(&self, unused_budget: usize) -> Result<(), Abort> {
+        match self {
+            Writer::Sock(c) => {
+                // The peer may already be gone; that is its EOF, not our error.
+                let _ = c.shutdown_write();
+                Ok(())
+            }
+            Writer::Bus(tx) => {
+                tx.unreserve(unused_budget);
+                tx.send(Bytes::new(), true)
+                    .await
+                    .map_err(|_| Abort::TransportClosed("stream closed".into()))
+            }
+        }
+    }
+}
+
+async fn copy(
+    mut from: Reader<'_>,
+    to: Writer<'_>,
+    count: impl Fn(usize),
+) -> Result<(), Abort> {
+    loop {
+        let budget = to.budget().await?;
+        match from.next(budget).await? {
+            Some(b) => {
+                let n = b.len();
+                count(n);
+                to.write(b, budget.saturating_sub(n)).await?;
+                from.delivered(n).await;
+            }
+            None => return to.finish(budget).await,
+        }
+    }
+}
+
+fn split<'a>(end: &'a mut End<'_>) -> (Reader<'a>, Writer<'a>) {
+    match end {
+        End::Sock(c) => (Reader::Sock(c, false), Writer::Sock(c)),
+        End::Bus(tx, rx) => (Reader::Bus(rx), Writer::Bus(tx)),
+    }
+}
+
+/// Runs a session until both directions have ended, one fails, it is kicked, or it idles out.
+pub async fn pump(
+    mut client: End<'_>,
+    mut target: End<'_>,
+    entry: &SessionEntry,
+    idle_timeout: Duration,
+) -> Result<(), Abort> {
+    let (client_r, client_w) = split(&mut client);
+    let (target_r, target_w) = split(&mut target);
+    let up = copy(client_r, target_w, |n| entry.add_in(n));
+    let down = copy(target_r, client_w, |n| entry.add_out(n));
+    let both = async { tokio::try_join!(up, down).map(|_| ()) };
+    tokio::select! {
+        r = both => r,
+        _ = entry.kill.notified() => Err(Abort::Kicked),
+        _ = idle(entry, idle_timeout) => Err(Abort::Idle),
+    }
+}
+
+/// Resolves once no byte has moved for `limit` (never, for zero).
+async fn idle(entry: &SessionEntry, limit: Duration) {
+    if limit.is_zero() {
+        return std::future::pending().await;
+    }
+    let step = (limit / 4).max(Duration::from_millis(10));
+    let mut last = entry.total_bytes();
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let now = entry.total_bytes();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= limit {
+            return;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Backends with the behaviours the contract talks about, on loopback port 0. Each runs on
+//! plain threads and lives until the test process ends.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running test backend.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Backend {
+    pub fn url(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    let addr = l.local_addr().expect("addr").to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let h = handler.clone();
+            std::thread::spawn(move || h(s));
+        }
+    });
+    Backend { addr, accepted }
+}
+
+/// Echoes everything; on EOF, half-closes back.
+pub fn echo() -> Backend {
+    serve(|mut s| {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = s.shutdown(Shutdown::Write);
+    })
+}
+
+/// Speaks first: writes `banner` as soon as a connection arrives, then echoes.
+pub fn banner(banner: &'static [u8]) -> Backend {
+    serve(move |mut s| {
+        if s.write_all(banner).is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = s.shutdown(Shutdown::Write);
+    })
+}
+
+/// Reads until EOF, then replies with `"got N bytes"` and closes: proves half-close.
+pub fn count_then_reply() -> Backend {
+    serve(|mut s| {
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(_) => return,
+            }
+        }
+        let _ = s.write_all(format!("got {total} bytes").as_bytes());
+        let _ = s.shutdown(Shutdown::Write);
+    })
+}
+
+/// Sends `n` bytes of a known pattern (byte i = i % 251), then closes.
+pub fn source(n: usize) -> Backend {
+    serve(move |mut s| {
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let _ = s.write_all(&data);
+        let _ = s.shutdown(Shutdown::Write);
+        let mut sink = [0u8; 1024];
+        while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    })
+}
+
+/// Accepts and holds connections without reading or writing.
+pub fn silent() -> Backend {
+    serve(|s| {
+        std::thread::sleep(Duration::from_secs(600));
+        drop(s);
+    })
+}
+
+/// An address where nothing listens (bound, then released).
+pub fn closed_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let a = l.local_addr().expect("addr").to_string();
+    drop(l);
+    a
+}
+
+/// The pattern `source` sends, for comparing.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}

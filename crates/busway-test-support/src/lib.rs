@@ -1,0 +1,17 @@
+//! Helpers for busway's integration tests.
+//!
+//! Tests run the real `busway` binary on loopback with port 0: [`Proc`] starts it, waits for its
+//! `ready` line, records every `listening SERVICE URL` line, and kills it by pid when dropped.
+//! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
+//! admin-API client. Everything is plain `std` (threads, blocking sockets) so tests stay simple.
+
+pub mod backends;
+pub mod http;
+pub mod proc;
+
+pub use proc::{Proc, TempDir};
+
+/// `tcp://127.0.0.1:PORT` -> `127.0.0.1:PORT`.
+pub fn hostport(url: &str) -> String {
+    url.trim_start_matches("tcp://").to_string()
+}

@@ -1,0 +1,91 @@
+//! The command line of CONTRACT section 1.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "busway", version, about = "A session-layer service bus")]
+pub struct Cli {
+    /// error, warn, info, debug or trace (RUST_LOG, when set, takes precedence)
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// text or json, on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one node from a TOML file
+    Run {
+        /// The TOML file (default: $BUSWAY_CONFIG, then ./busway.toml)
+        #[arg(short, long, env = "BUSWAY_CONFIG", default_value = "busway.toml")]
+        config: PathBuf,
+    },
+    /// Cloudbus-compatible ingress from an INI file
+    Controller {
+        /// The INI file (default: $CONFIG_PATH, then /usr/local/etc/cloudbus/controller.ini)
+        #[arg(
+            short,
+            long = "file",
+            env = "CONFIG_PATH",
+            default_value = "/usr/local/etc/cloudbus/controller.ini"
+        )]
+        file: PathBuf,
+    },
+    /// Cloudbus-compatible egress from an INI file
+    Segment {
+        /// The INI file (default: $CONFIG_PATH, then /usr/local/etc/cloudbus/segment.ini)
+        #[arg(
+            short,
+            long = "file",
+            env = "CONFIG_PATH",
+            default_value = "/usr/local/etc/cloudbus/segment.ini"
+        )]
+        file: PathBuf,
+    },
+    /// Validate a TOML or INI file and print it normalised as TOML (secrets redacted)
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Read the file as a Cloudbus INI file for this role
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// Ingress, egress and an echo backend in one process; try it with `nc 127.0.0.1 7999`
+    Demo {
+        /// Where the demo's clients connect
+        #[arg(long, default_value = "tcp://127.0.0.1:7999")]
+        listen: String,
+    },
+    /// Show a running node's services, peers and sessions
+    Status {
+        /// The node's admin URL: http://HOST:PORT (or the tcp:// URL it printed)
+        #[arg(long, default_value = "http://127.0.0.1:9901")]
+        admin: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum RoleArg {
+    Controller,
+    Segment,
+}

@@ -1,0 +1,206 @@
+//! The long-running commands (`run`, `controller`, `segment`, `demo`) and `check`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use busway_config::{Address, ConfigError, NodeConfig, Role};
+use busway_node::{Listening, Node};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::RoleArg;
+
+/// Where a node's configuration comes from; kept so SIGHUP can read it again.
+pub enum Source {
+    Toml(PathBuf),
+    Ini(PathBuf, Role),
+}
+
+impl Source {
+    fn load(&self) -> Result<NodeConfig, ConfigError> {
+        match self {
+            Source::Toml(p) => busway_config::load_toml(p),
+            Source::Ini(p, role) => busway_config::load_ini(p, *role),
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("busway: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Prints the start-up lines other programs wait for, and flushes them.
+fn announce(lines: &[Listening]) {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(out, "listening {} {}", l.service, l.url);
+    }
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+enum Sig {
+    Stop,
+    Reload,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+    async fn next(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.term.recv() => Sig::Stop,
+            _ = self.int.recv() => Sig::Stop,
+            _ = self.hup.recv() => Sig::Reload,
+        }
+    }
+}
+
+/// `run`, `controller`, `segment`.
+pub fn run_file(src: Source) -> ExitCode {
+    let cfg = match src.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("busway: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = runtime();
+    let code = rt.block_on(async {
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("busway: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (node, lines) = match Node::start(cfg).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("busway: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        announce(&lines);
+        loop {
+            match signals.next().await {
+                Sig::Reload => reload(&node, &src).await,
+                Sig::Stop => {
+                    tracing::info!("stopping");
+                    node.shutdown(node.config().node.shutdown_grace).await;
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
+    let result = match src.load() {
+        Ok(new) => node.reload(new).await,
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => {
+            node.metrics.config_reloads.inc("ok");
+            tracing::info!("configuration reloaded");
+        }
+        Err(e) => {
+            node.metrics.config_reloads.inc("error");
+            tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
+        }
+    }
+}
+
+/// `check`: validates, prints the normalised TOML, exits 0 or 2.
+pub fn check(path: &Path, role: Option<RoleArg>) -> ExitCode {
+    let is_ini = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ini"));
+    let loaded = match (role, is_ini) {
+        (Some(RoleArg::Controller), _) => busway_config::load_ini(path, Role::Controller),
+        (Some(RoleArg::Segment), _) => busway_config::load_ini(path, Role::Segment),
+        (None, true) => {
+            eprintln!(
+                "busway: {}: an INI file needs --role controller or --role segment",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+        (None, false) => busway_config::load_toml(path),
+    };
+    match loaded {
+        Ok(cfg) => {
+            print!("{}", busway_config::render_toml(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("busway: configuration error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `demo`: the embedded default.
+pub fn demo(listen: &str) -> ExitCode {
+    let listen: Address = match listen.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("busway: --listen {listen}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = runtime();
+    let code = rt.block_on(async {
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("busway: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (nodes, lines) = match busway_node::demo::start(listen).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("busway: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        announce(&lines);
+        if let Some(l) = lines.first() {
+            let hostport = l.url.trim_start_matches("tcp://").replace(':', " ");
+            println!("try it: nc {hostport}   (every line you type comes back through ingress -> bus -> egress -> echo)");
+            if let Some(a) = lines.iter().find(|l| l.service == "admin") {
+                println!("watch it: busway status --admin {}", a.url);
+            }
+        }
+        loop {
+            if let Sig::Stop = signals.next().await {
+                for n in &nodes {
+                    n.shutdown(Duration::from_secs(2)).await;
+                }
+                return ExitCode::SUCCESS;
+            }
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
+}
