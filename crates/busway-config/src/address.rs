@@ -66,6 +66,24 @@ impl FromStr for Address {
     }
 }
 
+/// The scheme an address was written with, for messages such as "srv:// targets are …".
+pub(crate) fn scheme(address: &Address) -> &'static str {
+    match address {
+        Address::Tcp { .. } => "tcp://",
+        Address::Unix(_) => "unix://",
+        Address::Srv(_) => "srv://",
+        Address::Grpc { tls: false, .. } => "grpc://",
+        Address::Grpc { tls: true, .. } => "grpcs://",
+        Address::Label(_) => "label:",
+        Address::Mdns(_) => "mdns:",
+    }
+}
+
+/// Whether an address is one a socket can be bound to or dialled directly, without discovery.
+pub(crate) fn is_socket(address: &Address) -> bool {
+    matches!(address, Address::Tcp { .. } | Address::Unix(_))
+}
+
 /// `HOST:PORT` where HOST is IPv4, `[IPv6]` or a DNS name. IP literals come back canonical and
 /// without brackets, as [`Address`] stores them.
 fn host_port(s: &str) -> Result<(String, u16), String> {

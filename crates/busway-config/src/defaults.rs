@@ -1,0 +1,43 @@
+//! Every default value in one place, shared by the TOML and INI front ends so that the two formats
+//! can never drift apart, and so `busway check` and the docs have one source to agree with.
+
+use std::time::Duration;
+
+use crate::model::{BusConfig, DnsConfig, NodeSection};
+
+pub(crate) const NAMESPACE: &str = "default";
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const CONNECTIONS_PER_PEER: u32 = 1;
+/// More transports than this to one peer buys nothing and costs file descriptors.
+pub(crate) const MAX_CONNECTIONS_PER_PEER: u32 = 64;
+pub(crate) const DNS_MIN_TTL: Duration = Duration::from_secs(1);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const LATCH_TIMEOUT: Duration = Duration::ZERO;
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::ZERO;
+
+/// `[node]` when the file says nothing about it.
+pub(crate) fn node_section() -> NodeSection {
+    NodeSection {
+        name: crate::hostname(),
+        namespace: NAMESPACE.to_string(),
+        labels: Default::default(),
+        shutdown_grace: SHUTDOWN_GRACE,
+    }
+}
+
+/// `[bus]` when the file says nothing about it: no listener, no secret.
+pub(crate) fn bus() -> BusConfig {
+    BusConfig {
+        listen: Vec::new(),
+        secret: None,
+        connections_per_peer: CONNECTIONS_PER_PEER,
+    }
+}
+
+/// `[dns]` when the file says nothing about it: the system resolver configuration.
+pub(crate) fn dns() -> DnsConfig {
+    DnsConfig {
+        servers: Vec::new(),
+        min_ttl: DNS_MIN_TTL,
+    }
+}

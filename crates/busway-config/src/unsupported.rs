@@ -1,0 +1,102 @@
+//! Everything the contract describes that this version of busway does not run yet.
+//!
+//! Refusing these at load time, with the line and key, is better than accepting a file whose
+//! meaning the runtime would silently ignore. Each check is one independent block: when the
+//! runtime learns a feature, delete its block (and its test) and nothing else changes.
+
+use crate::address::{is_socket, scheme};
+use crate::draft::{At, ServiceDraft, TargetKind};
+use crate::error::ConfigError;
+use crate::model::{Address, Mode};
+
+/// Top-level TOML sections of CONTRACT sections 6 and 7.
+pub(crate) const SECTIONS: &[&str] = &["discovery", "gateway", "relay", "cluster"];
+
+/// The error for a top-level section in [`SECTIONS`].
+pub(crate) fn section(file: &str, key: &str, line: Option<usize>) -> ConfigError {
+    ConfigError::new(file, line, key, format!("`{key}` is not yet supported"))
+}
+
+/// The error for `[service.grpc]`: gRPC gateway services are not run yet.
+pub(crate) fn grpc_table(file: &str, key: &str, line: Option<usize>) -> ConfigError {
+    ConfigError::new(
+        file,
+        line,
+        key,
+        "gRPC gateway services (`[service.grpc]`) are not yet supported",
+    )
+}
+
+/// The per-service checks. `mode` is the resolved mode and `defaulted` says whether the file
+/// left it out (then the error points at the target list that caused the default).
+pub(crate) fn check_service(
+    file: &str,
+    service: &ServiceDraft,
+    mode: Mode,
+    defaulted: bool,
+) -> Result<(), ConfigError> {
+    let err = |at_line: Option<usize>, key: &str, msg: String| {
+        Err(ConfigError::new(file, at_line, key, msg))
+    };
+
+    // Fan-out modes.
+    if mode != Mode::OneToOne {
+        if defaulted {
+            let what = match service.kind {
+                TargetKind::Peers => "peers",
+                TargetKind::Backends => "backends",
+            };
+            return err(
+                service.targets_at.line,
+                &service.targets_at.key,
+                format!(
+                    "several {what} are listed, so the mode defaults to {}, which is not yet \
+                     supported; list one target or set the mode to one-to-one",
+                    mode.as_str()
+                ),
+            );
+        }
+        if let Some(m) = &service.mode {
+            return err(
+                m.line,
+                &m.key,
+                format!("mode {} is not yet supported (only one-to-one)", mode.as_str()),
+            );
+        }
+    }
+
+    // Mirrors.
+    if let Some(first) = service.mirror.first() {
+        return err(first.line, &first.key, "mirror is not yet supported".into());
+    }
+
+    // Targets that need discovery, SRV or gRPC.
+    if let Some(t) = service.targets.iter().find(|t| !is_socket(&t.value)) {
+        return err(
+            t.line,
+            &t.key,
+            format!(
+                "{} targets are not yet supported (use tcp:// or unix://)",
+                scheme(&t.value)
+            ),
+        );
+    }
+
+    // Listeners other than plain sockets.
+    check_listeners(file, &service.listen)
+}
+
+fn check_listeners(file: &str, listen: &[At<Address>]) -> Result<(), ConfigError> {
+    match listen.iter().find(|l| !is_socket(&l.value)) {
+        Some(l) => Err(ConfigError::new(
+            file,
+            l.line,
+            &l.key,
+            format!(
+                "{} listeners are not yet supported (use tcp:// or unix://)",
+                scheme(&l.value)
+            ),
+        )),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,136 @@
+//! Shared set-ups for the integration tests: an egress node in front of a backend and an ingress
+//! node in front of it, both real `busway` processes on loopback port 0.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+pub use busway_test_support::{backends, http, Proc, TempDir};
+
+pub const SECRET: &str = "s3cret-for-tests-only";
+
+/// An egress node serving `chat` from `backend_url`.
+pub fn egress_toml(backend_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "egress"
+shutdown_grace = "2s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+listen = ["tcp://127.0.0.1:0"]
+secret = "{SECRET}"
+[[service]]
+name = "chat"
+backends = ["{backend_url}"]
+connect_timeout = "1s"
+{extra}
+"#
+    )
+}
+
+/// An ingress node carrying `chat` to `peer_url`.
+pub fn ingress_toml(peer_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "ingress"
+shutdown_grace = "2s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+secret = "{SECRET}"
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["{peer_url}"]
+connect_timeout = "1s"
+{extra}
+"#
+    )
+}
+
+/// A running ingress -> egress chain in front of `backend_url`.
+pub struct Chain {
+    pub dir: TempDir,
+    pub egress: Proc,
+    pub ingress: Proc,
+}
+
+impl Chain {
+    pub fn new(backend_url: &str) -> Chain {
+        let dir = TempDir::new("chain");
+        let egress = Proc::run_toml(&dir, "egress.toml", &egress_toml(backend_url, ""));
+        let ingress = Proc::run_toml(&dir, "ingress.toml", &ingress_toml(&egress.url("bus"), ""));
+        wait_peer_up(&ingress.addr("admin"));
+        Chain {
+            dir,
+            egress,
+            ingress,
+        }
+    }
+
+    /// Connects a client to the ingress.
+    pub fn client(&self) -> TcpStream {
+        connect(&self.ingress.addr("chat"))
+    }
+}
+
+pub fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Waits until the node at `admin` lists an established transport.
+pub fn wait_peer_up(admin: &str) {
+    let ok = wait_for(Duration::from_secs(10), || {
+        http::get(admin, "/v1/peers").body.contains("\"state\":\"up\"")
+    });
+    assert!(ok, "no transport came up: {}", http::get(admin, "/v1/peers").body);
+}
+
+/// Polls `f` every 20 ms until it is true or `limit` passes.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Reads until EOF.
+pub fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read to EOF");
+    out
+}
+
+/// Reads exactly `n` bytes.
+pub fn read_n(s: &mut impl Read, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    s.read_exact(&mut out).expect("read_exact");
+    out
+}
+
+/// Sends a line and expects it echoed.
+pub fn roundtrip(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).unwrap();
+    assert_eq!(read_n(s, msg.len()), msg);
+}
+
+/// A metric's value from `/metrics` text (the first line starting with `series`).
+pub fn metric(admin: &str, series: &str) -> Option<f64> {
+    let text = http::get(admin, "/metrics").body;
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
