@@ -91,8 +91,8 @@ fn host_port(s: &str) -> Result<(String, u16), String> {
         let (inside, after) = rest
             .split_once(']')
             .ok_or_else(|| format!("missing ']' in \"{s}\""))?;
-        let ip = Ipv6Addr::from_str(inside)
-            .map_err(|_| format!("invalid IPv6 address \"{inside}\""))?;
+        let ip =
+            Ipv6Addr::from_str(inside).map_err(|_| format!("invalid IPv6 address \"{inside}\""))?;
         let port = after
             .strip_prefix(':')
             .ok_or_else(|| format!("missing port in \"{s}\", expected [IPv6]:PORT"))?;
@@ -188,7 +188,8 @@ fn unix_path(path: &str) -> Result<PathBuf, String> {
 
 /// `_service._proto.NAME`: the two underscore labels RFC 2782 requires, then a domain.
 fn srv_name(name: &str) -> Result<(), String> {
-    let bad = |why: &str| format!("invalid SRV name \"{name}\": {why}, expected _service._proto.NAME");
+    let bad =
+        |why: &str| format!("invalid SRV name \"{name}\": {why}, expected _service._proto.NAME");
     dns_name(name).map_err(|e| bad(&e))?;
     let mut labels = name.split('.');
     let service = labels.next().unwrap_or("");

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::error::ConfigError;
 use crate::model::{Address, Balance, HealthCheck, Mode};
 
 /// A value and where it was written.
@@ -49,4 +50,17 @@ pub(crate) struct ServiceDraft {
     pub health_check: Option<HealthCheck>,
     pub idle_timeout: Duration,
     pub mirror: Vec<At<Address>>,
+}
+
+/// Parses a located string as an [`Address`], keeping its location.
+pub(crate) fn parse_address(file: &str, s: At<String>) -> Result<At<Address>, ConfigError> {
+    match s.value.parse::<Address>() {
+        Ok(a) => Ok(At::new(a, s.line, s.key)),
+        Err(e) => Err(ConfigError::new(
+            file,
+            s.line,
+            s.key,
+            format!("invalid address \"{}\": {e}", s.value),
+        )),
+    }
 }

@@ -47,8 +47,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some((w, f)) => (w, f),
         None => (number, ""),
     };
-    if whole.is_empty() || (number.contains('.') && fraction.is_empty()) || fraction.contains('.')
-    {
+    if whole.is_empty() || (number.contains('.') && fraction.is_empty()) || fraction.contains('.') {
         return Err("expected a number before the unit, e.g. \"3s\" or \"1.5s\"".to_string());
     }
     let too_large = || "duration is too large".to_string();
@@ -87,8 +86,9 @@ pub(crate) fn format_duration(d: Duration) -> String {
         if name == "µs" {
             continue;
         }
-        if nanos % unit_ns == 0 {
-            return format!("{}{name}", nanos / unit_ns);
+        let (count, rest) = (nanos / unit_ns, nanos % unit_ns);
+        if rest == 0 {
+            return format!("{count}{name}");
         }
     }
     format!("{nanos}ns")

@@ -69,7 +69,8 @@ fn assigned_key(line: &str) -> Option<String> {
                 let k = line[..i].trim();
                 return (!k.is_empty()).then(|| normalise_key(k));
             }
-            (None, c) if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | '\t') => {}
+            (None, c) if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | '\t') => {
+            }
             (None, _) => return None,
         }
     }
@@ -103,7 +104,10 @@ mod tests {
     fn errors_are_one_line_with_file_line_and_key() {
         let text = "[node]\nname = \"x\"\nname = \"y\"\n";
         let err = toml::de::DeTable::parse(text).unwrap_err();
-        let src = Source { file: "f.toml", text };
+        let src = Source {
+            file: "f.toml",
+            text,
+        };
         let e = syntax_error(&src, &err);
         assert_eq!(e.line, Some(3));
         assert_eq!(e.key, "node.name");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::draft::At;
+use crate::draft::{parse_address, At};
 use crate::duration::parse_duration;
 use crate::error::ConfigError;
 use crate::model::Address;
@@ -39,6 +39,9 @@ impl Source<'_> {
 
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 type Res<T> = Result<T, ConfigError>;
+
+/// A list's own location (for errors about the list as a whole) and its located entries.
+pub(crate) type List<T> = (At<()>, Vec<At<T>>);
 
 /// A table and the dotted path that leads to it (`""` for the document, `"service"` for each
 /// `[[service]]`: see the crate docs for why services are not indexed).
@@ -158,7 +161,7 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// An array of strings: the array's own location, and each element with its line.
-    pub fn strings(&self, name: &str) -> Res<Option<(At<()>, Vec<At<String>>)>> {
+    pub fn strings(&self, name: &str) -> Res<Option<List<String>>> {
         let Some(v) = self.get(name) else {
             return Ok(None);
         };
@@ -236,7 +239,7 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    pub fn addresses(&self, name: &str) -> Res<Option<(At<()>, Vec<At<Address>>)>> {
+    pub fn addresses(&self, name: &str) -> Res<Option<List<Address>>> {
         let Some((at, items)) = self.strings(name)? else {
             return Ok(None);
         };
@@ -245,18 +248,5 @@ impl<'a, 'i> Table<'a, 'i> {
             .map(|s| parse_address(self.src.file, s))
             .collect::<Res<Vec<_>>>()?;
         Ok(Some((at, addrs)))
-    }
-}
-
-/// Parses a located string as an [`Address`], keeping its location.
-pub(crate) fn parse_address(file: &str, s: At<String>) -> Res<At<Address>> {
-    match s.value.parse::<Address>() {
-        Ok(a) => Ok(At::new(a, s.line, s.key)),
-        Err(e) => Err(ConfigError::new(
-            file,
-            s.line,
-            s.key,
-            format!("invalid address \"{}\": {e}", s.value),
-        )),
     }
 }

@@ -60,7 +60,10 @@ pub(crate) fn check_service(
             return err(
                 m.line,
                 &m.key,
-                format!("mode {} is not yet supported (only one-to-one)", mode.as_str()),
+                format!(
+                    "mode {} is not yet supported (only one-to-one)",
+                    mode.as_str()
+                ),
             );
         }
     }

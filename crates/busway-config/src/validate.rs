@@ -101,7 +101,9 @@ pub(crate) fn unique_service_names(file: &str, drafts: &[ServiceDraft]) -> Resul
     let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
     for d in drafts {
         if let Some(first) = seen.insert(&d.name.value, d.name.line) {
-            let where_ = first.map(|l| format!(" (first on line {l})")).unwrap_or_default();
+            let where_ = first
+                .map(|l| format!(" (first on line {l})"))
+                .unwrap_or_default();
             return Err(ConfigError::new(
                 file,
                 d.name.line,

@@ -1,0 +1,150 @@
+//! The normalised configuration as TOML, for `busway check`.
+//!
+//! Every default is written out, so the output shows what the node will actually run; durations
+//! and addresses are in their canonical forms; secrets are `"<redacted>"`. The output is itself a
+//! valid busway TOML file (it parses back to the same config, secrets aside), which is what lets an
+//! operator turn a Cloudbus INI file into TOML with `busway check`.
+
+use std::fmt::Write;
+
+use crate::duration::format_duration;
+use crate::model::{Address, NodeConfig, Secret, ServiceConfig, Targets};
+
+/// Renders `cfg` as TOML. See the module docs for what "normalised" means.
+pub fn render_toml(cfg: &NodeConfig) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    line(o, "[node]");
+    kv(o, "name", &string(&cfg.node.name));
+    kv(o, "namespace", &string(&cfg.node.namespace));
+    let labels: Vec<String> = cfg
+        .node
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{} = {}", key(k), string(v)))
+        .collect();
+    kv(o, "labels", &inline_table(&labels));
+    kv(o, "shutdown_grace", &duration(cfg.node.shutdown_grace));
+
+    if let Some(admin) = &cfg.admin {
+        line(o, "\n[admin]");
+        kv(o, "listen", &address(&admin.listen));
+        if let Some(t) = &admin.token {
+            kv(o, "token", &redacted(t));
+        }
+    }
+
+    line(o, "\n[bus]");
+    for l in &cfg.bus.listen {
+        // TOML cannot say this (only the Cloudbus segment format can): keep it visible as a comment.
+        if let Some(service) = &l.service {
+            line(
+                o,
+                &format!(
+                    "# {} carries sessions for service {} only",
+                    l.address,
+                    string(service)
+                ),
+            );
+        }
+    }
+    let listen: Vec<&Address> = cfg.bus.listen.iter().map(|l| &l.address).collect();
+    kv(o, "listen", &addresses(listen));
+    if let Some(s) = &cfg.bus.secret {
+        kv(o, "secret", &redacted(s));
+    }
+    kv(
+        o,
+        "connections_per_peer",
+        &cfg.bus.connections_per_peer.to_string(),
+    );
+
+    line(o, "\n[dns]");
+    let servers: Vec<String> = cfg
+        .dns
+        .servers
+        .iter()
+        .map(|s| string(&s.to_string()))
+        .collect();
+    kv(o, "servers", &format!("[{}]", servers.join(", ")));
+    kv(o, "min_ttl", &duration(cfg.dns.min_ttl));
+
+    for s in &cfg.services {
+        service(o, s);
+    }
+    out
+}
+
+fn service(o: &mut String, s: &ServiceConfig) {
+    line(o, "\n[[service]]");
+    kv(o, "name", &string(&s.name));
+    kv(o, "listen", &addresses(s.listen.iter()));
+    match &s.targets {
+        Targets::Peers(p) => kv(o, "peers", &addresses(p.iter())),
+        Targets::Backends(b) => kv(o, "backends", &addresses(b.iter())),
+    }
+    kv(o, "mode", &string(s.mode.as_str()));
+    kv(o, "balance", &string(s.balance.as_str()));
+    kv(o, "connect_timeout", &duration(s.connect_timeout));
+    kv(o, "latch_timeout", &duration(s.latch_timeout));
+    if let Some(h) = &s.health_check {
+        let parts = [
+            format!("interval = {}", duration(h.interval)),
+            format!("timeout = {}", duration(h.timeout)),
+        ];
+        kv(o, "health_check", &inline_table(&parts));
+    }
+    kv(o, "idle_timeout", &duration(s.idle_timeout));
+    kv(o, "mirror", &addresses(s.mirror.iter()));
+}
+
+fn line(o: &mut String, text: &str) {
+    o.push_str(text);
+    o.push('\n');
+}
+
+fn kv(o: &mut String, k: &str, v: &str) {
+    let _ = writeln!(o, "{k} = {v}");
+}
+
+/// A TOML string literal, escaped by toml itself so any value stays valid TOML.
+fn string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A key, bare when TOML allows it and quoted otherwise.
+fn key(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        k.to_string()
+    } else {
+        string(k)
+    }
+}
+
+fn redacted(_: &Secret) -> String {
+    string("<redacted>")
+}
+
+fn duration(d: std::time::Duration) -> String {
+    string(&format_duration(d))
+}
+
+fn address(a: &Address) -> String {
+    string(&a.to_string())
+}
+
+fn addresses<'a>(list: impl IntoIterator<Item = &'a Address>) -> String {
+    let parts: Vec<String> = list.into_iter().map(address).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn inline_table(parts: &[String]) -> String {
+    if parts.is_empty() {
+        "{}".to_string()
+    } else {
+        format!("{{ {} }}", parts.join(", "))
+    }
+}

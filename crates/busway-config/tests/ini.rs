@@ -1,0 +1,352 @@
+//! The Cloudbus INI format through the public API.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use busway_config::*;
+
+fn parse(text: &str, role: Role) -> NodeConfig {
+    parse_ini(text, "cloudbus.ini", role).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[track_caller]
+fn assert_err(text: &str, role: Role, line: usize, key: &str, needle: &str) {
+    let e = match parse_ini(text, "cloudbus.ini", role) {
+        Ok(c) => panic!("expected an error, parsed {c:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(e.file, "cloudbus.ini", "{e}");
+    assert_eq!(e.line, Some(line), "{e}");
+    assert_eq!(e.key, key, "{e}");
+    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
+    let prefix = if key.is_empty() {
+        format!("cloudbus.ini:{line}: ")
+    } else {
+        format!("cloudbus.ini:{line}: {key}: ")
+    };
+    assert!(e.to_string().starts_with(&prefix), "{e}");
+}
+
+fn tcp(host: &str, port: u16) -> Address {
+    Address::Tcp {
+        host: host.into(),
+        port,
+    }
+}
+
+const BOTH_ROLES: [Role; 2] = [Role::Controller, Role::Segment];
+
+const DOC_EXAMPLE: &str =
+    "[Cloudbus]\n\n[ServiceName]\nbind=tcp://127.0.0.1:8080\nserver=tcp://127.0.0.1:8081\n";
+
+#[test]
+fn controller_mapping() {
+    let c = parse(DOC_EXAMPLE, Role::Controller);
+    assert!(c.bus.listen.is_empty());
+    assert_eq!(c.services.len(), 1);
+    let s = &c.services[0];
+    assert_eq!(s.name, "ServiceName");
+    assert_eq!(s.listen, vec![tcp("127.0.0.1", 8080)]);
+    assert_eq!(s.targets, Targets::Peers(vec![tcp("127.0.0.1", 8081)]));
+    assert_eq!(s.mode, Mode::OneToOne);
+}
+
+#[test]
+fn segment_mapping() {
+    let c = parse(DOC_EXAMPLE, Role::Segment);
+    assert_eq!(
+        c.bus.listen,
+        vec![BusListener {
+            address: tcp("127.0.0.1", 8080),
+            service: Some("ServiceName".into())
+        }]
+    );
+    let s = &c.services[0];
+    assert_eq!(s.name, "ServiceName");
+    assert!(s.listen.is_empty());
+    assert_eq!(s.targets, Targets::Backends(vec![tcp("127.0.0.1", 8081)]));
+    assert_eq!(s.mode, Mode::OneToOne);
+}
+
+#[test]
+fn node_and_service_defaults_match_toml() {
+    for role in BOTH_ROLES {
+        let c = parse(DOC_EXAMPLE, role);
+        assert_eq!(c.node.name, hostname());
+        assert_eq!(c.node.namespace, "default");
+        assert_eq!(c.node.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.admin, None);
+        assert!(c.bus.secret.is_none());
+        assert_eq!(c.bus.connections_per_peer, 1);
+        assert_eq!(c.dns.min_ttl, Duration::from_secs(1));
+        let s = &c.services[0];
+        assert_eq!(s.balance, Balance::RoundRobin);
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.latch_timeout, Duration::ZERO);
+        assert_eq!(s.idle_timeout, Duration::ZERO);
+        assert_eq!(s.health_check, None);
+        assert!(s.mirror.is_empty());
+    }
+}
+
+#[test]
+fn names_are_case_insensitive() {
+    let text = "[CLOUDBUS]\n[Chat]\nBIND=tcp://127.0.0.1:1\nSeRvEr=unix:///run/app.sock\nMode=ONE TO ONE\n";
+    let c = parse(text, Role::Segment);
+    let s = &c.services[0];
+    assert_eq!(s.name, "Chat");
+    assert_eq!(
+        s.targets,
+        Targets::Backends(vec![Address::Unix(PathBuf::from("/run/app.sock"))])
+    );
+    assert_eq!(s.mode, Mode::OneToOne);
+    // "Half Duplex" is recognised (it is refused only as not yet supported, not as invalid).
+    assert_err(
+        "[a]\nbind=tcp://127.0.0.1:1\nserver=tcp://b:1\nMODE = Half Duplex\n",
+        Role::Segment,
+        4,
+        "a.mode",
+        "mode half-duplex is not yet supported",
+    );
+    assert_err(
+        "[a]\nbind=tcp://127.0.0.1:1\nserver=tcp://b:1\nmode=FULL duplex\n",
+        Role::Controller,
+        4,
+        "a.mode",
+        "mode full-duplex is not yet supported",
+    );
+}
+
+#[test]
+fn repeated_server_and_continuation_lines() {
+    let text = "\
+[svc]
+bind=tcp://127.0.0.1:9000
+server=tcp://10.0.0.1:1
+server=tcp://10.0.0.2:1
+    tcp://10.0.0.3:1
+
+\ttcp://[::1]:1
+mode=one to one
+";
+    let c = parse(text, Role::Segment);
+    assert_eq!(
+        c.services[0].targets.addresses(),
+        [
+            tcp("10.0.0.1", 1),
+            tcp("10.0.0.2", 1),
+            tcp("10.0.0.3", 1),
+            tcp("::1", 1)
+        ]
+    );
+}
+
+#[test]
+fn server_with_addresses_only_on_continuation_lines() {
+    let text =
+        "[svc]\nbind=tcp://127.0.0.1:9000\nmode=one to one\nserver=\n  tcp://a:1\n  tcp://b:2\n";
+    let c = parse(text, Role::Segment);
+    assert_eq!(
+        c.services[0].targets.addresses(),
+        [tcp("a", 1), tcp("b", 2)]
+    );
+}
+
+#[test]
+fn comments_and_blank_lines() {
+    let text = "\
+# a comment
+; another
+
+[Cloudbus] ; trailing
+[svc]   # trailing
+  # indented comment, not a continuation
+bind = tcp://127.0.0.1:9000   # where clients connect
+server = tcp://127.0.0.1:9001 ; the backend
+
+";
+    let c = parse(text, Role::Controller);
+    assert_eq!(c.services[0].listen, vec![tcp("127.0.0.1", 9000)]);
+    assert_eq!(c.services[0].targets.addresses(), [tcp("127.0.0.1", 9001)]);
+}
+
+#[test]
+fn cloudbus_section_is_optional_and_takes_no_keys() {
+    let c = parse(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\n",
+        Role::Segment,
+    );
+    assert_eq!(c.services.len(), 1);
+    let c = parse("[Cloudbus]\n", Role::Segment);
+    assert!(c.services.is_empty());
+    assert_err(
+        "[Cloudbus]\nthreads=4\n",
+        Role::Segment,
+        2,
+        "Cloudbus.threads",
+        "unknown key `threads`",
+    );
+}
+
+#[test]
+fn several_services() {
+    let text = "[a]\nbind=tcp://127.0.0.1:1\nserver=tcp://x:1\n[b]\nbind=unix:///tmp/b.sock\nserver=tcp://y:1\n";
+    let c = parse(text, Role::Segment);
+    let names: Vec<_> = c.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(c.bus.listen[1].service.as_deref(), Some("b"));
+    assert_eq!(
+        c.bus.listen[1].address,
+        Address::Unix(PathBuf::from("/tmp/b.sock"))
+    );
+}
+
+#[test]
+fn several_servers_default_to_half_duplex_which_is_not_yet_supported() {
+    for role in BOTH_ROLES {
+        assert_err(
+            "[svc]\nbind=tcp://127.0.0.1:1\n\nserver=tcp://a:1\nserver=tcp://b:1\n",
+            role,
+            4,
+            "svc.server",
+            "so the mode defaults to half-duplex, which is not yet supported",
+        );
+    }
+}
+
+#[test]
+fn errors_with_lines_and_keys() {
+    let r = Role::Segment;
+    assert_err("bind=tcp://a:1\n", r, 1, "", "outside any section");
+    assert_err(
+        "[a]\n[b]\n[A]\n",
+        r,
+        3,
+        "A",
+        "duplicate section [A] (first on line 1",
+    );
+    assert_err("[svc\n", r, 1, "", "missing ']'");
+    assert_err("[svc]\nbind tcp://a:1\n", r, 2, "svc", "expected KEY=VALUE");
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackend=tcp://b:1\n",
+        r,
+        4,
+        "svc.backend",
+        "unknown key `backend`, expected one of `bind`, `server`, `mode`",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nbind=tcp://127.0.0.1:2\n",
+        r,
+        3,
+        "svc.bind",
+        "exactly one",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\n  tcp://127.0.0.1:2\n",
+        r,
+        3,
+        "svc.bind",
+        "exactly one",
+    );
+    assert_err(
+        "\n[svc]\nserver=tcp://a:1\n",
+        r,
+        2,
+        "svc.bind",
+        "missing key `bind`",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\n",
+        r,
+        1,
+        "svc.server",
+        "missing key `server`",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=\n",
+        r,
+        1,
+        "svc.server",
+        "missing key `server`",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a\n",
+        r,
+        3,
+        "svc.server",
+        "invalid address \"tcp://a\"",
+    );
+    assert_err(
+        "[svc]\nbind=127.0.0.1:1\nserver=tcp://a:1\n",
+        r,
+        2,
+        "svc.bind",
+        "missing scheme",
+    );
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nmode=simplex\n",
+        r,
+        4,
+        "svc.mode",
+        "invalid mode \"simplex\"",
+    );
+    assert_err(
+        "[my svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\n",
+        r,
+        1,
+        "my svc",
+        "not allowed",
+    );
+    assert_err(
+        "[a]\nbind=tcp://127.0.0.1:5\nserver=tcp://x:1\n[b]\nbind=tcp://127.0.0.1:5\nserver=tcp://y:1\n",
+        r,
+        5,
+        "b.bind",
+        "already the bind address of [a]",
+    );
+}
+
+#[test]
+fn port_zero_binds_may_repeat() {
+    let text = "[a]\nbind=tcp://127.0.0.1:0\nserver=tcp://x:1\n[b]\nbind=tcp://127.0.0.1:0\nserver=tcp://y:1\n";
+    assert_eq!(parse(text, Role::Controller).services.len(), 2);
+}
+
+#[test]
+fn only_socket_addresses_for_now() {
+    assert_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=srv://_a._tcp.example.com\n",
+        Role::Segment,
+        3,
+        "svc.server",
+        "srv:// targets are not yet supported",
+    );
+    assert_err(
+        "[svc]\nbind=mdns:_busway._tcp.local\nserver=tcp://a:1\n",
+        Role::Segment,
+        2,
+        "svc.bind",
+        "bus listener must be a tcp:// or unix://",
+    );
+    assert_err(
+        "[svc]\nbind=grpc://127.0.0.1:1\nserver=tcp://a:1\n",
+        Role::Controller,
+        2,
+        "svc.bind",
+        "grpc:// listeners are not yet supported",
+    );
+}
+
+#[test]
+fn load_ini_reads_files_and_reports_read_errors() {
+    let dir = std::env::temp_dir().join(format!("busway-config-ini-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("segment.ini");
+    std::fs::write(&path, DOC_EXAMPLE).unwrap();
+    let c = load_ini(&path, Role::Segment).unwrap();
+    assert_eq!(c.bus.listen.len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = load_ini(Path::new("/nonexistent/segment.ini"), Role::Segment).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (None, ""));
+    assert!(e.message.contains("No such file"));
+}
