@@ -25,7 +25,9 @@ pub struct Resolver {
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver").field("min_ttl", &self.min_ttl).finish()
+        f.debug_struct("Resolver")
+            .field("min_ttl", &self.min_ttl)
+            .finish()
     }
 }
 
@@ -66,7 +68,10 @@ impl Resolver {
         port: u16,
     ) -> Result<(Vec<SocketAddr>, Instant), String> {
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok((vec![SocketAddr::new(ip, port)], Instant::now() + LITERAL_TTL));
+            return Ok((
+                vec![SocketAddr::new(ip, port)],
+                Instant::now() + LITERAL_TTL,
+            ));
         }
         let name = if host.ends_with('.') {
             host.to_string()
@@ -78,7 +83,8 @@ impl Resolver {
             .lookup_ip(name.as_str())
             .await
             .map_err(|e| format!("{host} does not resolve: {e}"))?;
-        let mut addrs: Vec<SocketAddr> = answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        let mut addrs: Vec<SocketAddr> =
+            answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         addrs.sort();
         addrs.dedup();
         if addrs.is_empty() {

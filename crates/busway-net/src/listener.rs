@@ -123,7 +123,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("not-a-socket");
         std::fs::write(&path, b"keep me").unwrap();
-        let err = Listener::bind(&Address::Unix(path.clone())).await.unwrap_err();
+        let err = Listener::bind(&Address::Unix(path.clone()))
+            .await
+            .unwrap_err();
         assert!(matches!(err, BindError::NotASocket { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -356,7 +356,12 @@ mod tests {
     async fn round_robin_visits_every_endpoint_in_turn() {
         let s = set(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
         let picks: Vec<String> = (0..6)
-            .map(|_| s.pick(Balance::RoundRobin, &[], |_| true).unwrap().addr.to_string())
+            .map(|_| {
+                s.pick(Balance::RoundRobin, &[], |_| true)
+                    .unwrap()
+                    .addr
+                    .to_string()
+            })
             .collect();
         assert_eq!(picks[0..3], picks[3..6]);
         let mut first: Vec<_> = picks[0..3].to_vec();

@@ -109,9 +109,10 @@ pub async fn start(listen: Address) -> Result<(Vec<Arc<Node>>, Vec<Listening>), 
         listen: loopback(0),
         token: None,
     });
-    ingress
-        .services
-        .push(service(vec![listen], Targets::Peers(vec![loopback(bus_port)])));
+    ingress.services.push(service(
+        vec![listen],
+        Targets::Peers(vec![loopback(bus_port)]),
+    ));
     let (ingress_node, mut lines) = Node::start(ingress).await?;
     lines.extend(egress_lines);
     Ok((vec![ingress_node, egress_node], lines))

@@ -110,12 +110,22 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        header(&mut out, "busway_sessions_active", "gauge", "Open sessions.");
+        header(
+            &mut out,
+            "busway_sessions_active",
+            "gauge",
+            "Open sessions.",
+        );
         for (s, m) in &services {
             let v = m.active.load(Ordering::Relaxed);
             let _ = writeln!(out, "busway_sessions_active{{service=\"{}\"}} {v}", esc(s));
         }
-        header(&mut out, "busway_sessions_total", "counter", "Finished sessions by outcome.");
+        header(
+            &mut out,
+            "busway_sessions_total",
+            "counter",
+            "Finished sessions by outcome.",
+        );
         for (s, m) in &services {
             for o in OUTCOMES {
                 let _ = writeln!(
@@ -126,29 +136,66 @@ impl Metrics {
                 );
             }
         }
-        header(&mut out, "busway_bytes_total", "counter", "Bytes carried: in = client to targets, out = targets to client.");
+        header(
+            &mut out,
+            "busway_bytes_total",
+            "counter",
+            "Bytes carried: in = client to targets, out = targets to client.",
+        );
         for (s, m) in &services {
             let s = esc(s);
             let i = m.bytes_in.load(Ordering::Relaxed);
             let o = m.bytes_out.load(Ordering::Relaxed);
-            let _ = writeln!(out, "busway_bytes_total{{service=\"{s}\",direction=\"in\"}} {i}");
-            let _ = writeln!(out, "busway_bytes_total{{service=\"{s}\",direction=\"out\"}} {o}");
+            let _ = writeln!(
+                out,
+                "busway_bytes_total{{service=\"{s}\",direction=\"in\"}} {i}"
+            );
+            let _ = writeln!(
+                out,
+                "busway_bytes_total{{service=\"{s}\",direction=\"out\"}} {o}"
+            );
         }
-        header(&mut out, "busway_session_setup_seconds", "histogram", "Time from accepting a session to reaching its target.");
+        header(
+            &mut out,
+            "busway_session_setup_seconds",
+            "histogram",
+            "Time from accepting a session to reaching its target.",
+        );
         let mut cumulative = 0;
         for (i, b) in BUCKETS.iter().enumerate() {
             cumulative += self.setup.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "busway_session_setup_seconds_bucket{{le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "busway_session_setup_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
         }
         let count = self.setup.count.load(Ordering::Relaxed);
         let sum = self.setup.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "busway_session_setup_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "busway_session_setup_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(out, "busway_session_setup_seconds_sum {sum}");
         let _ = writeln!(out, "busway_session_setup_seconds_count {count}");
         for (name, help, c, label) in [
-            ("busway_handshake_failures_total", "Bus handshakes that failed.", &self.handshake_failures, "reason"),
-            ("busway_frames_rejected_total", "Bus transports closed for bytes that are not the bus protocol.", &self.frames_rejected, "reason"),
-            ("busway_config_reloads_total", "Configuration reloads.", &self.config_reloads, "result"),
+            (
+                "busway_handshake_failures_total",
+                "Bus handshakes that failed.",
+                &self.handshake_failures,
+                "reason",
+            ),
+            (
+                "busway_frames_rejected_total",
+                "Bus transports closed for bytes that are not the bus protocol.",
+                &self.frames_rejected,
+                "reason",
+            ),
+            (
+                "busway_config_reloads_total",
+                "Configuration reloads.",
+                &self.config_reloads,
+                "result",
+            ),
         ] {
             header(&mut out, name, "counter", help);
             for (l, v) in c.snapshot() {

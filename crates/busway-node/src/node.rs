@@ -103,7 +103,11 @@ fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
         node: cfg.node.name.clone(),
         namespace: cfg.node.namespace.clone(),
         labels: cfg.node.labels.clone(),
-        secret: cfg.bus.secret.as_ref().map(|s| s.expose().as_bytes().to_vec()),
+        secret: cfg
+            .bus
+            .secret
+            .as_ref()
+            .map(|s| s.expose().as_bytes().to_vec()),
         ..busway_proto::Config::default()
     }
 }
@@ -166,7 +170,10 @@ impl Node {
                     tokio::spawn(crate::admin::serve(n.clone(), c));
                 }),
             );
-            *node.admin_listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+            *node
+                .admin_listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(h);
             lines.push(Listening {
                 service: "admin".into(),
                 url,
@@ -190,7 +197,9 @@ impl Node {
     fn serve(self: &Arc<Self>, bound: Bound) -> Vec<Listening> {
         let mut lines = Vec::new();
         for (name, addr, l) in bound.services {
-            let Some(svc) = self.service(&name) else { continue };
+            let Some(svc) = self.service(&name) else {
+                continue;
+            };
             let n = self.clone();
             let s = svc.clone();
             let h = spawn_accept(
@@ -286,7 +295,10 @@ impl Node {
     }
 
     pub fn admin_token(&self) -> Option<Secret> {
-        self.admin_token.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.admin_token
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether a target of `svc` can take a session now.
@@ -315,19 +327,33 @@ impl Node {
                     format!("{}: {r}", e.addr)
                 });
             }
-            out.push(format!("service {}: no usable target: {}", svc.name, why.join("; ")));
+            out.push(format!(
+                "service {}: no usable target: {}",
+                svc.name,
+                why.join("; ")
+            ));
         }
         out
     }
 
     /// Applies a new configuration. New listeners are bound first; if one fails nothing changes.
     pub async fn reload(self: &Arc<Self>, new: NodeConfig) -> Result<(), String> {
-        let old = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let old = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for (what, changed) in [
             ("node.name", old.node.name != new.node.name),
             ("bus.secret", old.bus.secret != new.bus.secret),
-            ("bus.connections_per_peer", old.bus.connections_per_peer != new.bus.connections_per_peer),
-            ("admin.listen", old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen)),
+            (
+                "bus.connections_per_peer",
+                old.bus.connections_per_peer != new.bus.connections_per_peer,
+            ),
+            (
+                "admin.listen",
+                old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen),
+            ),
             ("dns", old.dns != new.dns),
         ] {
             if changed {
@@ -345,7 +371,9 @@ impl Node {
                     .keys()
                     .cloned()
                     .collect();
-                keys.into_iter().map(|a| (s.name.to_string(), a)).collect::<Vec<_>>()
+                keys.into_iter()
+                    .map(|a| (s.name.to_string(), a))
+                    .collect::<Vec<_>>()
             })
             .collect();
         let existing_bus: Vec<BusKey> = self
@@ -387,7 +415,11 @@ impl Node {
                 Some(svc) => {
                     svc.update(s.clone(), &self.resolver);
                     let mut l = svc.listeners.lock().unwrap_or_else(|e| e.into_inner());
-                    let gone: Vec<Address> = l.keys().filter(|a| !s.listen.contains(a)).cloned().collect();
+                    let gone: Vec<Address> = l
+                        .keys()
+                        .filter(|a| !s.listen.contains(a))
+                        .cloned()
+                        .collect();
                     for a in gone {
                         if let Some(h) = l.remove(&a) {
                             h.close();
@@ -425,7 +457,12 @@ impl Node {
         let mut used = Vec::new();
         for svc in self.services() {
             if matches!(svc.config().targets, Targets::Peers(_)) {
-                used.extend(svc.targets().endpoints().into_iter().map(|e| e.addr.clone()));
+                used.extend(
+                    svc.targets()
+                        .endpoints()
+                        .into_iter()
+                        .map(|e| e.addr.clone()),
+                );
             }
         }
         self.pools.retain(|ep| used.contains(ep));
@@ -453,10 +490,17 @@ impl Node {
         }
         let open = self.sessions.count();
         if open > 0 {
-            tracing::info!(sessions = open, grace_ms = grace.as_millis() as u64, "draining sessions");
+            tracing::info!(
+                sessions = open,
+                grace_ms = grace.as_millis() as u64,
+                "draining sessions"
+            );
         }
         if !self.sessions.wait_empty(grace).await {
-            tracing::warn!(sessions = self.sessions.count(), "grace period over; closing the remaining sessions");
+            tracing::warn!(
+                sessions = self.sessions.count(),
+                "grace period over; closing the remaining sessions"
+            );
             self.sessions.kill_all();
             self.sessions.wait_empty(Duration::from_millis(500)).await;
         }
@@ -472,6 +516,9 @@ impl Node {
 
     /// The node's configuration as last applied.
     pub fn config(&self) -> NodeConfig {
-        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

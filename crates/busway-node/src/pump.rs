@@ -164,11 +164,7 @@ impl Writer<'_> {
     }
 }
 
-async fn copy(
-    mut from: Reader<'_>,
-    to: Writer<'_>,
-    count: impl Fn(usize),
-) -> Result<(), Abort> {
+async fn copy(mut from: Reader<'_>, to: Writer<'_>, count: impl Fn(usize)) -> Result<(), Abort> {
     loop {
         let budget = to.budget().await?;
         match from.next(budget).await? {

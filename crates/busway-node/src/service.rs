@@ -34,11 +34,17 @@ impl ServiceState {
     }
 
     pub fn config(&self) -> Arc<ServiceConfig> {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn targets(&self) -> Arc<TargetSet> {
-        self.targets.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Applies a changed configuration; the target set is rebuilt only if its inputs changed,

@@ -38,7 +38,16 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
                 let _guard = ep.session_guard();
                 entry.set_targets(vec![ep.addr.to_string()]);
                 entry.set_state("open");
-                finish(entry, pump(End::Sock(&conn), End::Sock(&backend), entry, cfg.idle_timeout).await)
+                finish(
+                    entry,
+                    pump(
+                        End::Sock(&conn),
+                        End::Sock(&backend),
+                        entry,
+                        cfg.idle_timeout,
+                    )
+                    .await,
+                )
             }
             Err(e) => {
                 tracing::warn!(service = %svc.name, session = %entry.id, error = %e, "no backend for the session");
@@ -83,7 +92,13 @@ async fn ingress(
                 let _guard = ep.session_guard();
                 entry.set_targets(vec![ep.addr.to_string()]);
                 entry.set_state("open");
-                let r = pump(End::Sock(conn), End::Bus(send, recv), entry, cfg.idle_timeout).await;
+                let r = pump(
+                    End::Sock(conn),
+                    End::Bus(send, recv),
+                    entry,
+                    cfg.idle_timeout,
+                )
+                .await;
                 return finish(entry, r);
             }
             Err(e) => {
@@ -98,10 +113,16 @@ async fn ingress(
 pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str>>) {
     let Opened { open, send, recv } = opened;
     let name: Arc<str> = pinned.unwrap_or_else(|| open.service.as_str().into());
-    let svc = node.service(&name).filter(|s| matches!(s.config().targets, Targets::Backends(_)));
+    let svc = node
+        .service(&name)
+        .filter(|s| matches!(s.config().targets, Targets::Backends(_)));
     let Some(svc) = svc else {
         tracing::warn!(service = %name, peer = %send.transport().peer, "session for a service this node does not serve");
-        send.reset(ResetCode::UnknownService, &format!("no service {name} here")).await;
+        send.reset(
+            ResetCode::UnknownService,
+            &format!("no service {name} here"),
+        )
+        .await;
         return;
     };
     let cfg = svc.config();
@@ -110,8 +131,18 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     } else {
         new_id()
     };
-    let client = format!("{} via {}", truncate(&open.client, 128), send.transport().node());
-    let ticket = node.sessions.register(id, svc.name.clone(), client, cfg.mode.as_str(), svc.metrics.clone());
+    let client = format!(
+        "{} via {}",
+        truncate(&open.client, 128),
+        send.transport().node()
+    );
+    let ticket = node.sessions.register(
+        id,
+        svc.name.clone(),
+        client,
+        cfg.mode.as_str(),
+        svc.metrics.clone(),
+    );
     let entry = &ticket.entry;
     let started = Instant::now();
     let targets = svc.targets();
@@ -122,7 +153,16 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
             let _guard = ep.session_guard();
             entry.set_targets(vec![ep.addr.to_string()]);
             entry.set_state("open");
-            finish(entry, pump(End::Bus(send, recv), End::Sock(&backend), entry, cfg.idle_timeout).await)
+            finish(
+                entry,
+                pump(
+                    End::Bus(send, recv),
+                    End::Sock(&backend),
+                    entry,
+                    cfg.idle_timeout,
+                )
+                .await,
+            )
         }
         Err(e) => {
             tracing::warn!(service = %svc.name, session = %entry.id, error = %e, "backend unreachable; resetting the stream");
@@ -163,7 +203,11 @@ async fn connect_backend(
     }
     Err(last.unwrap_or_else(|| {
         let why = targets.problems().join("; ");
-        let why = if why.is_empty() { "every target is down".to_string() } else { why };
+        let why = if why.is_empty() {
+            "every target is down".to_string()
+        } else {
+            why
+        };
         DialError::Io(
             format!("service {}", cfg.name),
             std::io::Error::new(std::io::ErrorKind::NotConnected, why),

@@ -43,7 +43,9 @@ impl SessionEntry {
     /// Counts bytes from the targets towards the client.
     pub fn add_out(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-        self.metrics.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics
+            .bytes_out
+            .fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Bytes moved either way, for idle detection.
@@ -56,7 +58,10 @@ impl SessionEntry {
     }
 
     pub fn set_targets(&self, targets: Vec<String>) {
-        self.detail.lock().unwrap_or_else(|e| e.into_inner()).targets = targets;
+        self.detail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .targets = targets;
     }
 
     pub fn view(&self) -> SessionView {

@@ -14,10 +14,9 @@ fn main() -> ExitCode {
     logging::init(cli.log_level, cli.log_format);
     match cli.command {
         cli::Command::Run { config } => serve::run_file(serve::Source::Toml(config)),
-        cli::Command::Controller { file } => serve::run_file(serve::Source::Ini(
-            file,
-            busway_config::Role::Controller,
-        )),
+        cli::Command::Controller { file } => {
+            serve::run_file(serve::Source::Ini(file, busway_config::Role::Controller))
+        }
         cli::Command::Segment { file } => {
             serve::run_file(serve::Source::Ini(file, busway_config::Role::Segment))
         }

@@ -27,7 +27,10 @@ impl Source {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("busway: cannot start the runtime: {e}");
@@ -134,7 +137,9 @@ async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
 
 /// `check`: validates, prints the normalised TOML, exits 0 or 2.
 pub fn check(path: &Path, role: Option<RoleArg>) -> ExitCode {
-    let is_ini = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ini"));
+    let is_ini = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("ini"));
     let loaded = match (role, is_ini) {
         (Some(RoleArg::Controller), _) => busway_config::load_ini(path, Role::Controller),
         (Some(RoleArg::Segment), _) => busway_config::load_ini(path, Role::Segment),

@@ -10,13 +10,17 @@ use std::time::Duration;
 use serde_json::Value;
 
 fn get(hostport: &str, path: &str) -> Result<Value, String> {
-    let mut s = TcpStream::connect(hostport).map_err(|e| format!("cannot reach {hostport}: {e}"))?;
+    let mut s =
+        TcpStream::connect(hostport).map_err(|e| format!("cannot reach {hostport}: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let auth = std::env::var("BUSWAY_ADMIN_TOKEN")
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&resp);
@@ -56,11 +60,21 @@ pub fn run(admin: &str) -> ExitCode {
         }
     };
     println!("SERVICES");
-    println!("{:<20} {:<12} {:<32} {:<6} {:>8}", "NAME", "MODE", "TARGET", "STATE", "SESSIONS");
+    println!(
+        "{:<20} {:<12} {:<32} {:<6} {:>8}",
+        "NAME", "MODE", "TARGET", "STATE", "SESSIONS"
+    );
     for svc in services.as_array().into_iter().flatten() {
         let targets = svc["targets"].as_array().cloned().unwrap_or_default();
         if targets.is_empty() {
-            println!("{:<20} {:<12} {:<32} {:<6} {:>8}", s(svc, "name"), s(svc, "mode"), "-", "-", "-");
+            println!(
+                "{:<20} {:<12} {:<32} {:<6} {:>8}",
+                s(svc, "name"),
+                s(svc, "mode"),
+                "-",
+                "-",
+                "-"
+            );
         }
         for t in targets {
             println!(
@@ -74,22 +88,37 @@ pub fn run(admin: &str) -> ExitCode {
         }
     }
     println!("\nPEERS");
-    println!("{:<28} {:<16} {:<12} {:>8} {:>8} {:>12} {:>12}", "PEER", "NODE", "STATE", "RTT_MS", "SESSIONS", "BYTES_IN", "BYTES_OUT");
+    println!(
+        "{:<28} {:<16} {:<12} {:>8} {:>8} {:>12} {:>12}",
+        "PEER", "NODE", "STATE", "RTT_MS", "SESSIONS", "BYTES_IN", "BYTES_OUT"
+    );
     for p in peers.as_array().into_iter().flatten() {
         println!(
             "{:<28} {:<16} {:<12} {:>8} {:>8} {:>12} {:>12}",
-            s(p, "peer"), s(p, "node"), s(p, "state"),
+            s(p, "peer"),
+            s(p, "node"),
+            s(p, "state"),
             format!("{:.3}", p["rtt_ms"].as_f64().unwrap_or(0.0)),
-            s(p, "sessions"), s(p, "bytes_in"), s(p, "bytes_out")
+            s(p, "sessions"),
+            s(p, "bytes_in"),
+            s(p, "bytes_out")
         );
     }
     println!("\nSESSIONS");
-    println!("{:<18} {:<16} {:<24} {:<10} {:>12} {:>12} {:>10}", "ID", "SERVICE", "CLIENT", "STATE", "BYTES_IN", "BYTES_OUT", "AGE_MS");
+    println!(
+        "{:<18} {:<16} {:<24} {:<10} {:>12} {:>12} {:>10}",
+        "ID", "SERVICE", "CLIENT", "STATE", "BYTES_IN", "BYTES_OUT", "AGE_MS"
+    );
     for x in sessions.as_array().into_iter().flatten() {
         println!(
             "{:<18} {:<16} {:<24} {:<10} {:>12} {:>12} {:>10}",
-            s(x, "id"), s(x, "service"), s(x, "client"), s(x, "state"),
-            s(x, "bytes_in"), s(x, "bytes_out"), s(x, "age_ms")
+            s(x, "id"),
+            s(x, "service"),
+            s(x, "client"),
+            s(x, "state"),
+            s(x, "bytes_in"),
+            s(x, "bytes_out"),
+            s(x, "age_ms")
         );
     }
     ExitCode::SUCCESS

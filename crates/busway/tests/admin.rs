@@ -19,10 +19,26 @@ fn health_readiness_services_sessions_peers_and_kick() {
 
     let services = http::get(&admin, "/v1/services");
     assert_eq!(services.status, 200);
-    assert!(services.body.contains("\"name\":\"chat\""), "{}", services.body);
-    assert!(services.body.contains("\"mode\":\"one-to-one\""), "{}", services.body);
-    assert!(services.body.contains(&chain.egress.url("bus")), "{}", services.body);
-    assert!(services.body.contains("\"state\":\"up\""), "{}", services.body);
+    assert!(
+        services.body.contains("\"name\":\"chat\""),
+        "{}",
+        services.body
+    );
+    assert!(
+        services.body.contains("\"mode\":\"one-to-one\""),
+        "{}",
+        services.body
+    );
+    assert!(
+        services.body.contains(&chain.egress.url("bus")),
+        "{}",
+        services.body
+    );
+    assert!(
+        services.body.contains("\"state\":\"up\""),
+        "{}",
+        services.body
+    );
 
     let mut c = chain.client();
     roundtrip(&mut c, b"0123456789");
@@ -92,8 +108,14 @@ fn readyz_names_the_service_without_a_usable_target() {
     );
     let egress = Proc::run_toml(&dir, "e.toml", &cfg);
     let admin = egress.addr("admin");
-    assert!(wait_for(Duration::from_secs(3), || http::get(&admin, "/readyz").status == 503));
-    assert!(http::get(&admin, "/v1/services").body.contains("\"state\":\"down\""));
+    assert!(wait_for(Duration::from_secs(3), || http::get(
+        &admin, "/readyz"
+    )
+    .status
+        == 503));
+    assert!(http::get(&admin, "/v1/services")
+        .body
+        .contains("\"state\":\"down\""));
 }
 
 #[test]

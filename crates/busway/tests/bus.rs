@@ -68,7 +68,11 @@ fn refused_backend_closes_the_client_within_connect_timeout_plus_one_second() {
     let mut buf = [0u8; 16];
     let n = c.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "expected EOF");
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     let admin = chain.ingress.addr("admin");
     assert!(wait_for(Duration::from_secs(3), || metric(
         &admin,
@@ -107,7 +111,10 @@ fn a_client_that_stops_reading_slows_only_its_own_session() {
     let echo = backends::echo();
     let dir = TempDir::new("slow");
     let egress_cfg = egress_toml(&backend.url(), "")
-        + &format!("[[service]]\nname = \"echo\"\nbackends = [\"{}\"]\n", echo.url());
+        + &format!(
+            "[[service]]\nname = \"echo\"\nbackends = [\"{}\"]\n",
+            echo.url()
+        );
     let egress = Proc::run_toml(&dir, "e.toml", &egress_cfg);
     let ingress_cfg = ingress_toml(&egress.url("bus"), "")
         + &format!(
@@ -122,14 +129,26 @@ fn a_client_that_stops_reading_slows_only_its_own_session() {
     let rss_e = egress.rss_kib();
     let rss_i = ingress.rss_kib();
     // Meanwhile another session on the same transport works normally.
-    let mut other = connect(&ingress.listening["echo"][0].trim_start_matches("tcp://").to_string());
+    let mut other = connect(ingress.listening["echo"][0].trim_start_matches("tcp://"));
     for i in 0..50 {
         roundtrip(&mut other, format!("ping {i}").as_bytes());
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert!(egress.rss_kib() < rss_e + 8 * 1024, "egress grew: {rss_e} -> {}", egress.rss_kib());
-    assert!(ingress.rss_kib() < rss_i + 8 * 1024, "ingress grew: {rss_i} -> {}", ingress.rss_kib());
-    assert!(egress.rss_kib() < 64 * 1024, "egress holds the stalled data: {} KiB", egress.rss_kib());
+    assert!(
+        egress.rss_kib() < rss_e + 8 * 1024,
+        "egress grew: {rss_e} -> {}",
+        egress.rss_kib()
+    );
+    assert!(
+        ingress.rss_kib() < rss_i + 8 * 1024,
+        "ingress grew: {rss_i} -> {}",
+        ingress.rss_kib()
+    );
+    assert!(
+        egress.rss_kib() < 64 * 1024,
+        "egress holds the stalled data: {} KiB",
+        egress.rss_kib()
+    );
     // And the stalled session still gets every byte, in order, once it reads.
     let got = read_n(&mut stalled, 4 * 1024 * 1024);
     assert!(got == backends::pattern(4 * 1024 * 1024));
@@ -152,7 +171,11 @@ fn a_dead_peer_closes_its_sessions_and_is_redialled_when_back() {
     let mut buf = [0u8; 8];
     let n = c.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0);
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     // Bring the egress back on the same port: the ingress redials and carries sessions again.
     let port_cfg = egress_toml(&backend.url(), "").replace(
         "listen = [\"tcp://127.0.0.1:0\"]\nsecret",
@@ -226,6 +249,8 @@ peers = ["unix://{bus}"]
     assert!(got == data, "got {} bytes", got.len());
     // A clean stop removes the socket files the node created.
     ingress.signal(15);
-    assert!(ingress.wait_exit(Duration::from_secs(5)).is_some_and(|s| s.success()));
+    assert!(ingress
+        .wait_exit(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
     assert!(!client_sock.exists());
 }

@@ -28,14 +28,23 @@ fn a_bad_config_exits_2_naming_file_line_and_key() {
     let (code, out, err) = run_to_end(&["run", "-c", path.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(out.is_empty(), "printed before failing: {out}");
-    assert!(err.contains("bad.toml") && err.contains(":8") && err.contains("connect_timeout"), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains(":8") && err.contains("connect_timeout"),
+        "{err}"
+    );
 
     let path = dir.write("unknown.toml", "[node]\nname = \"x\"\ncolour = \"blue\"\n");
     let (code, _, err) = run_to_end(&["check", "-c", path.to_str().unwrap()], &[]);
     assert_eq!(code, 2);
-    assert!(err.contains("unknown.toml") && err.contains(":3") && err.contains("colour"), "{err}");
+    assert!(
+        err.contains("unknown.toml") && err.contains(":3") && err.contains("colour"),
+        "{err}"
+    );
 
-    let (code, _, err) = run_to_end(&["run", "-c", dir.path("missing.toml").to_str().unwrap()], &[]);
+    let (code, _, err) = run_to_end(
+        &["run", "-c", dir.path("missing.toml").to_str().unwrap()],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("missing.toml"), "{err}");
 }
@@ -102,6 +111,8 @@ fn demo_echoes_through_ingress_bus_and_egress() {
     drop(c);
     let mut demo = demo;
     demo.signal(15);
-    let st = demo.wait_exit(Duration::from_secs(5)).expect("demo exits on SIGTERM");
+    let st = demo
+        .wait_exit(Duration::from_secs(5))
+        .expect("demo exits on SIGTERM");
     assert!(st.success());
 }

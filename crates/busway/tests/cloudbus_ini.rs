@@ -28,7 +28,10 @@ fn controller_and_segment_from_ini_files_carry_sessions() {
     assert_eq!(backend.accepted(), 1);
 
     // CONFIG_PATH is honoured when -f is absent.
-    let env_ctl = busway_test_support::Proc::start_env(&["controller"], &[("CONFIG_PATH", ctl.to_str().unwrap())]);
+    let env_ctl = busway_test_support::Proc::start_env(
+        &["controller"],
+        &[("CONFIG_PATH", ctl.to_str().unwrap())],
+    );
     let mut c2 = connect(&env_ctl.addr("EchoFront"));
     roundtrip(&mut c2, b"via CONFIG_PATH");
 }
@@ -36,8 +39,15 @@ fn controller_and_segment_from_ini_files_carry_sessions() {
 #[test]
 fn ini_errors_exit_2_with_file_line_and_key() {
     let dir = TempDir::new("inierr");
-    let bad = dir.write("c.ini", "[Cloudbus]\n[Svc]\nbind=tcp://127.0.0.1:0\nserver=tcp://127.0.0.1:1\ncolour=blue\n");
-    let (code, _, err) = busway_test_support::proc::run_to_end(&["controller", "-f", bad.to_str().unwrap()], &[]);
+    let bad = dir.write(
+        "c.ini",
+        "[Cloudbus]\n[Svc]\nbind=tcp://127.0.0.1:0\nserver=tcp://127.0.0.1:1\ncolour=blue\n",
+    );
+    let (code, _, err) =
+        busway_test_support::proc::run_to_end(&["controller", "-f", bad.to_str().unwrap()], &[]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("c.ini") && err.contains(":5") && err.contains("colour"), "{err}");
+    assert!(
+        err.contains("c.ini") && err.contains(":5") && err.contains("colour"),
+        "{err}"
+    );
 }

@@ -40,11 +40,15 @@ fn garbage_wrong_version_and_oversize_close_only_that_transport() {
     bad_check.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
     send_and_expect_close(&bus, &bad_check);
 
-    assert!(wait_for(Duration::from_secs(3), || {
-        metric(&admin, "busway_frames_rejected_total{reason=\"version\"}").is_some()
-            && metric(&admin, "busway_frames_rejected_total{reason=\"oversize\"}").is_some()
-            && metric(&admin, "busway_frames_rejected_total{reason=\"checksum\"}").is_some()
-    }), "{}", http::get(&admin, "/metrics").body);
+    assert!(
+        wait_for(Duration::from_secs(3), || {
+            metric(&admin, "busway_frames_rejected_total{reason=\"version\"}").is_some()
+                && metric(&admin, "busway_frames_rejected_total{reason=\"oversize\"}").is_some()
+                && metric(&admin, "busway_frames_rejected_total{reason=\"checksum\"}").is_some()
+        }),
+        "{}",
+        http::get(&admin, "/metrics").body
+    );
     // The garbage counts as a rejected frame (malformed or version) or a failed handshake.
     let stderr = chain.egress.stderr();
     assert!(stderr.contains("version"), "no logged reason:\n{stderr}");
@@ -65,7 +69,10 @@ fn a_silent_bus_connection_is_closed_after_the_handshake_timeout() {
     let mut buf = [0u8; 64];
     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(4500) && waited < Duration::from_secs(7), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(4500) && waited < Duration::from_secs(7),
+        "{waited:?}"
+    );
     assert!(wait_for(Duration::from_secs(2), || metric(
         &egress.addr("admin"),
         "busway_handshake_failures_total{reason=\"timeout\"}"
@@ -80,15 +87,22 @@ fn a_secret_mismatch_carries_no_session_and_never_leaks_the_secret() {
     let wrong = ingress_toml(&egress.url("bus"), "").replace(SECRET, "not-the-secret-xyz");
     let ingress = Proc::run_toml(&dir, "i.toml", &wrong);
     let admin_e = egress.addr("admin");
+    // The ingress checks the egress's proof first, so it is the side that sees the failure.
+    let admin_i = ingress.addr("admin");
     assert!(wait_for(Duration::from_secs(5), || metric(
-        &admin_e,
+        &admin_i,
         "busway_handshake_failures_total{reason=\"auth\"}"
     )
     .is_some_and(|v| v >= 1.0)));
+    assert!(ingress.stderr().contains("auth"), "{}", ingress.stderr());
     let mut c = connect(&ingress.addr("chat"));
     let _ = c.write_all(b"hello?");
     let mut buf = [0u8; 16];
-    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "a session crossed a failed handshake");
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(0),
+        0,
+        "a session crossed a failed handshake"
+    );
     assert_eq!(backend.accepted(), 0);
     // Secrets appear nowhere: logs, admin API, check output.
     for text in [
@@ -98,7 +112,10 @@ fn a_secret_mismatch_carries_no_session_and_never_leaks_the_secret() {
         http::get(&admin_e, "/v1/services").body,
         http::get(&admin_e, "/metrics").body,
     ] {
-        assert!(!text.contains(SECRET) && !text.contains("not-the-secret-xyz"), "leak in:\n{text}");
+        assert!(
+            !text.contains(SECRET) && !text.contains("not-the-secret-xyz"),
+            "leak in:\n{text}"
+        );
     }
     let (code, out, _) = busway_test_support::proc::run_to_end(
         &["check", "-c", dir.path("e.toml").to_str().unwrap()],

@@ -16,12 +16,23 @@ fn sigterm_stops_accepting_lets_open_sessions_finish_then_exits_0() {
     roundtrip(&mut c, b"open");
     chain.ingress.signal(15);
     // New clients are refused once the listener is closed...
-    assert!(wait_for(Duration::from_secs(2), || std::net::TcpStream::connect(&addr).is_err()));
+    assert!(wait_for(Duration::from_secs(2), || {
+        std::net::TcpStream::connect(&addr).is_err()
+    }));
     // ...while the open session keeps working.
     roundtrip(&mut c, b"still open");
-    assert!(chain.ingress.wait_exit(Duration::from_millis(300)).is_none(), "exited with a session open");
+    assert!(
+        chain
+            .ingress
+            .wait_exit(Duration::from_millis(300))
+            .is_none(),
+        "exited with a session open"
+    );
     drop(c);
-    let st = chain.ingress.wait_exit(Duration::from_secs(3)).expect("exit after the last session");
+    let st = chain
+        .ingress
+        .wait_exit(Duration::from_secs(3))
+        .expect("exit after the last session");
     assert_eq!(st.code(), Some(0));
 }
 
@@ -33,10 +44,16 @@ fn sigterm_closes_sessions_left_after_the_grace_period() {
     roundtrip(&mut c, b"open");
     let start = Instant::now();
     chain.ingress.signal(15);
-    let st = chain.ingress.wait_exit(Duration::from_secs(6)).expect("exit after grace");
+    let st = chain
+        .ingress
+        .wait_exit(Duration::from_secs(6))
+        .expect("exit after grace");
     assert_eq!(st.code(), Some(0));
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
     let mut buf = [0u8; 4];
     assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
 }
@@ -63,10 +80,17 @@ fn sighup_adds_and_removes_services_and_keeps_open_sessions() {
         );
     std::fs::write(&ingress_path, added).unwrap();
     ingress.signal(1);
-    assert!(wait_for(Duration::from_secs(3), || std::net::TcpStream::connect(&port).is_ok()));
+    assert!(wait_for(Duration::from_secs(3), || {
+        std::net::TcpStream::connect(&port).is_ok()
+    }));
     roundtrip(&mut c, b"after reload");
-    assert_eq!(metric(&admin, "busway_config_reloads_total{result=\"ok\"}"), Some(1.0));
-    assert!(http::get(&admin, "/v1/services").body.contains("\"name\":\"extra\""));
+    assert_eq!(
+        metric(&admin, "busway_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+    assert!(http::get(&admin, "/v1/services")
+        .body
+        .contains("\"name\":\"extra\""));
 
     // An invalid file is rejected; the running configuration stays.
     std::fs::write(&ingress_path, "[[service]]\nname = 5\n").unwrap();
@@ -81,6 +105,8 @@ fn sighup_adds_and_removes_services_and_keeps_open_sessions() {
     // Removing the service closes its listener.
     std::fs::write(&ingress_path, ingress_toml(&egress.url("bus"), "")).unwrap();
     ingress.signal(1);
-    assert!(wait_for(Duration::from_secs(3), || std::net::TcpStream::connect(&port).is_err()));
+    assert!(wait_for(Duration::from_secs(3), || {
+        std::net::TcpStream::connect(&port).is_err()
+    }));
     roundtrip(&mut c, b"still alive");
 }

@@ -74,11 +74,13 @@ pub async fn read_request(conn: &Conn) -> Result<Request, Response> {
             _ => return Err(Response::error(400, "incomplete request")),
         }
     };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| Response::error(400, "request head is not UTF-8"))?;
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| Response::error(400, "request head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let first = lines.next().unwrap_or("");
     let mut parts = first.split(' ');
-    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(_version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(Response::error(400, "malformed request line"));
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -97,7 +99,9 @@ pub async fn read_request(conn: &Conn) -> Result<Request, Response> {
         body: Vec::new(),
     };
     let len = match req.header("content-length") {
-        Some(v) => v.parse::<usize>().map_err(|_| Response::error(400, "bad Content-Length"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| Response::error(400, "bad Content-Length"))?,
         None => 0,
     };
     if len > MAX_BODY {

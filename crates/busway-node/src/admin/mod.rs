@@ -16,7 +16,12 @@ pub use http::{Request, Response};
 
 /// Serves one admin connection.
 pub async fn serve(node: Arc<Node>, conn: Conn) {
-    let req = match tokio::time::timeout(std::time::Duration::from_secs(10), http::read_request(&conn)).await {
+    let req = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        http::read_request(&conn),
+    )
+    .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(resp)) => {
             let _ = http::write_response(&conn, &resp).await;

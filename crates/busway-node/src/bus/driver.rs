@@ -12,9 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use busway_net::Conn;
 use busway_proto::{Config, Connection, Event, Open, OpenParams, ProtoError, ResetCode, Side};
 use bytes::{Bytes, BytesMut};
-use busway_net::Conn;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -144,7 +144,11 @@ pub async fn run(sock: Conn, spec: Spec, mut cmds: mpsc::Receiver<Cmd>) -> Close
 }
 
 impl Driver {
-    async fn run_loop(&mut self, sock: &Conn, cmds: &mut mpsc::Receiver<Cmd>) -> Result<(), Closed> {
+    async fn run_loop(
+        &mut self,
+        sock: &Conn,
+        cmds: &mut mpsc::Receiver<Cmd>,
+    ) -> Result<(), Closed> {
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut wbuf = BytesMut::with_capacity(64 * 1024);
         loop {
@@ -294,8 +298,11 @@ impl Driver {
                     match &self.on_open {
                         Some(f) => f(Opened { open, send, recv }),
                         None => {
-                            self.conn
-                                .reset(id, ResetCode::Refused, "this node accepts no sessions here");
+                            self.conn.reset(
+                                id,
+                                ResetCode::Refused,
+                                "this node accepts no sessions here",
+                            );
                             self.drop_slot(id);
                         }
                     }

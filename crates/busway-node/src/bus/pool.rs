@@ -74,7 +74,11 @@ impl PeerPool {
     }
 
     /// Opens a stream on the least-loaded usable transport, waiting up to `wait` for one.
-    pub async fn open(&self, params: OpenParams, wait: Duration) -> Result<(BusSend, BusRecv), String> {
+    pub async fn open(
+        &self,
+        params: OpenParams,
+        wait: Duration,
+    ) -> Result<(BusSend, BusRecv), String> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut changed = self.changed.subscribe();
         let transport = loop {

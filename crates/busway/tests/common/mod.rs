@@ -1,7 +1,7 @@
 //! Shared set-ups for the integration tests: an egress node in front of a backend and an ingress
 //! node in front of it, both real `busway` processes on loopback port 0.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -89,9 +89,15 @@ pub fn connect(addr: &str) -> TcpStream {
 /// Waits until the node at `admin` lists an established transport.
 pub fn wait_peer_up(admin: &str) {
     let ok = wait_for(Duration::from_secs(10), || {
-        http::get(admin, "/v1/peers").body.contains("\"state\":\"up\"")
+        http::get(admin, "/v1/peers")
+            .body
+            .contains("\"state\":\"up\"")
     });
-    assert!(ok, "no transport came up: {}", http::get(admin, "/v1/peers").body);
+    assert!(
+        ok,
+        "no transport came up: {}",
+        http::get(admin, "/v1/peers").body
+    );
 }
 
 /// Polls `f` every 20 ms until it is true or `limit` passes.
