@@ -107,11 +107,10 @@ impl Reader<'_> {
                 }
             },
             Reader::Bus(rx) => match rx.recv().await {
-                Some(Inbound::Data(b)) => Ok(Some(b)),
-                Some(Inbound::Fin) => Ok(None),
-                Some(Inbound::Reset(code, reason)) => Err(Abort::Reset(code, reason)),
-                Some(Inbound::Closed(r)) => Err(Abort::TransportClosed(r)),
-                None => Err(Abort::TransportClosed("driver gone".into())),
+                Inbound::Data(b) => Ok(Some(b)),
+                Inbound::Fin => Ok(None),
+                Inbound::Reset(code, reason) => Err(Abort::Reset(code, reason)),
+                Inbound::Closed(r) => Err(Abort::TransportClosed(r)),
             },
         }
     }
@@ -198,18 +197,24 @@ pub async fn pump(
     let up = copy(client_r, target_w, |n| entry.add_in(n));
     let down = copy(target_r, client_w, |n| entry.add_out(n));
     let both = async { tokio::try_join!(up, down).map(|_| ()) };
+    // Boxed and only when configured: most sessions have no idle timeout, and a timer inline
+    // would grow every session's state machine.
+    let mut idle_timer = (!idle_timeout.is_zero()).then(|| Box::pin(idle(entry, idle_timeout)));
+    let idled = async {
+        match idle_timer.as_mut() {
+            Some(t) => t.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         r = both => r,
         _ = entry.kill.notified() => Err(Abort::Kicked),
-        _ = idle(entry, idle_timeout) => Err(Abort::Idle),
+        _ = idled => Err(Abort::Idle),
     }
 }
 
-/// Resolves once no byte has moved for `limit` (never, for zero).
+/// Resolves once no byte has moved for `limit`.
 async fn idle(entry: &SessionEntry, limit: Duration) {
-    if limit.is_zero() {
-        return std::future::pending().await;
-    }
     let step = (limit / 4).max(Duration::from_millis(10));
     let mut last = entry.total_bytes();
     let mut since = Instant::now();

@@ -1,1 +1,42 @@
-//! The bus protocol.
+//! The bus protocol of busway, sans IO.
+//!
+//! Client sessions become streams multiplexed over one authenticated transport between two
+//! nodes. This crate holds the whole protocol and none of the I/O: the envelope codec
+//! ([`encode`]/[`decode`]), the frames ([`Frame`]), and the [`Connection`] state machine
+//! (handshake, streams, credit flow control, liveness). A driver owns the socket and the clock
+//! and moves bytes, instants and events in and out, which keeps every rule testable byte by
+//! byte. docs/PROTOCOL.md is the wire reference.
+
+mod codec;
+mod config;
+mod connection;
+mod error;
+mod establish;
+mod event;
+pub mod frame;
+mod handshake;
+mod inbound;
+mod outbox;
+mod reset;
+mod stream;
+
+pub use codec::{decode, encode, encoded_len, DecodeError, CHECK_LEN};
+pub use config::{Config, OpenParams, PeerInfo, Side};
+pub use connection::{Connection, MAX_REASON_LEN, MAX_STREAMS};
+pub use error::ProtoError;
+pub use event::Event;
+pub use frame::{Auth, Body, Data, Frame, GoAway, Hello, Open, Ping, Pong, Reset, Welcome, Window};
+pub use handshake::{HANDSHAKE_VERSION, MAX_NONCE_LEN, MIN_MAX_FRAME, MIN_NONCE_LEN};
+pub use reset::ResetCode;
+
+/// Envelope version: the first varint of every envelope.
+pub const VERSION: u64 = 1;
+/// Most payload bytes in one Data frame; larger writes are split.
+pub const MAX_DATA_PAYLOAD: usize = 64 * 1024;
+/// Longest encoded frame accepted: a full Data frame plus room for its fields, so no other
+/// frame can be larger than the largest Data frame by much.
+pub const MAX_FRAME_LEN: usize = MAX_DATA_PAYLOAD + 4096;
+/// Credit granted per stream unless configured: bytes the peer may send before we consume.
+pub const DEFAULT_STREAM_WINDOW: u32 = 256 * 1024;
+/// Credit granted for the whole transport unless configured: payload bytes in flight.
+pub const DEFAULT_CONN_WINDOW: u32 = 16 * 1024 * 1024;

@@ -112,7 +112,26 @@ pub fn silent() -> Backend {
     })
 }
 
-/// An address where nothing listens (bound, then released).
+/// An address that refuses connections for as long as the test process lives: the port stays
+/// bound (so no other test can take it) but never listens, so connecting gets a reset.
+pub fn refusing_addr() -> String {
+    use socket2::{Domain, Socket, Type};
+    static HELD: std::sync::Mutex<Vec<Socket>> = std::sync::Mutex::new(Vec::new());
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    s.bind(&any.into()).expect("bind");
+    let addr = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("local addr")
+        .to_string();
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    addr
+}
+
+/// A free port to bind later (bound, then released; another process could take it meanwhile,
+/// so use it only where that race cannot matter).
 pub fn closed_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let a = l.local_addr().expect("addr").to_string();

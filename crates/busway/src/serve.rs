@@ -26,7 +26,17 @@ impl Source {
     }
 }
 
+/// A proxy holds two descriptors per session: raise the soft limit to the hard one, as HAProxy
+/// does, so that tens of thousands of sessions do not fail on a default limit of 1024.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
+    raise_fd_limit();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -93,7 +93,7 @@ fn health_readiness_services_sessions_peers_and_kick() {
 #[test]
 fn readyz_names_the_service_without_a_usable_target() {
     let dir = TempDir::new("ready");
-    let dead = backends::closed_port();
+    let dead = backends::refusing_addr();
     let cfg = ingress_toml(&format!("tcp://{dead}"), "");
     let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
     let r = http::get(&ingress.addr("admin"), "/readyz");

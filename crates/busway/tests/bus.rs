@@ -61,7 +61,7 @@ fn backend_half_close_reaches_the_client_while_it_keeps_sending() {
 
 #[test]
 fn refused_backend_closes_the_client_within_connect_timeout_plus_one_second() {
-    let dead = backends::closed_port();
+    let dead = backends::refusing_addr();
     let chain = Chain::new(&format!("tcp://{dead}"));
     let start = Instant::now();
     let mut c = chain.client();
@@ -74,10 +74,14 @@ fn refused_backend_closes_the_client_within_connect_timeout_plus_one_second() {
         start.elapsed()
     );
     let admin = chain.ingress.addr("admin");
-    assert!(wait_for(Duration::from_secs(3), || metric(
-        &admin,
-        "busway_sessions_total{service=\"chat\",outcome=\"refused\"}"
-    ) == Some(1.0)));
+    assert!(
+        wait_for(Duration::from_secs(3), || metric(
+            &admin,
+            "busway_sessions_total{service=\"chat\",outcome=\"refused\"}"
+        ) == Some(1.0)),
+        "{}",
+        http::get(&admin, "/metrics").body
+    );
 }
 
 #[test]

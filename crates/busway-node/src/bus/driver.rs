@@ -16,10 +16,10 @@ use busway_net::Conn;
 use busway_proto::{Config, Connection, Event, Open, OpenParams, ProtoError, ResetCode, Side};
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::info::TransportInfo;
-use super::stream::{new_stream, BusRecv, BusSend, Inbound};
+use super::stream::{new_stream, BusRecv, BusSend, Inbound, Shared};
 use crate::metrics::Metrics;
 
 /// What sessions (and the node) ask of a transport.
@@ -70,14 +70,11 @@ pub const CMD_QUEUE: usize = 1024;
 const READ_CHUNK: usize = 128 * 1024;
 /// Unflushed output above which no new command is taken.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
+/// Commands applied per wakeup at most.
+const MAX_BATCH: usize = 512;
 /// Payloads smaller than this are copied out of the read buffer, so that one small message held
 /// by a slow session does not pin a whole read buffer.
 const COPY_BELOW: usize = 4096;
-
-struct Slot {
-    inbound: mpsc::UnboundedSender<Inbound>,
-    credit: Arc<Semaphore>,
-}
 
 /// Why a transport ended.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +89,7 @@ pub enum Closed {
 
 struct Driver {
     conn: Connection,
-    slots: HashMap<u64, Slot>,
+    slots: HashMap<u64, Arc<Shared>>,
     info: Arc<TransportInfo>,
     on_open: Option<OnOpen>,
     established: Option<oneshot::Sender<()>>,
@@ -126,6 +123,11 @@ pub async fn run(sock: Conn, spec: Spec, mut cmds: mpsc::Receiver<Cmd>) -> Close
         Ok(()) => Closed::PeerClosed,
         Err(e) => e,
     };
+    // Best effort: after a protocol or handshake failure the state machine queues a GoAway
+    // naming the reason, so the peer logs why we hung up instead of a bare close.
+    let mut last = BytesMut::new();
+    d.conn.transmit(&mut last);
+    let _ = sock.try_write(&last);
     if let Closed::Proto(e) = &reason {
         if e.is_handshake() {
             metrics.handshake_failures.inc(e.reason());
@@ -136,8 +138,7 @@ pub async fn run(sock: Conn, spec: Spec, mut cmds: mpsc::Receiver<Cmd>) -> Close
     d.info.set_state("down");
     let text = reason.to_string();
     for (_, slot) in d.slots.drain() {
-        let _ = slot.inbound.send(Inbound::Closed(text.clone()));
-        slot.credit.close();
+        slot.close(Some(Inbound::Closed(text.clone())));
     }
     let _ = sock.shutdown_both();
     reason
@@ -185,18 +186,27 @@ impl Driver {
                     // The driver holds a sender through `info`, so the queue never closes.
                     if let Some(c) = c {
                         self.apply(c);
-                        while wbuf.len() < WRITE_HIGH_WATER {
-                            match cmds.try_recv() {
-                                Ok(c) => self.apply(c),
-                                Err(_) => break,
-                            }
-                        }
+                        self.drain(cmds);
+                        // Let the sessions that are ready run before flushing, so that what they
+                        // send now leaves in the same write: one syscall for many frames.
+                        tokio::task::yield_now().await;
+                        self.drain(cmds);
                     }
                 }
                 _ = timer => {
                     self.conn.handle_timeout(Instant::now())?;
                     self.dispatch();
                 }
+            }
+        }
+    }
+
+    /// Applies the commands already queued, up to a bound so reads are not starved.
+    fn drain(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
+        for _ in 0..MAX_BATCH {
+            match cmds.try_recv() {
+                Ok(c) => self.apply(c),
+                Err(_) => break,
             }
         }
     }
@@ -259,21 +269,14 @@ impl Driver {
     }
 
     fn new_slot(&mut self, id: u64, credit: u32) -> (BusSend, BusRecv) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sem = Arc::new(Semaphore::new(credit as usize));
-        self.slots.insert(
-            id,
-            Slot {
-                inbound: tx,
-                credit: sem.clone(),
-            },
-        );
-        new_stream(id, self.info.cmd.clone(), self.info.clone(), sem, rx)
+        let shared = Shared::new(credit);
+        self.slots.insert(id, shared.clone());
+        new_stream(id, self.info.clone(), shared)
     }
 
     fn drop_slot(&mut self, id: u64) {
         if let Some(slot) = self.slots.remove(&id) {
-            slot.credit.close();
+            slot.close(None);
         }
     }
 
@@ -310,13 +313,12 @@ impl Driver {
                 Event::Data { id, data, fin } => self.deliver(id, data, fin),
                 Event::Credit { id, credit } => {
                     if let Some(s) = self.slots.get(&id) {
-                        s.credit.add_permits(credit as usize);
+                        s.add_credit(credit as usize);
                     }
                 }
                 Event::Reset { id, code, reason } => {
                     if let Some(s) = self.slots.remove(&id) {
-                        let _ = s.inbound.send(Inbound::Reset(code, reason));
-                        s.credit.close();
+                        s.close(Some(Inbound::Reset(code, reason)));
                     }
                 }
                 Event::Rtt(d) => self.info.set_rtt(d),
@@ -332,21 +334,16 @@ impl Driver {
         let Some(slot) = self.slots.get(&id) else {
             return;
         };
-        let mut alive = true;
         if !data.is_empty() {
             let data = if data.len() < COPY_BELOW {
                 Bytes::copy_from_slice(&data)
             } else {
                 data
             };
-            alive = slot.inbound.send(Inbound::Data(data)).is_ok();
+            slot.push(Inbound::Data(data));
         }
-        if fin && alive {
-            alive = slot.inbound.send(Inbound::Fin).is_ok();
-        }
-        if !alive {
-            self.conn.reset(id, ResetCode::Cancel, "session closed");
-            self.drop_slot(id);
+        if fin {
+            slot.push(Inbound::Fin);
         }
     }
 }

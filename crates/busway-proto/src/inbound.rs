@@ -1,0 +1,174 @@
+//! Frames received after the handshake: streams, credit, liveness and draining.
+
+use std::time::{Duration, Instant};
+
+use crate::connection::{Connection, MAX_STREAMS};
+use crate::error::ProtoError;
+use crate::event::Event;
+use crate::frame::{Body, Data, Open, Pong, Reset, Window};
+use crate::reset::ResetCode;
+use crate::stream::{Lookup, Stream};
+use crate::MAX_DATA_PAYLOAD;
+
+impl Connection {
+    pub(crate) fn on_established_frame(
+        &mut self,
+        body: Option<Body>,
+        now: Instant,
+    ) -> Result<(), ProtoError> {
+        match body {
+            // A frame type from a newer version: skipping it keeps new types compatible.
+            None => Ok(()),
+            Some(Body::Hello(_) | Body::Welcome(_) | Body::Auth(_)) => Err(ProtoError::Protocol(
+                "handshake frame after the handshake".into(),
+            )),
+            Some(Body::Open(o)) => self.on_open(o),
+            Some(Body::Data(d)) => self.on_data(d),
+            Some(Body::Window(w)) => self.on_window(w),
+            Some(Body::Reset(r)) => self.on_reset(r),
+            Some(Body::Ping(p)) => {
+                self.out.push_control(Body::Pong(Pong {
+                    timepoint_us: p.timepoint_us,
+                }));
+                Ok(())
+            }
+            Some(Body::Pong(p)) => {
+                // A timepoint we never sent (in the future, or overflowing) measures nothing.
+                let sent = self
+                    .created
+                    .checked_add(Duration::from_micros(p.timepoint_us));
+                if let Some(rtt) = sent.and_then(|s| now.checked_duration_since(s)) {
+                    self.rtt = Some(rtt);
+                    self.events.push_back(Event::Rtt(rtt));
+                }
+                Ok(())
+            }
+            Some(Body::GoAway(g)) => {
+                if !self.peer_goaway {
+                    self.peer_goaway = true;
+                    self.events.push_back(Event::GoAway { reason: g.reason });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_open(&mut self, open: Open) -> Result<(), ProtoError> {
+        let id = open.stream;
+        self.streams
+            .note_peer_open(id)
+            .map_err(ProtoError::Protocol)?;
+        let refusal = if self.local_goaway {
+            Some((ResetCode::Shutdown, "going away"))
+        } else if self.streams.len() >= MAX_STREAMS {
+            Some((ResetCode::Refused, "too many streams"))
+        } else {
+            None
+        };
+        if let Some((code, reason)) = refusal {
+            self.out.push_control(Body::Reset(Reset {
+                stream: id,
+                code: code as u32,
+                reason: reason.into(),
+            }));
+            return Ok(());
+        }
+        let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
+        self.streams
+            .insert(id, Stream::new(send_credit, self.config.stream_window));
+        self.events.push_back(Event::StreamOpened {
+            id,
+            open,
+            send_credit,
+        });
+        Ok(())
+    }
+
+    fn on_data(&mut self, d: Data) -> Result<(), ProtoError> {
+        let len = d.payload.len();
+        if len > MAX_DATA_PAYLOAD {
+            return Err(ProtoError::Protocol(format!(
+                "data payload of {len} bytes exceeds {MAX_DATA_PAYLOAD}"
+            )));
+        }
+        if len as u64 > self.conn_recv_credit {
+            return Err(ProtoError::Protocol(format!(
+                "transport window exceeded: {len} bytes with {} of credit",
+                self.conn_recv_credit
+            )));
+        }
+        self.conn_recv_credit -= len as u64;
+        match self.streams.lookup(d.stream) {
+            Lookup::Never => Err(ProtoError::Protocol(format!(
+                "data on stream {} that was never opened",
+                d.stream
+            ))),
+            Lookup::Closed => {
+                // A straggler after a reset: drop it, but the transport credit it used is ours
+                // to give back or the peer would slowly run out.
+                self.return_conn_credit(len);
+                Ok(())
+            }
+            Lookup::Live(s) => {
+                s.on_data(d.offset, len, d.fin)
+                    .map_err(|e| ProtoError::Protocol(format!("stream {}: {e}", d.stream)))?;
+                let done = s.is_done();
+                if done {
+                    self.streams.remove(d.stream);
+                }
+                if len > 0 || d.fin {
+                    self.events.push_back(Event::Data {
+                        id: d.stream,
+                        data: d.payload,
+                        fin: d.fin,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_window(&mut self, w: Window) -> Result<(), ProtoError> {
+        if w.stream == 0 {
+            self.out.add_conn_credit(w.credit);
+            return Ok(());
+        }
+        match self.streams.lookup(w.stream) {
+            Lookup::Never => Err(ProtoError::Protocol(format!(
+                "window for stream {} that was never opened",
+                w.stream
+            ))),
+            Lookup::Closed => Ok(()),
+            Lookup::Live(s) => {
+                s.send_credit = s.send_credit.saturating_add(w.credit.into());
+                if !s.send_fin && w.credit > 0 {
+                    self.events.push_back(Event::Credit {
+                        id: w.stream,
+                        credit: w.credit,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_reset(&mut self, r: Reset) -> Result<(), ProtoError> {
+        match self.streams.lookup(r.stream) {
+            Lookup::Never => Err(ProtoError::Protocol(format!(
+                "reset of stream {} that was never opened",
+                r.stream
+            ))),
+            Lookup::Closed => Ok(()),
+            Lookup::Live(_) => {
+                self.streams.remove(r.stream);
+                self.out.purge(r.stream);
+                self.events.push_back(Event::Reset {
+                    id: r.stream,
+                    code: ResetCode::from_u32(r.code),
+                    reason: r.reason,
+                });
+                Ok(())
+            }
+        }
+    }
+}

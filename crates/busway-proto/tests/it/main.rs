@@ -1,0 +1,9 @@
+//! Integration tests of the protocol: two connections in memory with a fake clock.
+
+mod corpus;
+mod flow;
+mod handshake;
+mod harness;
+mod liveness;
+mod props;
+mod streams;
