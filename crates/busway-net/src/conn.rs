@@ -25,19 +25,25 @@ impl Conn {
     }
 
     /// Waits until a read would make progress.
+    ///
+    /// Built on `poll_read_ready` rather than `readable()`: one task reads a socket, so the
+    /// single waker slot is enough, and the future is a few bytes instead of a waiter node —
+    /// which every idle session would otherwise carry twice.
     pub async fn readable(&self) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.readable().await,
-            Conn::Unix(s) => s.readable().await,
-        }
+        std::future::poll_fn(|cx| match self {
+            Conn::Tcp(s) => s.poll_read_ready(cx),
+            Conn::Unix(s) => s.poll_read_ready(cx),
+        })
+        .await
     }
 
-    /// Waits until a write would make progress.
+    /// Waits until a write would make progress (one writer per socket, like reads).
     pub async fn writable(&self) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => s.writable().await,
-            Conn::Unix(s) => s.writable().await,
-        }
+        std::future::poll_fn(|cx| match self {
+            Conn::Tcp(s) => s.poll_write_ready(cx),
+            Conn::Unix(s) => s.poll_write_ready(cx),
+        })
+        .await
     }
 
     /// Non-blocking read into the spare capacity of `buf`.

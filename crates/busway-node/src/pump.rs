@@ -194,9 +194,15 @@ pub async fn pump(
 ) -> Result<(), Abort> {
     let (client_r, client_w) = split(&mut client);
     let (target_r, target_w) = split(&mut target);
-    let up = copy(client_r, target_w, |n| entry.add_in(n));
-    let down = copy(target_r, client_w, |n| entry.add_out(n));
-    let both = async { tokio::try_join!(up, down).map(|_| ()) };
+    // The copy futures are built inside the join, not bound to locals first: an async block keeps
+    // its captured futures beside the join's own copies, doubling every idle session's state.
+    let both = async move {
+        tokio::try_join!(
+            copy(client_r, target_w, |n| entry.add_in(n)),
+            copy(target_r, client_w, |n| entry.add_out(n)),
+        )
+        .map(|_| ())
+    };
     // Boxed and only when configured: most sessions have no idle timeout, and a timer inline
     // would grow every session's state machine.
     let mut idle_timer = (!idle_timeout.is_zero()).then(|| Box::pin(idle(entry, idle_timeout)));
@@ -227,5 +233,53 @@ async fn idle(entry: &SessionEntry, limit: Duration) {
         } else if since.elapsed() >= limit {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{stream::Shared, TransportInfo};
+    use crate::metrics::ServiceMetrics;
+    use crate::sessions::Sessions;
+    use std::sync::Arc;
+
+    /// Every idle session keeps its whole state machine in memory; this guards its size.
+    #[tokio::test]
+    async fn a_session_state_machine_stays_small() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = Conn::tcp(
+            tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap(),
+        );
+        let (b, _) = l.accept().await.unwrap();
+        let b = Conn::tcp(b);
+        let sessions = Arc::new(Sessions::default());
+        let t = sessions.register(
+            "x".into(),
+            "svc".into(),
+            "c".into(),
+            "one-to-one",
+            Arc::new(ServiceMetrics::default()),
+        );
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let info = TransportInfo::new("p".into(), tx);
+        let (send, recv) = crate::bus::stream::new_stream(1, info, Shared::new(0));
+        let sock = pump(End::Sock(&a), End::Sock(&b), &t.entry, Duration::ZERO);
+        let bus = pump(
+            End::Sock(&a),
+            End::Bus(send, recv),
+            &t.entry,
+            Duration::ZERO,
+        );
+        eprintln!(
+            "pump futures: sock-sock {} bytes, sock-bus {} bytes",
+            std::mem::size_of_val(&sock),
+            std::mem::size_of_val(&bus)
+        );
+        // 1.2 KiB today; the bound leaves room but catches a doubling.
+        assert!(std::mem::size_of_val(&bus) < 2048);
+        assert!(std::mem::size_of_val(&sock) < 2048);
     }
 }

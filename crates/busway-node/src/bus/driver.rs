@@ -25,10 +25,9 @@ use crate::metrics::Metrics;
 /// What sessions (and the node) ask of a transport.
 #[derive(Debug)]
 pub enum Cmd {
-    Open {
-        params: OpenParams,
-        reply: oneshot::Sender<Result<(BusSend, BusRecv), String>>,
-    },
+    /// Boxed: commands are moved through every session's send path, so the largest variant
+    /// sets the size of every session's state machine.
+    Open(Box<OpenRequest>),
     Data {
         id: u64,
         data: Bytes,
@@ -51,6 +50,13 @@ pub enum Cmd {
     GoAway {
         reason: String,
     },
+}
+
+/// A session asking for a new stream.
+#[derive(Debug)]
+pub struct OpenRequest {
+    pub params: OpenParams,
+    pub reply: oneshot::Sender<Result<(BusSend, BusRecv), String>>,
 }
 
 /// A stream the peer opened, handed to the node's egress.
@@ -232,7 +238,8 @@ impl Driver {
 
     fn apply(&mut self, cmd: Cmd) {
         match cmd {
-            Cmd::Open { params, reply } => {
+            Cmd::Open(req) => {
+                let OpenRequest { params, reply } = *req;
                 let r = if self.conn.can_open() {
                     match self.conn.open_stream(params) {
                         Ok((id, credit)) => Ok(self.new_slot(id, credit)),

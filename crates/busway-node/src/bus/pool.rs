@@ -14,7 +14,7 @@ use busway_net::{dial, EndpointAddr};
 use busway_proto::{OpenParams, Side};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::driver::{self, Cmd, CMD_QUEUE};
+use super::driver::{self, Cmd, OpenRequest, CMD_QUEUE};
 use super::info::{TransportInfo, Transports};
 use super::stream::{BusRecv, BusSend};
 use crate::metrics::Metrics;
@@ -93,7 +93,7 @@ impl PeerPool {
         let (reply, answer) = oneshot::channel();
         transport
             .cmd
-            .send(Cmd::Open { params, reply })
+            .send(Cmd::Open(Box::new(OpenRequest { params, reply })))
             .await
             .map_err(|_| "transport closed".to_string())?;
         answer.await.map_err(|_| "transport closed".to_string())?
