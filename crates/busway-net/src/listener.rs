@@ -40,10 +40,19 @@ impl Listener {
         };
         match address {
             Address::Tcp { host, port } => {
-                let l = TcpListener::bind((host.as_str(), *port))
+                let addrs = tokio::net::lookup_host((host.as_str(), *port))
                     .await
                     .map_err(io_err)?;
-                Ok(Listener::Tcp(l))
+                let mut last = None;
+                for a in addrs {
+                    match bind_tcp(a) {
+                        Ok(l) => return Ok(Listener::Tcp(l)),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(io_err(last.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind")
+                })))
             }
             Address::Unix(path) => {
                 remove_stale_socket(path)?;
@@ -87,6 +96,23 @@ impl Listener {
             Listener::Tcp(_) => None,
         }
     }
+}
+
+/// Connections the kernel queues before busway accepts them. Bursts of new sessions are what a
+/// proxy is for; the kernel caps this at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    TcpListener::from_std(s.into())
 }
 
 fn remove_stale_socket(path: &Path) -> Result<(), BindError> {

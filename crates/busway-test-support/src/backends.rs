@@ -26,7 +26,7 @@ impl Backend {
 }
 
 fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    let l = listen_wide();
     let addr = l.local_addr().expect("addr").to_string();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
@@ -110,6 +110,16 @@ pub fn silent() -> Backend {
         std::thread::sleep(Duration::from_secs(600));
         drop(s);
     })
+}
+
+/// A loopback listener with a deep accept queue, so bursts of test sessions are not dropped.
+fn listen_wide() -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    s.bind(&any.into()).expect("bind backend");
+    s.listen(4096).expect("listen");
+    s.into()
 }
 
 /// An address that refuses connections for as long as the test process lives: the port stays

@@ -258,3 +258,32 @@ peers = ["unix://{bus}"]
         .is_some_and(|s| s.success()));
     assert!(!client_sock.exists());
 }
+
+#[test]
+fn a_thousand_concurrent_sessions_ride_one_transport_and_all_work() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let addr = chain.ingress.addr("chat");
+    let mut clients: Vec<_> = (0..1000).map(|_| connect(&addr)).collect();
+    let admin = chain.ingress.addr("admin");
+    assert!(
+        wait_for(Duration::from_secs(10), || metric(
+            &admin,
+            "busway_sessions_active{service=\"chat\"}"
+        ) == Some(1000.0)),
+        "{}\n{}",
+        http::get(&admin, "/metrics").body,
+        chain.ingress.stderr()
+    );
+    for (i, c) in clients.iter_mut().enumerate() {
+        roundtrip(c, format!("session {i}").as_bytes());
+    }
+    let peers = http::get(&admin, "/v1/peers").body;
+    assert_eq!(peers.matches("\"state\":\"up\"").count(), 1, "{peers}");
+    assert!(peers.contains("\"sessions\":1000"), "{peers}");
+    drop(clients);
+    assert!(wait_for(Duration::from_secs(10), || metric(
+        &admin,
+        "busway_sessions_active{service=\"chat\"}"
+    ) == Some(0.0)));
+}
