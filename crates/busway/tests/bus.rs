@@ -287,3 +287,72 @@ fn a_thousand_concurrent_sessions_ride_one_transport_and_all_work() {
         "busway_sessions_active{service=\"chat\"}"
     ) == Some(0.0)));
 }
+
+#[test]
+fn several_transports_per_peer_share_the_sessions() {
+    let backend = backends::echo();
+    let dir = TempDir::new("cpp");
+    let egress = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
+    let cfg = ingress_toml(&egress.url("bus"), "")
+        .replace("[bus]\n", "[bus]\nconnections_per_peer = 3\n");
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    let admin = ingress.addr("admin");
+    assert!(wait_for(Duration::from_secs(10), || http::get(
+        &admin,
+        "/v1/peers"
+    )
+    .body
+    .matches("\"state\":\"up\"")
+    .count()
+        == 3));
+    let mut clients: Vec<_> = (0..30).map(|_| connect(&ingress.addr("chat"))).collect();
+    for c in clients.iter_mut() {
+        roundtrip(c, b"spread");
+    }
+    // Sessions go to the least-loaded transport, so the 30 spread over all three (exactly 10
+    // each unless two sessions raced for the same transport).
+    let peers = http::get(&admin, "/v1/peers").body;
+    let counts: Vec<u64> = peers
+        .split("\"sessions\":")
+        .skip(1)
+        .filter_map(|s| s.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 3, "{peers}");
+    assert_eq!(counts.iter().sum::<u64>(), 30, "{peers}");
+    assert!(counts.iter().all(|&n| (7..=13).contains(&n)), "{peers}");
+}
+
+#[test]
+fn a_dns_name_reaches_a_record_that_answers_and_ejects_one_that_refuses() {
+    let backend = backends::echo();
+    let port = backend.addr.rsplit(':').next().unwrap().to_string();
+    // `localhost` has an IPv4 and an IPv6 record in /etc/hosts; the backend listens on IPv4
+    // only, so the IPv6 endpoint refuses and must be ejected without failing any session.
+    let chain = Chain::new(&format!("tcp://localhost:{port}"));
+    for i in 0..10 {
+        let mut c = chain.client();
+        roundtrip(&mut c, format!("via a name {i}").as_bytes());
+    }
+    let services = http::get(&chain.egress.addr("admin"), "/v1/services").body;
+    assert!(services.contains("tcp://127.0.0.1:"), "{services}");
+}
+
+#[test]
+fn an_idle_session_is_closed_after_idle_timeout() {
+    let backend = backends::echo();
+    let dir = TempDir::new("idle");
+    let egress = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
+    let cfg = ingress_toml(&egress.url("bus"), "idle_timeout = \"300ms\"");
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&ingress.addr("chat"));
+    roundtrip(&mut c, b"active");
+    let start = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    let idle = start.elapsed();
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_secs(2),
+        "{idle:?}"
+    );
+}

@@ -116,3 +116,20 @@ fn demo_echoes_through_ingress_bus_and_egress() {
         .expect("demo exits on SIGTERM");
     assert!(st.success());
 }
+
+#[test]
+fn status_prints_services_peers_and_sessions_from_the_admin_api() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let mut c = chain.client();
+    roundtrip(&mut c, b"x");
+    let admin = chain.ingress.url("admin");
+    let (code, out, err) = run_to_end(&["status", "--admin", &admin], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("SERVICES") && out.contains("chat"), "{out}");
+    assert!(out.contains("egress"), "{out}");
+    assert!(out.contains("one-to-one"), "{out}");
+    let (code, _, err) = run_to_end(&["status", "--admin", "http://127.0.0.1:1"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot reach"), "{err}");
+}

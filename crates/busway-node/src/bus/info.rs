@@ -19,6 +19,9 @@ pub struct TransportInfo {
     state: Mutex<&'static str>,
     rtt_us: AtomicU64,
     pub streams: AtomicUsize,
+    /// Opens asked of this transport and not answered yet: counted with `streams` when choosing
+    /// the least-loaded transport, so a burst of new sessions does not all pick the same one.
+    pub opening: AtomicUsize,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub going_away: AtomicBool,
@@ -44,6 +47,7 @@ impl TransportInfo {
             state: Mutex::new("handshaking"),
             rtt_us: AtomicU64::new(0),
             streams: AtomicUsize::new(0),
+            opening: AtomicUsize::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             going_away: AtomicBool::new(false),

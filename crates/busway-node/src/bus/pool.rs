@@ -69,7 +69,7 @@ impl PeerPool {
         self.live()
             .iter()
             .filter(|t| t.usable())
-            .min_by_key(|t| t.streams.load(Ordering::Relaxed))
+            .min_by_key(|t| t.streams.load(Ordering::Relaxed) + t.opening.load(Ordering::Relaxed))
             .cloned()
     }
 
@@ -90,13 +90,20 @@ impl PeerPool {
                 _ => return Err(format!("no transport to {} is up", self.endpoint)),
             }
         };
+        transport.opening.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        transport
+        let result = match transport
             .cmd
             .send(Cmd::Open(Box::new(OpenRequest { params, reply })))
             .await
-            .map_err(|_| "transport closed".to_string())?;
-        answer.await.map_err(|_| "transport closed".to_string())?
+        {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err("transport closed".to_string())),
+            Err(_) => Err("transport closed".to_string()),
+        };
+        transport.opening.fetch_sub(1, Ordering::Relaxed);
+        result
     }
 
     /// Stops redialling; open transports go on until their sessions end.
