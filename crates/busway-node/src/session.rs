@@ -14,40 +14,18 @@ use crate::bus::driver::Opened;
 use crate::node::Node;
 use crate::pump::{pump, Abort, End};
 use crate::service::ServiceState;
-use crate::sessions::{new_id, SessionEntry};
+use crate::sessions::{new_id, SessionEntry, Ticket};
 
 /// Serves a client accepted on one of `svc`'s listeners.
 pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn, client: String) {
-    let cfg = svc.config();
-    let ticket = node.sessions.register(
-        new_id(),
-        svc.name.clone(),
-        client,
-        cfg.mode.as_str(),
-        svc.metrics.clone(),
-    );
-    let entry = &ticket.entry;
-    let started = Instant::now();
-    let targets = svc.targets();
-    targets.refresh().await;
-    let outcome = match &cfg.targets {
-        Targets::Peers(_) => ingress(&node, &cfg, &targets, &conn, entry, started).await,
-        Targets::Backends(_) => match connect_backend(&cfg, &targets).await {
+    let s = begin(&node, &svc, new_id(), client).await;
+    let entry = &s.ticket.entry;
+    let outcome = match &s.cfg.targets {
+        Targets::Peers(_) => ingress(&node, &s, &conn).await,
+        Targets::Backends(_) => match connect_backend(&s.cfg, &s.targets).await {
             Ok((backend, ep)) => {
-                node.metrics.setup.observe(started.elapsed());
-                let _guard = ep.session_guard();
-                entry.set_targets(vec![ep.addr.to_string()]);
-                entry.set_state("open");
-                finish(
-                    entry,
-                    pump(
-                        End::Sock(&conn),
-                        End::Sock(&backend),
-                        entry,
-                        cfg.idle_timeout,
-                    )
-                    .await,
-                )
+                let (client, target) = (End::Sock(&conn), End::Sock(&backend));
+                s.carry(&node, &ep, client, target).await
             }
             Err(e) => {
                 tracing::warn!(service = %svc.name, session = %entry.id, error = %e, "no backend for the session");
@@ -58,15 +36,59 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
     svc.metrics.finished(outcome);
 }
 
-/// Carries a client's session over the bus to one of the service's peers.
-async fn ingress(
-    node: &Node,
-    cfg: &ServiceConfig,
-    targets: &TargetSet,
-    conn: &Conn,
-    entry: &SessionEntry,
+/// A session registered and its service's targets fresh.
+struct Begun {
+    ticket: Ticket,
+    cfg: Arc<ServiceConfig>,
+    targets: Arc<TargetSet>,
     started: Instant,
-) -> &'static str {
+}
+
+async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) -> Begun {
+    let started = Instant::now();
+    let cfg = svc.config();
+    let ticket = node.sessions.register(
+        id,
+        svc.name.clone(),
+        client,
+        cfg.mode.as_str(),
+        svc.metrics.clone(),
+    );
+    let targets = svc.targets();
+    targets.refresh().await;
+    Begun {
+        ticket,
+        cfg,
+        targets,
+        started,
+    }
+}
+
+impl Begun {
+    /// What every session does once it reached its target: count the set-up time, mark the
+    /// target busy for `least-sessions`, and pump until the end.
+    async fn carry(
+        &self,
+        node: &Node,
+        ep: &Arc<Endpoint>,
+        client: End<'_>,
+        target: End<'_>,
+    ) -> &'static str {
+        let entry = &self.ticket.entry;
+        node.metrics.setup.observe(self.started.elapsed());
+        let _guard = ep.session_guard();
+        entry.set_targets(vec![ep.addr.to_string()]);
+        entry.set_state("open");
+        finish(
+            entry,
+            pump(client, target, entry, self.cfg.idle_timeout).await,
+        )
+    }
+}
+
+/// Carries a client's session over the bus to one of the service's peers.
+async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
+    let (cfg, targets, entry) = (&s.cfg, &s.targets, &s.ticket.entry);
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
     let mut wait = cfg.connect_timeout;
     loop {
@@ -88,18 +110,8 @@ async fn ingress(
         };
         match node.pools.get(&ep.addr).open(params, wait).await {
             Ok((send, recv)) => {
-                node.metrics.setup.observe(started.elapsed());
-                let _guard = ep.session_guard();
-                entry.set_targets(vec![ep.addr.to_string()]);
-                entry.set_state("open");
-                let r = pump(
-                    End::Sock(conn),
-                    End::Bus(send, recv),
-                    entry,
-                    cfg.idle_timeout,
-                )
-                .await;
-                return finish(entry, r);
+                let (client, target) = (End::Sock(conn), End::Bus(send, recv));
+                return s.carry(node, &ep, client, target).await;
             }
             Err(e) => {
                 tracing::warn!(service = %cfg.name, peer = %ep.addr, error = %e, "cannot open a stream to the peer");
@@ -125,7 +137,6 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
         .await;
         return;
     };
-    let cfg = svc.config();
     let id = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
         open.session_id.as_str().into()
     } else {
@@ -136,33 +147,12 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
         truncate(&open.client, 128),
         send.transport().node()
     );
-    let ticket = node.sessions.register(
-        id,
-        svc.name.clone(),
-        client,
-        cfg.mode.as_str(),
-        svc.metrics.clone(),
-    );
-    let entry = &ticket.entry;
-    let started = Instant::now();
-    let targets = svc.targets();
-    targets.refresh().await;
-    let outcome = match connect_backend(&cfg, &targets).await {
+    let s = begin(&node, &svc, id, client).await;
+    let entry = &s.ticket.entry;
+    let outcome = match connect_backend(&s.cfg, &s.targets).await {
         Ok((backend, ep)) => {
-            node.metrics.setup.observe(started.elapsed());
-            let _guard = ep.session_guard();
-            entry.set_targets(vec![ep.addr.to_string()]);
-            entry.set_state("open");
-            finish(
-                entry,
-                pump(
-                    End::Bus(send, recv),
-                    End::Sock(&backend),
-                    entry,
-                    cfg.idle_timeout,
-                )
-                .await,
-            )
+            let (client, target) = (End::Bus(send, recv), End::Sock(&backend));
+            s.carry(&node, &ep, client, target).await
         }
         Err(e) => {
             tracing::warn!(service = %svc.name, session = %entry.id, error = %e, "backend unreachable; resetting the stream");

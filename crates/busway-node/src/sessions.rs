@@ -162,15 +162,14 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// A snapshot of the open sessions, taken without holding the lock while using it.
+    fn entries(&self) -> Vec<Arc<SessionEntry>> {
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.values().cloned().collect()
+    }
+
     pub fn list(&self) -> Vec<SessionView> {
-        let entries: Vec<Arc<SessionEntry>> = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        entries.iter().map(|e| e.view()).collect()
+        self.entries().iter().map(|e| e.view()).collect()
     }
 
     /// Closes one session; false if no such id.
@@ -192,14 +191,7 @@ impl Sessions {
 
     /// Closes every session.
     pub fn kill_all(&self) {
-        let entries: Vec<Arc<SessionEntry>> = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for e in entries {
+        for e in self.entries() {
             e.kill.notify_one();
         }
     }

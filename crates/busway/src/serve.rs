@@ -87,15 +87,13 @@ impl Signals {
     }
 }
 
-/// `run`, `controller`, `segment`.
-pub fn run_file(src: Source) -> ExitCode {
-    let cfg = match src.load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("busway: configuration error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs a node (or the demo's nodes): starts it inside a runtime, prints the start-up lines,
+/// then hands every signal to `on_signal` until it says to stop (returns true).
+fn serve<T>(
+    start: impl std::future::Future<Output = Result<(T, Vec<Listening>), busway_node::StartError>>,
+    after_announce: impl FnOnce(&[Listening]),
+    mut on_signal: impl AsyncFnMut(&T, Sig) -> bool,
+) -> ExitCode {
     let rt = runtime();
     let code = rt.block_on(async {
         let mut signals = match Signals::new() {
@@ -105,7 +103,7 @@ pub fn run_file(src: Source) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let (node, lines) = match Node::start(cfg).await {
+        let (state, lines) = match start.await {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("busway: {e}");
@@ -113,19 +111,42 @@ pub fn run_file(src: Source) -> ExitCode {
             }
         };
         announce(&lines);
+        after_announce(&lines);
         loop {
-            match signals.next().await {
-                Sig::Reload => reload(&node, &src).await,
-                Sig::Stop => {
-                    tracing::info!("stopping");
-                    node.shutdown(node.config().node.shutdown_grace).await;
-                    return ExitCode::SUCCESS;
-                }
+            let sig = signals.next().await;
+            if on_signal(&state, sig).await {
+                return ExitCode::SUCCESS;
             }
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     code
+}
+
+/// `run`, `controller`, `segment`.
+pub fn run_file(src: Source) -> ExitCode {
+    let cfg = match src.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("busway: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    serve(
+        Node::start(cfg),
+        |_| {},
+        async |node, sig| match sig {
+            Sig::Reload => {
+                reload(node, &src).await;
+                false
+            }
+            Sig::Stop => {
+                tracing::info!("stopping");
+                node.shutdown(node.config().node.shutdown_grace).await;
+                true
+            }
+        },
+    )
 }
 
 async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
@@ -183,23 +204,7 @@ pub fn demo(listen: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = runtime();
-    let code = rt.block_on(async {
-        let mut signals = match Signals::new() {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("busway: cannot install signal handlers: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        let (nodes, lines) = match busway_node::demo::start(listen).await {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("busway: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        announce(&lines);
+    let tell = |lines: &[Listening]| {
         if let Some(l) = lines.first() {
             let hostport = l.url.trim_start_matches("tcp://").replace(':', " ");
             println!("try it: nc {hostport}   (every line you type comes back through ingress -> bus -> egress -> echo)");
@@ -207,15 +212,18 @@ pub fn demo(listen: &str) -> ExitCode {
                 println!("watch it: busway status --admin {}", a.url);
             }
         }
-        loop {
-            if let Sig::Stop = signals.next().await {
-                for n in &nodes {
+    };
+    serve(
+        busway_node::demo::start(listen),
+        tell,
+        async |nodes: &Vec<std::sync::Arc<Node>>, sig| match sig {
+            Sig::Reload => false,
+            Sig::Stop => {
+                for n in nodes {
                     n.shutdown(Duration::from_secs(2)).await;
                 }
-                return ExitCode::SUCCESS;
+                true
             }
-        }
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    code
+        },
+    )
 }
