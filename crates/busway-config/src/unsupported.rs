@@ -5,9 +5,9 @@
 //! runtime learns a feature, delete its block (and its test) and nothing else changes.
 
 use crate::address::{is_socket, scheme};
-use crate::draft::{At, ServiceDraft, TargetKind};
+use crate::draft::{At, ServiceDraft};
 use crate::error::ConfigError;
-use crate::model::{Address, Mode};
+use crate::model::Address;
 
 /// Top-level TOML sections of CONTRACT sections 6 and 7.
 pub(crate) const SECTIONS: &[&str] = &["discovery", "gateway", "relay", "cluster"];
@@ -27,46 +27,11 @@ pub(crate) fn grpc_table(file: &str, key: &str, line: Option<usize>) -> ConfigEr
     )
 }
 
-/// The per-service checks. `mode` is the resolved mode and `defaulted` says whether the file
-/// left it out (then the error points at the target list that caused the default).
-pub(crate) fn check_service(
-    file: &str,
-    service: &ServiceDraft,
-    mode: Mode,
-    defaulted: bool,
-) -> Result<(), ConfigError> {
+/// The per-service checks.
+pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), ConfigError> {
     let err = |at_line: Option<usize>, key: &str, msg: String| {
         Err(ConfigError::new(file, at_line, key, msg))
     };
-
-    // Fan-out modes.
-    if mode != Mode::OneToOne {
-        if defaulted {
-            let what = match service.kind {
-                TargetKind::Peers => "peers",
-                TargetKind::Backends => "backends",
-            };
-            return err(
-                service.targets_at.line,
-                &service.targets_at.key,
-                format!(
-                    "several {what} are listed, so the mode defaults to {}, which is not yet \
-                     supported; list one target or set the mode to one-to-one",
-                    mode.as_str()
-                ),
-            );
-        }
-        if let Some(m) = &service.mode {
-            return err(
-                m.line,
-                &m.key,
-                format!(
-                    "mode {} is not yet supported (only one-to-one)",
-                    mode.as_str()
-                ),
-            );
-        }
-    }
 
     // Mirrors.
     if let Some(first) = service.mirror.first() {

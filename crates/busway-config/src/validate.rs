@@ -71,12 +71,12 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
         );
     }
     // CONTRACT section 3: several entries as written (before DNS) mean fan-out by default.
-    let (mode, defaulted) = match &s.mode {
-        Some(m) => (m.value, false),
-        None if s.targets.len() > 1 => (Mode::HalfDuplex, true),
-        None => (Mode::OneToOne, true),
+    let mode = match &s.mode {
+        Some(m) => m.value,
+        None if s.targets.len() > 1 => Mode::HalfDuplex,
+        None => Mode::OneToOne,
     };
-    unsupported::check_service(file, &s, mode, defaulted)?;
+    unsupported::check_service(file, &s)?;
     let addresses = |v: Vec<At<Address>>| v.into_iter().map(|a| a.value).collect::<Vec<_>>();
     let targets = match s.kind {
         TargetKind::Peers => Targets::Peers(addresses(s.targets)),

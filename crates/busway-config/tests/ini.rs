@@ -100,21 +100,17 @@ fn names_are_case_insensitive() {
         Targets::Backends(vec![Address::Unix(PathBuf::from("/run/app.sock"))])
     );
     assert_eq!(s.mode, Mode::OneToOne);
-    // "Half Duplex" is recognised (it is refused only as not yet supported, not as invalid).
-    assert_err(
+    // Mode names are case-insensitive, as Cloudbus wrote them.
+    let c = parse(
         "[a]\nbind=tcp://127.0.0.1:1\nserver=tcp://b:1\nMODE = Half Duplex\n",
         Role::Segment,
-        4,
-        "a.mode",
-        "mode half-duplex is not yet supported",
     );
-    assert_err(
+    assert_eq!(c.services[0].mode, Mode::HalfDuplex);
+    let c = parse(
         "[a]\nbind=tcp://127.0.0.1:1\nserver=tcp://b:1\nmode=FULL duplex\n",
         Role::Controller,
-        4,
-        "a.mode",
-        "mode full-duplex is not yet supported",
     );
+    assert_eq!(c.services[0].mode, Mode::FullDuplex);
 }
 
 #[test]
@@ -202,15 +198,13 @@ fn several_services() {
 }
 
 #[test]
-fn several_servers_default_to_half_duplex_which_is_not_yet_supported() {
+fn several_servers_default_to_half_duplex() {
     for role in BOTH_ROLES {
-        assert_err(
+        let c = parse(
             "[svc]\nbind=tcp://127.0.0.1:1\n\nserver=tcp://a:1\nserver=tcp://b:1\n",
             role,
-            4,
-            "svc.server",
-            "so the mode defaults to half-duplex, which is not yet supported",
         );
+        assert_eq!(c.services[0].mode, Mode::HalfDuplex);
     }
 }
 

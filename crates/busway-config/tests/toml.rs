@@ -495,32 +495,8 @@ fn service_rules() {
 }
 
 #[test]
-fn fan_out_and_discovery_targets_are_not_yet_supported() {
+fn mirrors_and_discovery_targets_are_not_yet_supported() {
     let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
-    assert_err(
-        &format!("{svc}backends = [\"tcp://a:1\", \"tcp://b:1\"]\n"),
-        4,
-        "service.backends",
-        "several backends are listed, so the mode defaults to half-duplex, which is not yet supported",
-    );
-    assert_err(
-        &format!("{svc}peers = [\"tcp://a:1\", \"tcp://b:1\"]\n"),
-        4,
-        "service.peers",
-        "several peers",
-    );
-    assert_err(
-        &format!("{svc}backends = [\"tcp://a:1\"]\nmode = \"half-duplex\"\n"),
-        5,
-        "service.mode",
-        "mode half-duplex is not yet supported",
-    );
-    assert_err(
-        &format!("{svc}backends = [\"tcp://a:1\"]\nmode = \"full-duplex\"\n"),
-        5,
-        "service.mode",
-        "mode full-duplex is not yet supported",
-    );
     assert_err(
         &format!("{svc}backends = [\"tcp://a:1\"]\nmirror = [\"tcp://m:1\"]\n"),
         5,
@@ -630,4 +606,19 @@ fn load_toml_reads_a_file_and_reports_read_errors() {
 fn errors_implement_std_error() {
     let e: Box<dyn std::error::Error> = Box::new(parse_toml("[x]", "f").unwrap_err());
     assert!(e.to_string().starts_with("f:1: x: "));
+}
+
+#[test]
+fn several_targets_default_to_half_duplex_and_modes_are_explicit() {
+    let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
+    let c = parse(&format!("{svc}backends = [\"tcp://a:1\", \"tcp://b:1\"]\n"));
+    assert_eq!(c.services[0].mode, Mode::HalfDuplex);
+    let c = parse(&format!(
+        "{svc}peers = [\"tcp://a:1\", \"tcp://b:1\"]\nmode = \"full-duplex\"\n"
+    ));
+    assert_eq!(c.services[0].mode, Mode::FullDuplex);
+    let c = parse(&format!(
+        "{svc}backends = [\"tcp://a:1\", \"tcp://b:1\"]\nmode = \"one-to-one\"\n"
+    ));
+    assert_eq!(c.services[0].mode, Mode::OneToOne);
 }

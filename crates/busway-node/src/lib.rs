@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod bus;
 pub mod demo;
+pub mod fanout;
 pub mod listen;
 pub mod metrics;
 pub mod node;

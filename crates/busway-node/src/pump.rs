@@ -40,6 +40,8 @@ pub enum Abort {
     Kicked,
     /// No byte either way for `idle_timeout`.
     Idle,
+    /// Half duplex: no target answered within `latch_timeout`.
+    LatchTimeout,
 }
 
 impl Abort {
@@ -47,7 +49,7 @@ impl Abort {
     pub fn outcome(&self) -> &'static str {
         match self {
             Abort::Reset(ResetCode::Refused | ResetCode::Unreachable, _) => "refused",
-            Abort::Reset(ResetCode::Timeout, _) => "timeout",
+            Abort::Reset(ResetCode::Timeout, _) | Abort::LatchTimeout => "timeout",
             Abort::Kicked | Abort::Idle => "ok",
             _ => "error",
         }
@@ -62,16 +64,17 @@ impl std::fmt::Display for Abort {
             Abort::Io(e) => write!(f, "socket error: {e}"),
             Abort::Kicked => f.write_str("closed by operator"),
             Abort::Idle => f.write_str("idle timeout"),
+            Abort::LatchTimeout => f.write_str("no target answered within latch_timeout"),
         }
     }
 }
 
-enum Reader<'a> {
+pub(crate) enum Reader<'a> {
     Sock(&'a Conn, bool),
     Bus(&'a mut BusRecv),
 }
 
-enum Writer<'a> {
+pub(crate) enum Writer<'a> {
     Sock(&'a Conn),
     Bus(&'a BusSend),
 }
@@ -82,7 +85,7 @@ thread_local! {
 
 impl Reader<'_> {
     /// The next chunk, at most `max` bytes; `None` at EOF.
-    async fn next(&mut self, max: usize) -> Result<Option<Bytes>, Abort> {
+    pub(crate) async fn next(&mut self, max: usize) -> Result<Option<Bytes>, Abort> {
         match self {
             Reader::Sock(conn, bulk) => loop {
                 conn.readable().await.map_err(Abort::Io)?;
@@ -115,7 +118,7 @@ impl Reader<'_> {
         }
     }
 
-    async fn delivered(&self, n: usize) {
+    pub(crate) async fn delivered(&self, n: usize) {
         if let Reader::Bus(rx) = self {
             rx.consumed(n).await;
         }
@@ -134,7 +137,7 @@ impl Writer<'_> {
         }
     }
 
-    async fn write(&self, b: Bytes, unused_budget: usize) -> Result<(), Abort> {
+    pub(crate) async fn write(&self, b: Bytes, unused_budget: usize) -> Result<(), Abort> {
         match self {
             Writer::Sock(c) => c.write_all(&b).await.map_err(Abort::Io),
             Writer::Bus(tx) => {
@@ -146,7 +149,7 @@ impl Writer<'_> {
         }
     }
 
-    async fn finish(&self, unused_budget: usize) -> Result<(), Abort> {
+    pub(crate) async fn finish(&self, unused_budget: usize) -> Result<(), Abort> {
         match self {
             Writer::Sock(c) => {
                 // The peer may already be gone; that is its EOF, not our error.
@@ -178,7 +181,7 @@ async fn copy(mut from: Reader<'_>, to: Writer<'_>, count: impl Fn(usize)) -> Re
     }
 }
 
-fn split<'a>(end: &'a mut End<'_>) -> (Reader<'a>, Writer<'a>) {
+pub(crate) fn split<'a>(end: &'a mut End<'_>) -> (Reader<'a>, Writer<'a>) {
     match end {
         End::Sock(c) => (Reader::Sock(c, false), Writer::Sock(c)),
         End::Bus(tx, rx) => (Reader::Bus(rx), Writer::Bus(tx)),

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use busway_config::{ServiceConfig, Targets};
+use busway_config::{Mode, ServiceConfig, Targets};
 use busway_net::{dial, Conn, DialError, Endpoint, TargetSet};
 use busway_proto::{OpenParams, ResetCode};
 
 use crate::bus::driver::Opened;
+use crate::fanout::{fan_out, Target};
 use crate::node::Node;
 use crate::pump::{pump, Abort, End};
 use crate::service::ServiceState;
@@ -20,7 +21,10 @@ use crate::sessions::{new_id, SessionEntry, Ticket};
 pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn, client: String) {
     let s = begin(&node, &svc, new_id(), client).await;
     let entry = &s.ticket.entry;
+    let fan = s.cfg.mode != Mode::OneToOne;
     let outcome = match &s.cfg.targets {
+        Targets::Peers(_) if fan => ingress_fan(&node, &s, End::Sock(&conn)).await,
+        Targets::Backends(_) if fan => backends_fan(&node, &s, End::Sock(&conn)).await,
         Targets::Peers(_) => ingress(&node, &s, &conn).await,
         Targets::Backends(_) => match connect_backend(&s.cfg, &s.targets).await {
             Ok((backend, ep)) => {
@@ -65,6 +69,34 @@ async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) ->
 }
 
 impl Begun {
+    /// Runs a fan-out session over `targets` (reached through `used`), or refuses it if none.
+    async fn fan(
+        &self,
+        node: &Node,
+        client: End<'_>,
+        targets: Vec<Target>,
+        used: Vec<Arc<Endpoint>>,
+    ) -> &'static str {
+        let entry = &self.ticket.entry;
+        if targets.is_empty() {
+            tracing::warn!(service = %self.cfg.name, session = %entry.id, "no target of the fan-out could be reached");
+            return "refused";
+        }
+        node.metrics.setup.observe(self.started.elapsed());
+        let _guards: Vec<_> = used.iter().map(|e| e.session_guard()).collect();
+        entry.set_targets(used.iter().map(|e| e.addr.to_string()).collect());
+        entry.set_state("open");
+        let r = fan_out(
+            client,
+            targets,
+            self.cfg.mode,
+            entry,
+            self.cfg.latch_timeout,
+        )
+        .await;
+        finish(entry, r)
+    }
+
     /// What every session does once it reached its target: count the set-up time, mark the
     /// target busy for `least-sessions`, and pump until the end.
     async fn carry(
@@ -149,6 +181,11 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     );
     let s = begin(&node, &svc, id, client).await;
     let entry = &s.ticket.entry;
+    if s.cfg.mode != Mode::OneToOne {
+        let outcome = backends_fan(&node, &s, End::Bus(send, recv)).await;
+        svc.metrics.finished(outcome);
+        return;
+    }
     let outcome = match connect_backend(&s.cfg, &s.targets).await {
         Ok((backend, ep)) => {
             let (client, target) = (End::Bus(send, recv), End::Sock(&backend));
@@ -166,6 +203,90 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
         }
     };
     svc.metrics.finished(outcome);
+}
+
+/// A one-to-N session over the bus: one stream to every peer that is up.
+async fn ingress_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
+    let entry = &s.ticket.entry;
+    let mut peers = s.targets.endpoints();
+    peers.retain(|e| node.pools.is_up(&e.addr));
+    let opens = peers.iter().map(|ep| {
+        let params = OpenParams {
+            service: s.cfg.name.clone(),
+            session_id: entry.id.to_string(),
+            client: entry.client.clone(),
+            mode: s.cfg.mode.as_str().to_string(),
+            labels: Default::default(),
+            hops: 0,
+        };
+        let pool = node.pools.get(&ep.addr);
+        async move { pool.open(params, std::time::Duration::ZERO).await }
+    });
+    let mut targets = Vec::new();
+    let mut used = Vec::new();
+    for (ep, opened) in peers.iter().zip(join_all(opens).await) {
+        match opened {
+            Ok((send, recv)) => {
+                targets.push(Target::Bus(send, recv));
+                used.push(ep.clone());
+            }
+            Err(e) => tracing::warn!(peer = %ep.addr, error = %e, "fan-out: cannot open a stream"),
+        }
+    }
+    s.fan(node, client, targets, used).await
+}
+
+/// A one-to-N session to backends: every healthy backend, connected at once.
+async fn backends_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
+    let timeout = s.cfg.connect_timeout;
+    let eps: Vec<Arc<Endpoint>> = s
+        .targets
+        .endpoints()
+        .into_iter()
+        .filter(|e| e.is_up())
+        .collect();
+    let dials = eps
+        .iter()
+        .map(|ep| async move { dial(&ep.addr, timeout).await });
+    let mut targets = Vec::new();
+    let mut used = Vec::new();
+    for (ep, dialled) in eps.iter().zip(join_all(dials).await) {
+        match dialled {
+            Ok(c) => {
+                targets.push(Target::Sock(c));
+                used.push(ep.clone());
+            }
+            Err(e) => ep.eject(&e.to_string(), timeout),
+        }
+    }
+    s.fan(node, client, targets, used).await
+}
+
+/// Runs every future to completion, concurrently, keeping their order.
+async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 /// Connects one healthy backend, trying others after a failure until `connect_timeout` is spent.

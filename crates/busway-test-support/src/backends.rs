@@ -153,3 +153,28 @@ pub fn closed_port() -> String {
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
+
+/// Reads the client's first bytes, waits `delay`, answers `reply`, then echoes: a target of a
+/// given speed for half-duplex races.
+pub fn answer_after(delay: Duration, reply: &'static [u8]) -> Backend {
+    serve(move |mut s| {
+        let mut buf = vec![0u8; 16 * 1024];
+        if !matches!(s.read(&mut buf), Ok(n) if n > 0) {
+            return;
+        }
+        std::thread::sleep(delay);
+        if s.write_all(reply).is_err() {
+            return;
+        }
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Accepts and closes at once without sending anything.
+pub fn close_silently() -> Backend {
+    serve(drop)
+}

@@ -1,0 +1,171 @@
+//! One-to-N sessions (CONTRACT section 3, modes): the half-duplex latch, full duplex, at an
+//! egress over backends and at an ingress over peers.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// An egress whose `chat` service fans out to `backends` in `mode`, and an ingress in front.
+fn fan_chain(backends: &[String], mode: &str, extra: &str) -> Chain {
+    let list = backends
+        .iter()
+        .map(|b| format!("\"{b}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dir = TempDir::new("fan");
+    let egress_cfg = egress_toml("tcp://127.0.0.1:1", &format!("mode = \"{mode}\"\n{extra}"))
+        .replace(
+            "backends = [\"tcp://127.0.0.1:1\"]",
+            &format!("backends = [{list}]"),
+        );
+    let egress = Proc::run_toml(&dir, "e.toml", &egress_cfg);
+    let ingress = Proc::run_toml(&dir, "i.toml", &ingress_toml(&egress.url("bus"), ""));
+    wait_peer_up(&ingress.addr("admin"));
+    Chain {
+        dir,
+        egress,
+        ingress,
+    }
+}
+
+#[test]
+fn half_duplex_the_first_answer_wins_and_the_others_never_reach_the_client() {
+    let silent = backends::close_silently();
+    let slow = backends::answer_after(Duration::from_millis(400), b"slow");
+    let fast = backends::answer_after(Duration::from_millis(50), b"fast");
+    let chain = fan_chain(&[silent.url(), slow.url(), fast.url()], "half-duplex", "");
+    let mut c = chain.client();
+    c.write_all(b"hello all").unwrap();
+    assert_eq!(read_n(&mut c, 4), b"fast");
+    // Latched: from now on the session is one-to-one with the winner, which echoes.
+    std::thread::sleep(Duration::from_millis(600));
+    roundtrip(&mut c, b"only the winner");
+    c.shutdown(Shutdown::Write).unwrap();
+    let rest = read_all(&mut c);
+    assert!(!String::from_utf8_lossy(&rest).contains("slow"), "{rest:?}");
+    assert_eq!(slow.accepted(), 1);
+    assert_eq!(fast.accepted(), 1);
+}
+
+#[test]
+fn a_server_that_speaks_first_wins_before_the_client_sends() {
+    let silent = backends::silent();
+    let banner = backends::banner(b"HELLO\n");
+    let chain = fan_chain(&[silent.url(), banner.url()], "half-duplex", "");
+    let mut c = chain.client();
+    assert_eq!(read_n(&mut c, 6), b"HELLO\n");
+    roundtrip(&mut c, b"echoed by the banner server");
+}
+
+#[test]
+fn half_duplex_when_every_target_closes_silently_the_client_gets_eof() {
+    let a = backends::close_silently();
+    let b = backends::close_silently();
+    let chain = fan_chain(&[a.url(), b.url()], "half-duplex", "");
+    let mut c = chain.client();
+    let _ = c.write_all(b"anyone?");
+    let start = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn latch_timeout_closes_a_session_nobody_answered() {
+    let a = backends::silent();
+    let b = backends::silent();
+    let chain = fan_chain(
+        &[a.url(), b.url()],
+        "half-duplex",
+        "latch_timeout = \"300ms\"\n",
+    );
+    let mut c = chain.client();
+    c.write_all(b"hello?").unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let admin = chain.egress.addr("admin");
+    assert!(wait_for(Duration::from_secs(2), || metric(
+        &admin,
+        "busway_sessions_total{service=\"chat\",outcome=\"timeout\"}"
+    ) == Some(1.0)));
+}
+
+#[test]
+fn full_duplex_every_target_answers_and_the_session_ends_when_all_have_closed() {
+    let targets: Vec<_> = (0..3).map(|_| backends::echo()).collect();
+    let urls: Vec<String> = targets.iter().map(|b| b.url()).collect();
+    let chain = fan_chain(&urls, "full-duplex", "");
+    let mut c = chain.client();
+    c.write_all(b"ping!").unwrap();
+    assert_eq!(read_n(&mut c, 15), b"ping!ping!ping!");
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut c), b"");
+    for t in &targets {
+        assert_eq!(t.accepted(), 1);
+    }
+}
+
+#[test]
+fn full_duplex_a_failing_target_leaves_the_others_running() {
+    let dead = backends::close_silently();
+    let a = backends::echo();
+    let b = backends::echo();
+    let chain = fan_chain(&[dead.url(), a.url(), b.url()], "full-duplex", "");
+    let mut c = chain.client();
+    std::thread::sleep(Duration::from_millis(200));
+    c.write_all(b"twice").unwrap();
+    assert_eq!(read_n(&mut c, 10), b"twicetwice");
+}
+
+#[test]
+fn fan_out_at_the_ingress_over_two_egress_nodes() {
+    let fast = backends::answer_after(Duration::from_millis(30), b"from-fast");
+    let slow = backends::answer_after(Duration::from_millis(400), b"from-slow");
+    let dir = TempDir::new("fanin");
+    let e1 = Proc::run_toml(&dir, "e1.toml", &egress_toml(&fast.url(), ""));
+    let e2 = Proc::run_toml(&dir, "e2.toml", &egress_toml(&slow.url(), ""));
+    let cfg = ingress_toml(&e1.url("bus"), "").replace(
+        &format!("peers = [\"{}\"]", e1.url("bus")),
+        &format!("peers = [\"{}\", \"{}\"]", e1.url("bus"), e2.url("bus")),
+    );
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    let admin = ingress.addr("admin");
+    assert!(wait_for(Duration::from_secs(10), || http::get(
+        &admin,
+        "/v1/peers"
+    )
+    .body
+    .matches("\"state\":\"up\"")
+    .count()
+        == 2));
+    assert!(http::get(&admin, "/v1/services")
+        .body
+        .contains("half-duplex"));
+    let mut c = connect(&ingress.addr("chat"));
+    c.write_all(b"race").unwrap();
+    assert_eq!(read_n(&mut c, 9), b"from-fast");
+    std::thread::sleep(Duration::from_millis(600));
+    roundtrip(&mut c, b"after the latch");
+    assert_eq!(slow.accepted(), 1, "the slow egress was asked too");
+}
+
+#[test]
+fn two_hundred_fifty_six_targets_in_one_fan_out_session() {
+    let targets: Vec<_> = (0..256).map(|_| backends::echo()).collect();
+    let urls: Vec<String> = targets.iter().map(|b| b.url()).collect();
+    let chain = fan_chain(&urls, "full-duplex", "");
+    let mut c = chain.client();
+    c.write_all(b"x").unwrap();
+    assert_eq!(read_n(&mut c, 256), vec![b'x'; 256]);
+    assert!(targets.iter().all(|t| t.accepted() == 1));
+}
