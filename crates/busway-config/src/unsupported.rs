@@ -38,13 +38,17 @@ pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), Co
         return err(first.line, &first.key, "mirror is not yet supported".into());
     }
 
-    // Targets that need discovery, SRV or gRPC.
-    if let Some(t) = service.targets.iter().find(|t| !is_socket(&t.value)) {
+    // Targets that need discovery or gRPC.
+    if let Some(t) = service
+        .targets
+        .iter()
+        .find(|t| !is_socket(&t.value) && !matches!(t.value, Address::Srv(_)))
+    {
         return err(
             t.line,
             &t.key,
             format!(
-                "{} targets are not yet supported (use tcp:// or unix://)",
+                "{} targets are not yet supported (use tcp://, unix:// or srv://)",
                 scheme(&t.value)
             ),
         );

@@ -307,13 +307,13 @@ fn port_zero_binds_may_repeat() {
 }
 
 #[test]
-fn only_socket_addresses_for_now() {
+fn only_socket_and_srv_addresses_for_now() {
     assert_err(
-        "[svc]\nbind=tcp://127.0.0.1:1\nserver=srv://_a._tcp.example.com\n",
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=grpc://a:1\n",
         Role::Segment,
         3,
         "svc.server",
-        "srv:// targets are not yet supported",
+        "grpc:// targets are not yet supported",
     );
     assert_err(
         "[svc]\nbind=mdns:_busway._tcp.local\nserver=tcp://a:1\n",

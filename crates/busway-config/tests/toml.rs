@@ -504,7 +504,6 @@ fn mirrors_and_discovery_targets_are_not_yet_supported() {
         "mirror is not yet supported",
     );
     for (target, scheme) in [
-        ("srv://_x._tcp.example.com", "srv://"),
         ("grpc://u:50051", "grpc://"),
         ("grpcs://u:443", "grpcs://"),
         ("label:app=chat", "label:"),
@@ -620,5 +619,18 @@ fn several_targets_default_to_half_duplex_and_modes_are_explicit() {
     let c = parse(&format!(
         "{svc}backends = [\"tcp://a:1\", \"tcp://b:1\"]\nmode = \"one-to-one\"\n"
     ));
+    assert_eq!(c.services[0].mode, Mode::OneToOne);
+}
+
+#[test]
+fn srv_targets_are_accepted() {
+    let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
+    let c = parse(&format!(
+        "{svc}backends = [\"srv://_x._tcp.example.com\"]\n"
+    ));
+    assert_eq!(
+        c.services[0].targets,
+        Targets::Backends(vec![Address::Srv("_x._tcp.example.com".into())])
+    );
     assert_eq!(c.services[0].mode, Mode::OneToOne);
 }

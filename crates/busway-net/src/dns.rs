@@ -95,6 +95,48 @@ impl Resolver {
     }
 }
 
+/// One SRV record's address, with the record's priority and weight.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrvTarget {
+    pub addr: SocketAddr,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+impl Resolver {
+    /// Every address behind the SRV records of `name`, and until when the answer holds (the
+    /// earliest expiry of the SRV answer and of its targets' addresses).
+    pub async fn lookup_srv(&self, name: &str) -> Result<(Vec<SrvTarget>, Instant), String> {
+        let fqdn = if name.ends_with('.') {
+            name.to_string()
+        } else {
+            format!("{name}.")
+        };
+        let answer = self
+            .inner
+            .srv_lookup(fqdn.as_str())
+            .await
+            .map_err(|e| format!("{name} does not resolve: {e}"))?;
+        let mut until = answer.as_lookup().valid_until();
+        let mut out = Vec::new();
+        for rec in answer.iter() {
+            let host = rec.target().to_utf8();
+            let (addrs, t) = self.lookup(host.trim_end_matches('.'), rec.port()).await?;
+            until = until.min(t);
+            out.extend(addrs.into_iter().map(|addr| SrvTarget {
+                addr,
+                priority: rec.priority(),
+                weight: rec.weight(),
+            }));
+        }
+        if out.is_empty() {
+            return Err(format!("{name} has no SRV records"));
+        }
+        out.sort_by_key(|t| (t.priority, t.addr));
+        Ok((out, until.max(Instant::now() + self.min_ttl)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

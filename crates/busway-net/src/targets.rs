@@ -51,14 +51,25 @@ struct Health {
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: EndpointAddr,
+    /// From an SRV record: lower is preferred while any such endpoint is usable.
+    pub priority: u16,
+    /// From an SRV record: share of the sessions within its priority (0 for non-SRV targets).
+    pub weight: u16,
     sessions: AtomicUsize,
     health: Mutex<Health>,
 }
 
 impl Endpoint {
     pub fn new(addr: EndpointAddr) -> Arc<Endpoint> {
+        Self::ranked(addr, 0, 0)
+    }
+
+    /// An endpoint from an SRV record.
+    pub fn ranked(addr: EndpointAddr, priority: u16, weight: u16) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             addr,
+            priority,
+            weight,
             sessions: AtomicUsize::new(0),
             health: Mutex::new(Health::default()),
         })
@@ -162,6 +173,8 @@ struct Entry {
 pub struct TargetSet {
     entries: Vec<Entry>,
     rr: AtomicUsize,
+    /// Lookups that failed (the last good answer was kept).
+    lookup_failures: AtomicUsize,
     resolver: Resolver,
 }
 
@@ -193,6 +206,7 @@ impl TargetSet {
         Arc::new(TargetSet {
             entries,
             rr: AtomicUsize::new(0),
+            lookup_failures: AtomicUsize::new(0),
             resolver,
         })
     }
@@ -211,27 +225,39 @@ impl TargetSet {
             if !expired {
                 continue;
             }
-            let Address::Tcp { host, port } = &e.address else {
-                continue;
+            let looked_up = match &e.address {
+                Address::Tcp { host, port } => self
+                    .resolver
+                    .lookup(host, *port)
+                    .await
+                    .map(|(a, t)| (a.into_iter().map(|a| (a, 0, 0)).collect::<Vec<_>>(), t)),
+                Address::Srv(name) => self.resolver.lookup_srv(name).await.map(|(v, t)| {
+                    let v = v.into_iter().map(|s| (s.addr, s.priority, s.weight));
+                    (v.collect(), t)
+                }),
+                _ => continue,
             };
-            match self.resolver.lookup(host, *port).await {
-                Ok((addrs, until)) => {
+            match looked_up {
+                Ok((found, until)) => {
                     let mut r = lock(&e.resolved);
                     let old = std::mem::take(&mut r.endpoints);
-                    r.endpoints = addrs
+                    r.endpoints = found
                         .into_iter()
-                        .map(|a| {
+                        .map(|(a, priority, weight)| {
                             let ep = EndpointAddr::Tcp(a);
                             old.iter()
-                                .find(|o| o.addr == ep)
+                                .find(|o| {
+                                    o.addr == ep && o.priority == priority && o.weight == weight
+                                })
                                 .cloned()
-                                .unwrap_or_else(|| Endpoint::new(ep))
+                                .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
                         })
                         .collect();
                     r.valid_until = Some(until);
                     r.error = None;
                 }
                 Err(err) => {
+                    self.lookup_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(address = %e.address, %err, "lookup failed; keeping the last good targets");
                     let mut r = lock(&e.resolved);
                     r.valid_until = Some(now + Duration::from_secs(1));
@@ -239,6 +265,11 @@ impl TargetSet {
                 }
             }
         }
+    }
+
+    /// How many lookups failed so far.
+    pub fn lookup_failures(&self) -> usize {
+        self.lookup_failures.load(Ordering::Relaxed)
     }
 
     /// Every endpoint now in the set.
@@ -275,15 +306,26 @@ impl TargetSet {
         tried: &[Arc<Endpoint>],
         usable: impl Fn(&Endpoint) -> bool,
     ) -> Option<Arc<Endpoint>> {
-        let candidates: Vec<Arc<Endpoint>> = self
+        let mut candidates: Vec<Arc<Endpoint>> = self
             .endpoints()
             .into_iter()
             .filter(|e| usable(e) && !tried.iter().any(|t| Arc::ptr_eq(t, e)))
             .collect();
-        if candidates.is_empty() {
-            return None;
-        }
+        // SRV: only the most preferred priority that still has a usable endpoint.
+        let best = candidates.iter().map(|c| c.priority).min()?;
+        candidates.retain(|c| c.priority == best);
         let turn = self.rr.fetch_add(1, Ordering::Relaxed);
+        let total: u64 = candidates.iter().map(|c| u64::from(c.weight)).sum();
+        if total > 0 {
+            // SRV weights: each endpoint gets its share of the turns, in order.
+            let mut x = turn as u64 % total;
+            for c in &candidates {
+                if x < u64::from(c.weight) {
+                    return Some(c.clone());
+                }
+                x -= u64::from(c.weight);
+            }
+        }
         let i = match balance {
             Balance::RoundRobin => turn % candidates.len(),
             Balance::Random => rand::random_range(0..candidates.len()),
@@ -393,6 +435,38 @@ mod tests {
         }
         let b = s.pick(Balance::Random, &[], |e| e.is_up()).unwrap();
         assert!(s.pick(Balance::Random, &[b], |e| e.is_up()).is_none());
+    }
+
+    #[tokio::test]
+    async fn srv_priority_and_weight_decide_the_pick() {
+        let s = set(&["127.0.0.1:9"]);
+        let mk = |port: u16, p: u16, w: u16| {
+            Endpoint::ranked(EndpointAddr::Tcp(([127, 0, 0, 1], port).into()), p, w)
+        };
+        let eps = [mk(1, 10, 3), mk(2, 10, 1), mk(3, 20, 5)];
+        let pick = |usable: &dyn Fn(&Endpoint) -> bool| {
+            let mut counts = [0; 3];
+            for _ in 0..400 {
+                let e = pick_among(&s, &eps, usable).unwrap();
+                counts[eps.iter().position(|x| Arc::ptr_eq(x, &e)).unwrap()] += 1;
+            }
+            counts
+        };
+        // Priority 10 only, spread 3:1 by weight.
+        assert_eq!(pick(&|_| true), [300, 100, 0]);
+        // With priority 10 gone, priority 20 takes everything.
+        assert_eq!(pick(&|e| e.priority == 20), [0, 0, 400]);
+    }
+
+    /// `pick` over a fixed list, for tests.
+    fn pick_among(
+        s: &TargetSet,
+        eps: &[Arc<Endpoint>],
+        usable: &dyn Fn(&Endpoint) -> bool,
+    ) -> Option<Arc<Endpoint>> {
+        let entry = &s.entries[0];
+        lock(&entry.resolved).endpoints = eps.to_vec();
+        s.pick(Balance::RoundRobin, &[], usable)
     }
 
     #[tokio::test]

@@ -178,3 +178,47 @@ pub fn answer_after(delay: Duration, reply: &'static [u8]) -> Backend {
 pub fn close_silently() -> Backend {
     serve(drop)
 }
+
+/// Echo servers on the same port of several loopback addresses (`127.0.0.X`), so that one DNS
+/// name with several A records and one port reaches all of them.
+pub fn echo_on_loopbacks(last_octets: &[u8]) -> Vec<Backend> {
+    for _ in 0..20 {
+        let first = format!("127.0.0.{}:0", last_octets[0]);
+        let Ok(l0) = TcpListener::bind(&first) else {
+            continue;
+        };
+        let port = l0.local_addr().expect("addr").port();
+        let mut listeners = vec![l0];
+        for o in &last_octets[1..] {
+            match TcpListener::bind(format!("127.0.0.{o}:{port}")) {
+                Ok(l) => listeners.push(l),
+                Err(_) => break,
+            }
+        }
+        if listeners.len() == last_octets.len() {
+            return listeners.into_iter().map(serve_echo_on).collect();
+        }
+    }
+    panic!("no port free on every loopback address");
+}
+
+fn serve_echo_on(l: TcpListener) -> Backend {
+    let addr = l.local_addr().expect("addr").to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Backend { addr, accepted }
+}

@@ -6,6 +6,7 @@
 //! admin-API client. Everything is plain `std` (threads, blocking sockets) so tests stay simple.
 
 pub mod backends;
+pub mod dns;
 pub mod http;
 pub mod proc;
 

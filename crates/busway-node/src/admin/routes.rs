@@ -108,7 +108,7 @@ fn services(node: &Node) -> Vec<ServiceView> {
 }
 
 /// `busway_peer_transports{peer,state}` and `busway_peer_rtt_seconds{peer}`, from the live
-/// transports. A peer is named by its node name once the handshake told us, else its address.
+/// transports, and `busway_dns_lookup_failures_total{service}`. A peer is named by its node name once the handshake told us, else its address.
 fn peer_samples(node: &Node) -> Vec<Sample> {
     let mut counts: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
     let mut rtts: BTreeMap<String, f64> = BTreeMap::new();
@@ -134,6 +134,11 @@ fn peer_samples(node: &Node) -> Vec<Sample> {
         name: "busway_peer_rtt_seconds",
         labels: vec![("peer", peer)],
         value: rtt,
+    }));
+    out.extend(node.services().iter().map(|s| Sample {
+        name: "busway_dns_lookup_failures_total",
+        labels: vec![("service", s.name.to_string())],
+        value: s.targets().lookup_failures() as f64,
     }));
     out
 }

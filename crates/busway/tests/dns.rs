@@ -1,0 +1,131 @@
+//! Living target sets through a real DNS server (dnsmasq on a loopback port): every A record is
+//! a target, SRV priority and weight are honoured, and a changed answer is picked up at its TTL.
+
+mod common;
+
+use std::time::Duration;
+
+use busway_test_support::dns::Dnsmasq;
+use common::*;
+
+/// A direct (L4) node resolving through `dns`, in front of `backends`.
+fn direct_node(dir: &TempDir, dns: &Dnsmasq, backends: &str) -> Proc {
+    let cfg = format!(
+        r#"
+[node]
+name = "dns-node"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[dns]
+servers = ["{}"]
+min_ttl = "1s"
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+backends = [{backends}]
+mode = "one-to-one"
+"#,
+        dns.addr
+    );
+    Proc::run_toml(dir, "n.toml", &cfg)
+}
+
+#[test]
+fn three_a_records_are_three_targets_used_round_robin() {
+    let dir = TempDir::new("dns-a");
+    let echoes = backends::echo_on_loopbacks(&[1, 2, 3]);
+    let port = echoes[0].addr.rsplit(':').next().unwrap().to_string();
+    let dns = Dnsmasq::start(
+        &dir,
+        "127.0.0.1 svc.test\n127.0.0.2 svc.test\n127.0.0.3 svc.test\n",
+        &[],
+    );
+    let node = direct_node(&dir, &dns, &format!("\"tcp://svc.test:{port}\""));
+    for i in 0..9 {
+        let mut c = connect(&node.addr("chat"));
+        roundtrip(&mut c, format!("rr {i}").as_bytes());
+    }
+    for e in &echoes {
+        assert_eq!(e.accepted(), 3, "{}", e.addr);
+    }
+    let services = http::get(&node.addr("admin"), "/v1/services").body;
+    for o in 1..=3 {
+        assert!(
+            services.contains(&format!("tcp://127.0.0.{o}:{port}")),
+            "{services}"
+        );
+    }
+}
+
+#[test]
+fn a_changed_answer_is_picked_up_within_five_seconds() {
+    let dir = TempDir::new("dns-ttl");
+    let echoes = backends::echo_on_loopbacks(&[4, 5]);
+    let port = echoes[0].addr.rsplit(':').next().unwrap().to_string();
+    let dns = Dnsmasq::start(&dir, "127.0.0.4 moving.test\n", &[]);
+    let node = direct_node(&dir, &dns, &format!("\"tcp://moving.test:{port}\""));
+    let mut c = connect(&node.addr("chat"));
+    roundtrip(&mut c, b"old");
+    assert_eq!(echoes[0].accepted(), 1);
+    dns.set_hosts("127.0.0.5 moving.test\n");
+    let moved = wait_for(Duration::from_secs(5), || {
+        let mut c = connect(&node.addr("chat"));
+        roundtrip(&mut c, b"new?");
+        echoes[1].accepted() > 0
+    });
+    assert!(moved, "the new record was not used within 5 s");
+    // The session opened before the change was not touched.
+    roundtrip(&mut c, b"still on the old one");
+}
+
+#[test]
+fn srv_records_by_priority_then_weight() {
+    let dir = TempDir::new("dns-srv");
+    let heavy = backends::echo();
+    let light = backends::echo();
+    let backup = backends::echo();
+    let port = |b: &backends::Backend| b.addr.rsplit(':').next().unwrap().to_string();
+    let dns = Dnsmasq::start(
+        &dir,
+        "127.0.0.1 t.test\n",
+        &[
+            format!("_chat._tcp.svc.test,t.test,{},10,3", port(&heavy)),
+            format!("_chat._tcp.svc.test,t.test,{},10,1", port(&light)),
+            format!("_chat._tcp.svc.test,t.test,{},20,1", port(&backup)),
+        ],
+    );
+    let node = direct_node(&dir, &dns, "\"srv://_chat._tcp.svc.test\"");
+    for _ in 0..8 {
+        let mut c = connect(&node.addr("chat"));
+        roundtrip(&mut c, b"srv");
+    }
+    assert_eq!(
+        (heavy.accepted(), light.accepted(), backup.accepted()),
+        (6, 2, 0)
+    );
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_not_fatal_and_readyz_names_it() {
+    let dir = TempDir::new("dns-nx");
+    let dns = Dnsmasq::start(&dir, "127.0.0.1 other.test\n", &[]);
+    let node = direct_node(&dir, &dns, "\"tcp://missing.test:80\"");
+    let r = http::get(&node.addr("admin"), "/readyz");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body.contains("chat") && r.body.contains("missing.test"),
+        "{}",
+        r.body
+    );
+    // Sessions are refused (closed) while it does not resolve, and the node keeps running.
+    let mut c = connect(&node.addr("chat"));
+    let mut buf = [0u8; 4];
+    assert_eq!(std::io::Read::read(&mut c, &mut buf).unwrap_or(0), 0);
+    assert!(node.stderr().contains("missing.test"), "{}", node.stderr());
+    assert!(metric(
+        &node.addr("admin"),
+        "busway_dns_lookup_failures_total{service=\"chat\"}"
+    )
+    .is_some_and(|v| v >= 1.0));
+    assert_eq!(http::get(&node.addr("admin"), "/healthz").status, 200);
+}
