@@ -33,9 +33,16 @@ pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), Co
         Err(ConfigError::new(file, at_line, key, msg))
     };
 
-    // Mirrors.
-    if let Some(first) = service.mirror.first() {
-        return err(first.line, &first.key, "mirror is not yet supported".into());
+    // Mirrors are dialled directly: plain sockets only.
+    if let Some(m) = service.mirror.iter().find(|m| !is_socket(&m.value)) {
+        return err(
+            m.line,
+            &m.key,
+            format!(
+                "{} mirrors are not supported (use tcp:// or unix://)",
+                scheme(&m.value)
+            ),
+        );
     }
 
     // Targets that need discovery or gRPC.

@@ -495,13 +495,13 @@ fn service_rules() {
 }
 
 #[test]
-fn mirrors_and_discovery_targets_are_not_yet_supported() {
+fn socket_mirrors_only_and_discovery_targets_not_yet() {
     let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
     assert_err(
-        &format!("{svc}backends = [\"tcp://a:1\"]\nmirror = [\"tcp://m:1\"]\n"),
+        &format!("{svc}backends = [\"tcp://a:1\"]\nmirror = [\"srv://_m._tcp.x\"]\n"),
         5,
         "service.mirror",
-        "mirror is not yet supported",
+        "srv:// mirrors are not supported",
     );
     for (target, scheme) in [
         ("grpc://u:50051", "grpc://"),
@@ -633,4 +633,13 @@ fn srv_targets_are_accepted() {
         Targets::Backends(vec![Address::Srv("_x._tcp.example.com".into())])
     );
     assert_eq!(c.services[0].mode, Mode::OneToOne);
+}
+
+#[test]
+fn mirrors_are_parsed() {
+    let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
+    let c = parse(&format!(
+        "{svc}backends = [\"tcp://a:1\"]\nmirror = [\"tcp://m:1\", \"unix:///tmp/m.sock\"]\n"
+    ));
+    assert_eq!(c.services[0].mirror.len(), 2);
 }

@@ -52,3 +52,30 @@ pub async fn dial(ep: &EndpointAddr, timeout: Duration) -> Result<Conn, DialErro
         Ok(Err(e)) => Err(DialError::Io(label, e)),
     }
 }
+
+/// Connects a configured address directly (resolving a host name with the system resolver):
+/// for mirrors, which are not target sets.
+pub async fn dial_address(
+    addr: &busway_config::Address,
+    timeout: Duration,
+) -> Result<Conn, DialError> {
+    use busway_config::Address;
+    let label = addr.to_string();
+    let fut = async {
+        match addr {
+            Address::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(Conn::tcp),
+            Address::Unix(p) => UnixStream::connect(p).await.map(Conn::Unix),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "not a socket address",
+            )),
+        }
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(DialError::Timeout(label)),
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(DialError::Io(label, e)),
+    }
+}

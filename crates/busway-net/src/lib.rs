@@ -14,7 +14,7 @@ pub mod listener;
 pub mod targets;
 
 pub use conn::Conn;
-pub use dial::{dial, DialError};
+pub use dial::{dial, dial_address, DialError};
 pub use dns::Resolver;
 pub use listener::{BindError, Listener};
 pub use targets::{Endpoint, EndpointAddr, TargetSet};

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::bus::{BusRecv, BusSend};
+use crate::mirror::Mirrors;
 use crate::pump::{split, Abort, End, Reader, MAX_CHUNK};
 use crate::sessions::SessionEntry;
 
@@ -219,6 +220,7 @@ pub async fn fan_out(
     mode: Mode,
     entry: &SessionEntry,
     latch_timeout: Duration,
+    mirrors: &Mirrors,
 ) -> Result<(), Abort> {
     let half = mode == Mode::HalfDuplex;
     let (tx, mut rx) = mpsc::channel(REPLY_QUEUE);
@@ -250,10 +252,12 @@ pub async fn fan_out(
             match client_r.next(budget.max(1)).await? {
                 Some(b) => {
                     entry.add_in(b.len());
+                    mirrors.offer(&b);
                     fan.write(&b, budget).await;
                     client_r.delivered(b.len()).await;
                 }
                 None => {
+                    mirrors.finish();
                     fan.finish(budget).await;
                     return Ok::<(), Abort>(());
                 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod fanout;
 pub mod listen;
 pub mod metrics;
+pub mod mirror;
 pub mod node;
 pub mod pump;
 pub mod service;

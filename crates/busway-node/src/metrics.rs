@@ -19,6 +19,8 @@ pub struct ServiceMetrics {
     outcomes: [AtomicU64; 4],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Mirrors cut off because they could not keep up.
+    pub mirror_dropped: AtomicU64,
 }
 
 impl ServiceMetrics {
@@ -153,6 +155,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "busway_bytes_total{{service=\"{s}\",direction=\"out\"}} {o}"
+            );
+        }
+        header(
+            &mut out,
+            "busway_mirror_dropped_total",
+            "counter",
+            "Mirror copies cut off because the mirror could not keep up.",
+        );
+        for (s, m) in &services {
+            let v = m.mirror_dropped.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "busway_mirror_dropped_total{{service=\"{}\"}} {v}",
+                esc(s)
             );
         }
         header(

@@ -16,6 +16,7 @@ use busway_proto::ResetCode;
 use bytes::{Bytes, BytesMut};
 
 use crate::bus::{BusRecv, BusSend, Inbound};
+use crate::mirror::Mirrors;
 use crate::sessions::SessionEntry;
 
 /// The most a direction moves per read.
@@ -166,17 +167,26 @@ impl Writer<'_> {
     }
 }
 
-async fn copy(mut from: Reader<'_>, to: Writer<'_>, count: impl Fn(usize)) -> Result<(), Abort> {
+/// Copies one direction; `tap` sees every chunk (`Some`) and the EOF (`None`) for counting and
+/// mirroring.
+async fn copy(
+    mut from: Reader<'_>,
+    to: Writer<'_>,
+    tap: impl Fn(Option<&Bytes>),
+) -> Result<(), Abort> {
     loop {
         let budget = to.budget().await?;
         match from.next(budget).await? {
             Some(b) => {
                 let n = b.len();
-                count(n);
+                tap(Some(&b));
                 to.write(b, budget.saturating_sub(n)).await?;
                 from.delivered(n).await;
             }
-            None => return to.finish(budget).await,
+            None => {
+                tap(None);
+                return to.finish(budget).await;
+            }
         }
     }
 }
@@ -194,6 +204,7 @@ pub async fn pump(
     mut target: End<'_>,
     entry: &SessionEntry,
     idle_timeout: Duration,
+    mirrors: &Mirrors,
 ) -> Result<(), Abort> {
     let (client_r, client_w) = split(&mut client);
     let (target_r, target_w) = split(&mut target);
@@ -201,8 +212,15 @@ pub async fn pump(
     // its captured futures beside the join's own copies, doubling every idle session's state.
     let both = async move {
         tokio::try_join!(
-            copy(client_r, target_w, |n| entry.add_in(n)),
-            copy(target_r, client_w, |n| entry.add_out(n)),
+            copy(client_r, target_w, |b| match b {
+                Some(b) => {
+                    entry.add_in(b.len());
+                    mirrors.offer(b);
+                }
+                None => mirrors.finish(),
+            }),
+            copy(target_r, client_w, |b| entry
+                .add_out(b.map_or(0, |b| b.len()))),
         )
         .map(|_| ())
     };
@@ -269,12 +287,14 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let info = TransportInfo::new("p".into(), tx);
         let (send, recv) = crate::bus::stream::new_stream(1, info, Shared::new(0));
-        let sock = pump(End::Sock(&a), End::Sock(&b), &t.entry, Duration::ZERO);
+        let m = Mirrors::default();
+        let sock = pump(End::Sock(&a), End::Sock(&b), &t.entry, Duration::ZERO, &m);
         let bus = pump(
             End::Sock(&a),
             End::Bus(send, recv),
             &t.entry,
             Duration::ZERO,
+            &m,
         );
         eprintln!(
             "pump futures: sock-sock {} bytes, sock-bus {} bytes",

@@ -12,6 +12,7 @@ use busway_proto::{OpenParams, ResetCode};
 
 use crate::bus::driver::Opened;
 use crate::fanout::{fan_out, Target};
+use crate::mirror::Mirrors;
 use crate::node::Node;
 use crate::pump::{pump, Abort, End};
 use crate::service::ServiceState;
@@ -43,6 +44,7 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
 /// A session registered and its service's targets fresh.
 struct Begun {
     ticket: Ticket,
+    mirrors: Mirrors,
     cfg: Arc<ServiceConfig>,
     targets: Arc<TargetSet>,
     started: Instant,
@@ -60,8 +62,14 @@ async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) ->
     );
     let targets = svc.targets();
     targets.refresh().await;
+    let mirrors = if cfg.mirror.is_empty() {
+        Mirrors::default()
+    } else {
+        Mirrors::start(&cfg.mirror, cfg.connect_timeout, svc.metrics.clone())
+    };
     Begun {
         ticket,
+        mirrors,
         cfg,
         targets,
         started,
@@ -92,6 +100,7 @@ impl Begun {
             self.cfg.mode,
             entry,
             self.cfg.latch_timeout,
+            &self.mirrors,
         )
         .await;
         finish(entry, r)
@@ -113,7 +122,7 @@ impl Begun {
         entry.set_state("open");
         finish(
             entry,
-            pump(client, target, entry, self.cfg.idle_timeout).await,
+            pump(client, target, entry, self.cfg.idle_timeout, &self.mirrors).await,
         )
     }
 }

@@ -222,3 +222,34 @@ fn serve_echo_on(l: TcpListener) -> Backend {
     });
     Backend { addr, accepted }
 }
+
+/// What a [`recorder`] saw: every byte until EOF, and whether EOF came.
+#[derive(Debug, Default)]
+pub struct Recording {
+    pub bytes: Vec<u8>,
+    pub eof: bool,
+}
+
+/// Records everything it receives (one connection's worth at a time), answers `reply` to every
+/// read: a mirror whose replies must never reach the client.
+pub fn recorder(reply: &'static [u8]) -> (Backend, Arc<std::sync::Mutex<Recording>>) {
+    let rec = Arc::new(std::sync::Mutex::new(Recording::default()));
+    let r = rec.clone();
+    let b = serve(move |mut s| {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    r.lock().unwrap().eof = true;
+                    return;
+                }
+                Ok(n) => {
+                    r.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
+                    let _ = s.write_all(reply);
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    (b, rec)
+}

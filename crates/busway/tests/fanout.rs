@@ -169,3 +169,43 @@ fn two_hundred_fifty_six_targets_in_one_fan_out_session() {
     assert_eq!(read_n(&mut c, 256), vec![b'x'; 256]);
     assert!(targets.iter().all(|t| t.accepted() == 1));
 }
+
+#[test]
+fn the_slowest_target_bounds_the_session_and_memory_stays_bounded() {
+    let stuck = backends::silent();
+    let echo = backends::echo();
+    let chain = fan_chain(&[stuck.url(), echo.url()], "full-duplex", "");
+    let mut c = chain.client();
+    let mut w = c.try_clone().unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..64 {
+            if w.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        d.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Drain what the echo target sends back, so only the stuck target can hold things up.
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while matches!(std::io::Read::read(&mut c, &mut buf), Ok(n) if n > 0) {}
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "64 MiB went through although one target reads nothing"
+    );
+    assert!(
+        chain.egress.rss_kib() < 64 * 1024,
+        "egress holds {} KiB",
+        chain.egress.rss_kib()
+    );
+    assert!(
+        chain.ingress.rss_kib() < 64 * 1024,
+        "ingress holds {} KiB",
+        chain.ingress.rss_kib()
+    );
+}
