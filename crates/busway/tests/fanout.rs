@@ -209,3 +209,55 @@ fn the_slowest_target_bounds_the_session_and_memory_stays_bounded() {
         chain.ingress.rss_kib()
     );
 }
+
+#[test]
+fn fan_out_composes_an_ingress_fan_over_egress_fans() {
+    let dir = TempDir::new("compose");
+    // Two egress nodes, each fanning out in full duplex to two echo servers.
+    let echoes: Vec<_> = (0..4).map(|_| backends::echo()).collect();
+    let mut eg = Vec::new();
+    for pair in echoes.chunks(2) {
+        let cfg = egress_toml(&pair[0].url(), "mode = \"full-duplex\"\n").replace(
+            &format!("backends = [\"{}\"]", pair[0].url()),
+            &format!("backends = [\"{}\", \"{}\"]", pair[0].url(), pair[1].url()),
+        );
+        eg.push(Proc::run_toml(&dir, &format!("e{}.toml", eg.len()), &cfg));
+    }
+    let cfg = ingress_toml(&eg[0].url("bus"), "mode = \"full-duplex\"\n").replace(
+        &format!("peers = [\"{}\"]", eg[0].url("bus")),
+        &format!(
+            "peers = [\"{}\", \"{}\"]",
+            eg[0].url("bus"),
+            eg[1].url("bus")
+        ),
+    );
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    let admin = ingress.addr("admin");
+    assert!(wait_for(Duration::from_secs(10), || http::get(
+        &admin,
+        "/v1/peers"
+    )
+    .body
+    .matches("\"state\":\"up\"")
+    .count()
+        == 2));
+    let mut c = connect(&ingress.addr("chat"));
+    c.write_all(b"<4>").unwrap();
+    // One chunk each from the four servers, two hops of fan-out away.
+    assert_eq!(read_n(&mut c, 12), b"<4><4><4><4>");
+    assert!(echoes.iter().all(|e| e.accepted() == 1));
+}
+
+#[test]
+fn one_to_one_round_robin_spreads_over_three_backends() {
+    let targets: Vec<_> = (0..3).map(|_| backends::echo()).collect();
+    let urls: Vec<String> = targets.iter().map(|b| b.url()).collect();
+    let chain = fan_chain(&urls, "one-to-one", "");
+    for i in 0..9 {
+        let mut c = chain.client();
+        roundtrip(&mut c, format!("rr {i}").as_bytes());
+    }
+    for t in &targets {
+        assert_eq!(t.accepted(), 3);
+    }
+}
