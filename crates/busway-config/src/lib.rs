@@ -29,7 +29,7 @@
 //!
 //! # Not yet supported
 //!
-//! Parts of the contract the runtime does not run yet (fan-out modes, mirrors, discovery, SRV,
+//! Parts of the contract the runtime does not run yet (discovery,
 //! gRPC and mDNS targets, the `[discovery]`, `[[gateway]]`, `[relay]` and `[cluster]` sections) are
 //! refused with a `… is not yet supported` error rather than accepted and ignored; the checks all
 //! live in one module so each can be removed when its feature lands.
