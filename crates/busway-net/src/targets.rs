@@ -216,6 +216,14 @@ impl TargetSet {
         self.entries.iter().map(|e| e.address.clone()).collect()
     }
 
+    /// True when some entry's answer has expired (a cheap check before [`Self::refresh`]).
+    pub fn needs_refresh(&self) -> bool {
+        let now = Instant::now();
+        self.entries
+            .iter()
+            .any(|e| lock(&e.resolved).valid_until.is_none_or(|t| t <= now))
+    }
+
     /// Re-resolves every entry whose answer has expired. A failed lookup keeps the last good set
     /// (and records the error for `/readyz`).
     pub async fn refresh(&self) {

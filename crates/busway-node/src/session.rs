@@ -24,8 +24,9 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
     let entry = &s.ticket.entry;
     let fan = s.cfg.mode != Mode::OneToOne;
     let outcome = match &s.cfg.targets {
-        Targets::Peers(_) if fan => ingress_fan(&node, &s, End::Sock(&conn)).await,
-        Targets::Backends(_) if fan => backends_fan(&node, &s, End::Sock(&conn)).await,
+        // Boxed: fan-out state is large and rare, and inline it would grow every session.
+        Targets::Peers(_) if fan => Box::pin(ingress_fan(&node, &s, End::Sock(&conn))).await,
+        Targets::Backends(_) if fan => Box::pin(backends_fan(&node, &s, End::Sock(&conn))).await,
         Targets::Peers(_) => ingress(&node, &s, &conn).await,
         Targets::Backends(_) => match connect_backend(&s.cfg, &s.targets).await {
             Ok((backend, ep)) => {
@@ -61,7 +62,10 @@ async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) ->
         svc.metrics.clone(),
     );
     let targets = svc.targets();
-    targets.refresh().await;
+    // Boxed: a DNS lookup's state is large, and it is needed only once a TTL ran out.
+    if targets.needs_refresh() {
+        Box::pin(targets.refresh()).await;
+    }
     let mirrors = if cfg.mirror.is_empty() {
         Mirrors::default()
     } else {
@@ -191,7 +195,7 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     let s = begin(&node, &svc, id, client).await;
     let entry = &s.ticket.entry;
     if s.cfg.mode != Mode::OneToOne {
-        let outcome = backends_fan(&node, &s, End::Bus(send, recv)).await;
+        let outcome = Box::pin(backends_fan(&node, &s, End::Bus(send, recv))).await;
         svc.metrics.finished(outcome);
         return;
     }
@@ -350,5 +354,65 @@ fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use busway_config::{Address, Balance, BusConfig, DnsConfig, NodeConfig, NodeSection};
+    use std::time::Duration;
+
+    fn service(targets: Targets, mode: Mode) -> ServiceConfig {
+        ServiceConfig {
+            name: "s".into(),
+            listen: vec![],
+            targets,
+            mode,
+            balance: Balance::RoundRobin,
+            connect_timeout: Duration::from_secs(1),
+            latch_timeout: Duration::ZERO,
+            health_check: None,
+            idle_timeout: Duration::ZERO,
+            mirror: vec![],
+        }
+    }
+
+    /// An idle session's memory is its task's state machine: these guard its size, so that a
+    /// rarely used path (fan-out, set-up) cannot quietly grow every one-to-one session.
+    #[tokio::test]
+    async fn session_state_machines_stay_small() {
+        let target = Address::Tcp {
+            host: "127.0.0.1".into(),
+            port: 9,
+        };
+        let cfg = NodeConfig {
+            node: NodeSection {
+                name: "n".into(),
+                namespace: "default".into(),
+                labels: Default::default(),
+                shutdown_grace: Duration::from_secs(1),
+            },
+            admin: None,
+            bus: BusConfig {
+                listen: vec![],
+                secret: None,
+                connections_per_peer: 1,
+            },
+            dns: DnsConfig::default(),
+            services: vec![service(Targets::Backends(vec![target]), Mode::OneToOne)],
+        };
+        let (node, _) = Node::start(cfg).await.unwrap();
+        let svc = node.service("s").unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = Conn::tcp(
+            tokio::net::TcpStream::connect(l.local_addr().unwrap())
+                .await
+                .unwrap(),
+        );
+        let f = client_session(node.clone(), svc, c, "c".into());
+        let size = std::mem::size_of_val(&f);
+        // 1.8 KiB today.
+        assert!(size < 2048, "client_session state machine is {size} bytes");
     }
 }
