@@ -269,7 +269,13 @@ impl Node {
         };
         tokio::spawn(async move {
             let reason = driver::run(conn, spec, rx).await;
-            tracing::warn!(peer = %info.peer, node = %info.node(), %reason, "bus transport closed");
+            // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
+            // protocol, handshake or socket failure is what an operator must see.
+            if matches!(reason, driver::Closed::PeerClosed) {
+                tracing::info!(peer = %info.peer, node = %info.node(), %reason, "bus transport closed");
+            } else {
+                tracing::warn!(peer = %info.peer, node = %info.node(), %reason, "bus transport closed");
+            }
         });
     }
 

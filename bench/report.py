@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Turns bench/compare's JSON lines into the Markdown report.
+
+  report.py RESULTS.jsonl META.json  > latest.md
+"""
+
+import json
+import statistics
+import sys
+
+SYSTEMS = ["direct", "haproxy", "busway"]
+
+# key, label, test, field, higher_is_better, target on busway/haproxy (op, value) or None, decimals
+METRICS = [
+    ("iperf1", "iperf3, 1 stream (Gbit/s)", "iperf1", "gbps", True, (">=", 0.9), 2),
+    ("iperf8", "iperf3, 8 streams (Gbit/s)", "iperf8", "gbps", True, (">=", 0.9), 2),
+    ("ka_rps", "HTTP keep-alive (req/s)", "wrk_ka", "rps", True, (">=", 1.0), 0),
+    ("ka_p99", "HTTP keep-alive p99 (ms)", "wrk_ka", "p99_ms", False, ("<=", 1.2), 2),
+    ("close_rps", "HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, (">=", 1.5), 0),
+    ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
+    ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, ("<=", 1.0), 2),
+    ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, ("<=", 1.0), 3),
+    # informational: the proxies' CPU per HTTP request (less sensitive to other load on the box)
+    ("ka_cpu", "proxy CPU per keep-alive request (µs)", "wrk_ka", "cpu_us_per_req", False, None, 1),
+    ("close_cpu", "proxy CPU per `Connection: close` request (µs)", "wrk_close", "cpu_us_per_req", False, None, 1),
+]
+NO_PROXY = ("idle", "cpu", "ka_cpu", "close_cpu")
+
+
+def fmt(v, d):
+    if v is None:
+        return "—"
+    if d == 0:
+        return f"{v:,.0f}"
+    return f"{v:.{d}f}"
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    pass
+    return rows
+
+
+def values(rows, system, test, field):
+    out = []
+    for r in rows:
+        if r.get("system") == system and r.get("test") == test and r.get(field) is not None:
+            out.append((r.get("round"), r[field]))
+    return out
+
+
+def main():
+    rows = load(sys.argv[1])
+    meta = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {}
+    p = print
+    p("# busway comparison benchmark")
+    p()
+    p(f"Run `{meta.get('run_id', '?')}`: {meta.get('rounds', '?')} round(s), "
+      f"{meta.get('duration', '?')} s per load test, {meta.get('idle_sessions', '?')} idle sessions; "
+      f"systems interleaved per round.")
+    p()
+    for k in ("cpu", "nproc", "kernel", "haproxy", "nginx", "wrk", "iperf3", "busway"):
+        if k in meta:
+            p(f"- {k}: {meta[k]}")
+    p()
+    p("Cells: median (min–max over rounds). Ratios are of medians. Targets apply to busway/haproxy.")
+    p()
+    p("| metric | direct | haproxy ×2 | busway ×2 | busway/haproxy | target | met | busway/direct |")
+    p("|---|---|---|---|---|---|---|---|")
+    med = {}
+    for key, label, test, field, higher, target, d in METRICS:
+        cells = []
+        for s in SYSTEMS:
+            vs = [v for _, v in values(rows, s, test, field)]
+            if s == "direct" and key in NO_PROXY:
+                med[(key, s)] = None
+                cells.append("0 (no proxy)")
+                continue
+            if not vs:
+                med[(key, s)] = None
+                ran = any(r.get("system") == s for r in rows)
+                cells.append("failed" if ran else "not run")
+                continue
+            m = statistics.median(vs)
+            med[(key, s)] = m
+            if len(vs) == 1:
+                cells.append(fmt(m, d))
+            else:
+                cells.append(f"{fmt(m, d)} ({fmt(min(vs), d)}–{fmt(max(vs), d)})")
+        b, h, dr = med[(key, "busway")], med[(key, "haproxy")], med[(key, "direct")]
+        rh = b / h if b is not None and h not in (None, 0) else None
+        rd = b / dr if b is not None and dr not in (None, 0) else None
+        if target is None:
+            tcell, met = "—", "—"
+        else:
+            op, tv = target
+            tcell = f"{'≥' if op == '>=' else '≤'} {tv}×"
+            if rh is None:
+                # a zero haproxy figure with a zero busway figure still meets a <= target
+                if b is not None and h == 0 and op == "<=":
+                    met = "yes" if b <= 0 else "no"
+                else:
+                    met = "n/a"
+            else:
+                ok = rh >= tv if op == ">=" else rh <= tv
+                met = "**yes**" if ok else "**no**"
+        p(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | "
+          f"{fmt(rh, 2) + '×' if rh is not None else '—'} | {tcell} | {met} | "
+          f"{fmt(rd, 2) + '×' if rd is not None else '—'} |")
+    p()
+
+    # per-round values
+    p("## Per-round values")
+    p()
+    rounds = sorted({r.get("round") for r in rows if isinstance(r.get("round"), int)})
+    p("| metric | system | " + " | ".join(f"round {i}" for i in rounds) + " |")
+    p("|---|---|" + "---|" * len(rounds))
+    for key, label, test, field, higher, target, d in METRICS:
+        for s in SYSTEMS:
+            if s == "direct" and key in NO_PROXY:
+                continue
+            by = dict(values(rows, s, test, field))
+            p(f"| {label} | {s} | " + " | ".join(fmt(by.get(i), d) for i in rounds) + " |")
+    p()
+
+    # diagnostics
+    notes = []
+    for r in rows:
+        s, t, rd = r.get("system"), r.get("test"), r.get("round")
+        if r.get("error"):
+            notes.append(f"round {rd}, {s}, {t}: **error**: {r['error']}")
+        if t in ("wrk_ka", "wrk_close"):
+            se = r.get("socket_errors")
+            if se and any(se.values()):
+                notes.append(f"round {rd}, {s}, {t}: wrk socket errors {se}")
+            if r.get("non_2xx"):
+                notes.append(f"round {rd}, {s}, {t}: {r['non_2xx']} non-2xx/3xx responses")
+        if t == "idle" and not r.get("error"):
+            want = r.get("sessions_wanted")
+            extra = []
+            if r.get("opened") != want:
+                extra.append(f"opened {r.get('opened')}/{want} (errors {r.get('connect_errors')})")
+            if r.get("backend_held") != r.get("opened"):
+                extra.append(f"backend held {r.get('backend_held')}/{r.get('opened')}")
+            if r.get("closed_while_idle"):
+                extra.append(f"{r['closed_while_idle']} closed while idle")
+            if r.get("backend_held_after_close", 0) > 0:
+                extra.append(f"backend still held {r['backend_held_after_close']} "
+                             f"{r.get('release_seconds')} s after the clients closed")
+            if extra:
+                notes.append(f"round {rd}, {s}, idle: " + "; ".join(extra))
+        if t == "stop" and r.get("forced"):
+            notes.append(f"round {rd}, {s}: {r.get('proc')} did not exit within "
+                         f"{r.get('waited_s')} s of SIGTERM; killed")
+        if t == "stop" and r.get("died_early"):
+            notes.append(f"round {rd}, {s}: {r.get('proc')} had already exited before stop "
+                         f"(status {r.get('status')})")
+    # The proxies share one core; during a load test they should keep it busy. Less than 90 %
+    # means something else ran on that core (a compiler, say) or the load generator was the limit.
+    dur = meta.get("duration")
+    if isinstance(dur, (int, float)) and dur > 0:
+        for r in rows:
+            if r.get("cpu_s") is not None and r.get("test") in ("iperf1", "iperf8", "wrk_ka", "wrk_close"):
+                share = r["cpu_s"] / dur
+                if share < 0.9:
+                    notes.append(f"round {r.get('round')}, {r.get('system')}, {r.get('test')}: the proxies "
+                                 f"used {share:.0%} of their core (below 90 %: other load on that core, "
+                                 f"or the limit was elsewhere)")
+    p("## Diagnostics")
+    p()
+    if notes:
+        for n in notes:
+            p(f"- {n}")
+    else:
+        p("- none: every tool ran, no wrk socket errors, every idle session reached the backend, "
+          "the proxies kept their core busy in every load test.")
+    p()
+    loads = [r for r in rows if r.get("test") == "load"]
+    if loads:
+        ends = {(r.get("round"), r.get("system")): r for r in rows if r.get("test") == "load_end"}
+        busy = []
+        for r in loads:
+            e = ends.get((r.get("round"), r.get("system")), {})
+            if r.get("rustc") or e.get("rustc"):
+                busy.append(f"round {r.get('round')} {r.get('system')}")
+        p(f"Background load when each system's turn began: 1-min loadavg "
+          f"{min(r.get('loadavg1', 0) for r in loads):.2f}–{max(r.get('loadavg1', 0) for r in loads):.2f}; "
+          + (f"**a compiler (rustc) was running at the start or end of {len(busy)} of {len(loads)} "
+             f"turns** ({', '.join(busy)}): those figures are disturbed."
+             if busy else "no rustc process was running at the start or end of any turn."))
+        p()
+    starts = {(r.get("round"), r.get("system")): r.get("rss_kib") for r in rows if r.get("test") == "rss_start"}
+    ends = [r for r in rows if r.get("test") == "rss_end"]
+    if ends:
+        p("Proxy RSS in KiB (each process, after start-up and warm-up → after all tests of the round):")
+        p()
+        for r in ends:
+            p(f"- round {r.get('round')}, {r.get('system')}: "
+              f"{starts.get((r.get('round'), r.get('system')))} → {r.get('rss_kib')}")
+        p()
+    idle = [r for r in rows if r.get("test") == "idle" and r.get("rss_before_each_kib")]
+    if idle:
+        p("Idle test detail (RSS in KiB of each proxy process, before → after):")
+        p()
+        for r in idle:
+            p(f"- round {r.get('round')}, {r.get('system')}: "
+              f"{r.get('rss_before_each_kib')} → {r.get('rss_after_each_kib')}, "
+              f"{r.get('opened')} sessions, connect {r.get('connect_seconds')} s, "
+              f"all at backend after {r.get('reach_backend_seconds')} s, "
+              f"released in {r.get('release_seconds')} s")
+        p()
+
+
+if __name__ == "__main__":
+    main()
