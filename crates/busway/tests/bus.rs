@@ -297,14 +297,7 @@ fn several_transports_per_peer_share_the_sessions() {
         .replace("[bus]\n", "[bus]\nconnections_per_peer = 3\n");
     let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
     let admin = ingress.addr("admin");
-    assert!(wait_for(Duration::from_secs(10), || http::get(
-        &admin,
-        "/v1/peers"
-    )
-    .body
-    .matches("\"state\":\"up\"")
-    .count()
-        == 3));
+    wait_peers_up(&admin, 3);
     let mut clients: Vec<_> = (0..30).map(|_| connect(&ingress.addr("chat"))).collect();
     for c in clients.iter_mut() {
         roundtrip(c, b"spread");

@@ -140,14 +140,7 @@ fn fan_out_at_the_ingress_over_two_egress_nodes() {
     );
     let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
     let admin = ingress.addr("admin");
-    assert!(wait_for(Duration::from_secs(10), || http::get(
-        &admin,
-        "/v1/peers"
-    )
-    .body
-    .matches("\"state\":\"up\"")
-    .count()
-        == 2));
+    wait_peers_up(&admin, 2);
     assert!(http::get(&admin, "/v1/services")
         .body
         .contains("half-duplex"));
@@ -233,14 +226,7 @@ fn fan_out_composes_an_ingress_fan_over_egress_fans() {
     );
     let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
     let admin = ingress.addr("admin");
-    assert!(wait_for(Duration::from_secs(10), || http::get(
-        &admin,
-        "/v1/peers"
-    )
-    .body
-    .matches("\"state\":\"up\"")
-    .count()
-        == 2));
+    wait_peers_up(&admin, 2);
     let mut c = connect(&ingress.addr("chat"));
     c.write_all(b"<4>").unwrap();
     // One chunk each from the four servers, two hops of fan-out away.

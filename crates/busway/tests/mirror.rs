@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::Shutdown;
 use std::time::Duration;
 
 use common::*;
@@ -34,14 +32,7 @@ fn a_mirror_gets_the_clients_bytes_and_eof_and_its_replies_are_dropped() {
     let chain = mirrored_chain(&backend.url(), &[mirror.url()]);
     let mut c = chain.client();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
-    let mut w = c.try_clone().unwrap();
-    let sent = data.clone();
-    let t = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let got = read_all(&mut c);
-    t.join().unwrap();
+    let got = send_all_and_read(&mut c, &data);
     assert!(got == data, "the client got {} bytes", got.len());
     assert!(wait_for(Duration::from_secs(5), || seen
         .lock()
@@ -69,14 +60,7 @@ fn a_mirror_that_cannot_keep_up_is_cut_off_and_counted_while_the_session_runs_on
     let chain = mirrored_chain(&backend.url(), &[slow.url(), good.url()]);
     let mut c = chain.client();
     let data: Vec<u8> = (0..24_000_000u32).map(|i| (i % 239) as u8).collect();
-    let mut w = c.try_clone().unwrap();
-    let sent = data.clone();
-    let t = std::thread::spawn(move || {
-        w.write_all(&sent).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let got = read_all(&mut c);
-    t.join().unwrap();
+    let got = send_all_and_read(&mut c, &data);
     assert!(
         got == data,
         "the real session lost bytes: {} of {}",

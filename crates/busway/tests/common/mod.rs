@@ -88,16 +88,33 @@ pub fn connect(addr: &str) -> TcpStream {
 
 /// Waits until the node at `admin` lists an established transport.
 pub fn wait_peer_up(admin: &str) {
-    let ok = wait_for(Duration::from_secs(10), || {
+    wait_peers_up(admin, 1);
+}
+
+/// Waits until the node at `admin` lists exactly `n` established transports.
+pub fn wait_peers_up(admin: &str, n: usize) {
+    let up = || {
         http::get(admin, "/v1/peers")
             .body
-            .contains("\"state\":\"up\"")
+            .matches("\"state\":\"up\"")
+            .count()
+    };
+    let ok = wait_for(Duration::from_secs(10), || up() == n);
+    let peers = http::get(admin, "/v1/peers").body;
+    assert!(ok, "{} transports up, not {n}: {peers}", up());
+}
+
+/// Writes `data` from another thread, half-closes, and returns everything read back until EOF.
+pub fn send_all_and_read(c: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    let mut w = c.try_clone().expect("clone");
+    let sent = data.to_vec();
+    let t = std::thread::spawn(move || {
+        w.write_all(&sent).expect("write");
+        w.shutdown(std::net::Shutdown::Write).expect("shutdown");
     });
-    assert!(
-        ok,
-        "no transport came up: {}",
-        http::get(admin, "/v1/peers").body
-    );
+    let got = read_all(c);
+    t.join().expect("writer");
+    got
 }
 
 /// Polls `f` every 20 ms until it is true or `limit` passes.
