@@ -11,25 +11,12 @@ use common::*;
 
 /// An egress whose `chat` service fans out to `backends` in `mode`, and an ingress in front.
 fn fan_chain(backends: &[String], mode: &str, extra: &str) -> Chain {
-    let list = backends
-        .iter()
-        .map(|b| format!("\"{b}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let dir = TempDir::new("fan");
     let egress_cfg = egress_toml("tcp://127.0.0.1:1", &format!("mode = \"{mode}\"\n{extra}"))
         .replace(
             "backends = [\"tcp://127.0.0.1:1\"]",
-            &format!("backends = [{list}]"),
+            &format!("backends = {}", Chain::toml_list(backends)),
         );
-    let egress = Proc::run_toml(&dir, "e.toml", &egress_cfg);
-    let ingress = Proc::run_toml(&dir, "i.toml", &ingress_toml(&egress.url("bus"), ""));
-    wait_peer_up(&ingress.addr("admin"));
-    Chain {
-        dir,
-        egress,
-        ingress,
-    }
+    Chain::with(&egress_cfg, |bus| ingress_toml(bus, ""))
 }
 
 #[test]

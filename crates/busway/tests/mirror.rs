@@ -8,21 +8,8 @@ use std::time::Duration;
 use common::*;
 
 fn mirrored_chain(backend: &str, mirrors: &[String]) -> Chain {
-    let list = mirrors
-        .iter()
-        .map(|m| format!("\"{m}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let dir = TempDir::new("mirror");
-    let egress = Proc::run_toml(&dir, "e.toml", &egress_toml(backend, ""));
-    let cfg = ingress_toml(&egress.url("bus"), &format!("mirror = [{list}]\n"));
-    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
-    wait_peer_up(&ingress.addr("admin"));
-    Chain {
-        dir,
-        egress,
-        ingress,
-    }
+    let mirror = format!("mirror = {}\n", Chain::toml_list(mirrors));
+    Chain::with(&egress_toml(backend, ""), |bus| ingress_toml(bus, &mirror))
 }
 
 #[test]

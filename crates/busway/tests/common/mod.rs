@@ -62,15 +62,27 @@ pub struct Chain {
 
 impl Chain {
     pub fn new(backend_url: &str) -> Chain {
+        Chain::with(&egress_toml(backend_url, ""), |bus| ingress_toml(bus, ""))
+    }
+
+    /// An egress from `egress_cfg` and an ingress from `ingress_cfg(egress bus URL)`, once the
+    /// transport between them is up.
+    pub fn with(egress_cfg: &str, ingress_cfg: impl FnOnce(&str) -> String) -> Chain {
         let dir = TempDir::new("chain");
-        let egress = Proc::run_toml(&dir, "egress.toml", &egress_toml(backend_url, ""));
-        let ingress = Proc::run_toml(&dir, "ingress.toml", &ingress_toml(&egress.url("bus"), ""));
+        let egress = Proc::run_toml(&dir, "egress.toml", egress_cfg);
+        let ingress = Proc::run_toml(&dir, "ingress.toml", &ingress_cfg(&egress.url("bus")));
         wait_peer_up(&ingress.addr("admin"));
         Chain {
             dir,
             egress,
             ingress,
         }
+    }
+
+    /// `["a", "b"]` as a TOML array of strings.
+    pub fn toml_list(items: &[String]) -> String {
+        let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        format!("[{}]", quoted.join(", "))
     }
 
     /// Connects a client to the ingress.
