@@ -349,3 +349,28 @@ fn an_idle_session_is_closed_after_idle_timeout() {
         "{idle:?}"
     );
 }
+
+#[test]
+fn when_one_of_two_peers_dies_new_sessions_go_to_the_other() {
+    let backend = backends::echo();
+    let dir = TempDir::new("twopeers");
+    let mut e1 = Proc::run_toml(&dir, "e1.toml", &egress_toml(&backend.url(), ""));
+    let e2 = Proc::run_toml(&dir, "e2.toml", &egress_toml(&backend.url(), ""));
+    let peers = Chain::toml_list(&[e1.url("bus"), e2.url("bus")]);
+    let cfg = ingress_toml(&e1.url("bus"), "mode = \"one-to-one\"\n").replace(
+        &format!("peers = [\"{}\"]", e1.url("bus")),
+        &format!("peers = {peers}"),
+    );
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    let admin = ingress.addr("admin");
+    wait_peers_up(&admin, 2);
+    e1.kill();
+    wait_peers_up(&admin, 1);
+    for i in 0..10 {
+        let mut c = connect(&ingress.addr("chat"));
+        roundtrip(&mut c, format!("after the loss {i}").as_bytes());
+    }
+    let services = http::get(&admin, "/v1/services").body;
+    assert!(services.contains("\"state\":\"down\""), "{services}");
+    drop(e2);
+}
