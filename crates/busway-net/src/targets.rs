@@ -161,6 +161,8 @@ struct Resolved {
     endpoints: Vec<Arc<Endpoint>>,
     valid_until: Option<Instant>,
     error: Option<String>,
+    /// Lookups failed in a row: the retry waits 1 s, doubling up to 30 s.
+    failures: u32,
 }
 
 #[derive(Debug)]
@@ -263,12 +265,15 @@ impl TargetSet {
                         .collect();
                     r.valid_until = Some(until);
                     r.error = None;
+                    r.failures = 0;
                 }
                 Err(err) => {
                     self.lookup_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(address = %e.address, %err, "lookup failed; keeping the last good targets");
                     let mut r = lock(&e.resolved);
-                    r.valid_until = Some(now + Duration::from_secs(1));
+                    let retry = (FIRST_BACKOFF * 2u32.saturating_pow(r.failures)).min(MAX_BACKOFF);
+                    r.failures = r.failures.saturating_add(1);
+                    r.valid_until = Some(now + retry);
                     r.error = Some(err);
                 }
             }
@@ -475,6 +480,24 @@ mod tests {
         let entry = &s.entries[0];
         lock(&entry.resolved).endpoints = eps.to_vec();
         s.pick(Balance::RoundRobin, &[], usable)
+    }
+
+    #[tokio::test]
+    async fn failed_lookups_are_retried_with_backoff() {
+        let s = set(&["name.invalid:80"]);
+        let mut waits = Vec::new();
+        for _ in 0..3 {
+            lock(&s.entries[0].resolved).valid_until = None;
+            let before = Instant::now();
+            s.refresh().await;
+            let until = lock(&s.entries[0].resolved).valid_until.unwrap();
+            waits.push((until - before).as_millis() / 100);
+        }
+        // 1 s, 2 s, 4 s (in tenths, allowing for the lookup's own time).
+        assert_eq!(
+            waits.iter().map(|w| w / 10).collect::<Vec<_>>(),
+            vec![1, 2, 4]
+        );
     }
 
     #[tokio::test]
