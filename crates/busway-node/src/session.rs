@@ -81,6 +81,18 @@ async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) ->
 }
 
 impl Begun {
+    /// What the `Open` frame of this session's stream carries to a peer.
+    fn open_params(&self) -> OpenParams {
+        OpenParams {
+            service: self.cfg.name.clone(),
+            session_id: self.ticket.entry.id.to_string(),
+            client: self.ticket.entry.client.clone(),
+            mode: self.cfg.mode.as_str().to_string(),
+            labels: Default::default(),
+            hops: 0,
+        }
+    }
+
     /// Runs a fan-out session over `targets` (reached through `used`), or refuses it if none.
     async fn fan(
         &self,
@@ -145,15 +157,7 @@ async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
             return "refused";
         };
         tried.push(ep.clone());
-        let params = OpenParams {
-            service: cfg.name.clone(),
-            session_id: entry.id.to_string(),
-            client: entry.client.clone(),
-            mode: cfg.mode.as_str().to_string(),
-            labels: Default::default(),
-            hops: 0,
-        };
-        match node.pools.get(&ep.addr).open(params, wait).await {
+        match node.pools.get(&ep.addr).open(s.open_params(), wait).await {
             Ok((send, recv)) => {
                 let (client, target) = (End::Sock(conn), End::Bus(send, recv));
                 return s.carry(node, &ep, client, target).await;
@@ -220,18 +224,10 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
 
 /// A one-to-N session over the bus: one stream to every peer that is up.
 async fn ingress_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
-    let entry = &s.ticket.entry;
     let mut peers = s.targets.endpoints();
     peers.retain(|e| node.pools.is_up(&e.addr));
     let opens = peers.iter().map(|ep| {
-        let params = OpenParams {
-            service: s.cfg.name.clone(),
-            session_id: entry.id.to_string(),
-            client: entry.client.clone(),
-            mode: s.cfg.mode.as_str().to_string(),
-            labels: Default::default(),
-            hops: 0,
-        };
+        let params = s.open_params();
         let pool = node.pools.get(&ep.addr);
         async move { pool.open(params, std::time::Duration::ZERO).await }
     });

@@ -97,6 +97,24 @@ pub struct Welcome {
     pub proof: Bytes,
 }
 
+impl Welcome {
+    /// The acceptor's answer carries the same parameters as a `Hello`, plus its proof.
+    pub fn from_hello(h: Hello, proof: Bytes) -> Welcome {
+        Welcome {
+            version: h.version,
+            node: h.node,
+            namespace: h.namespace,
+            labels: h.labels,
+            capabilities: h.capabilities,
+            max_frame: h.max_frame,
+            stream_window: h.stream_window,
+            conn_window: h.conn_window,
+            nonce: h.nonce,
+            proof,
+        }
+    }
+}
+
 /// The initiator's proof of the shared secret, closing the handshake.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Auth {

@@ -117,19 +117,7 @@ pub(crate) fn hello(config: &Config, nonce: &[u8]) -> Hello {
 
 /// The acceptor's answer.
 pub(crate) fn welcome(config: &Config, nonce: &[u8], proof: Bytes) -> Welcome {
-    let h = hello(config, nonce);
-    Welcome {
-        version: h.version,
-        node: h.node,
-        namespace: h.namespace,
-        labels: h.labels,
-        capabilities: h.capabilities,
-        max_frame: h.max_frame,
-        stream_window: h.stream_window,
-        conn_window: h.conn_window,
-        nonce: h.nonce,
-        proof,
-    }
+    Welcome::from_hello(hello(config, nonce), proof)
 }
 
 /// Validates the peer's Hello and describes the peer.

@@ -54,18 +54,7 @@ fn hello() -> impl Strategy<Value = Hello> {
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
         hello().prop_map(Body::Hello),
-        (hello(), blob(40)).prop_map(|(h, proof)| Body::Welcome(Welcome {
-            version: h.version,
-            node: h.node,
-            namespace: h.namespace,
-            labels: h.labels,
-            capabilities: h.capabilities,
-            max_frame: h.max_frame,
-            stream_window: h.stream_window,
-            conn_window: h.conn_window,
-            nonce: h.nonce,
-            proof,
-        })),
+        (hello(), blob(40)).prop_map(|(h, proof)| Body::Welcome(Welcome::from_hello(h, proof))),
         blob(40).prop_map(|proof| Body::Auth(Auth { proof })),
         (
             any::<u64>(),
