@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{BusConfig, DnsConfig, NodeSection};
+use crate::model::{BusConfig, Distribute, DnsConfig, GrpcConfig, NodeSection};
 
 pub(crate) const NAMESPACE: &str = "default";
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -39,5 +39,19 @@ pub(crate) fn dns() -> DnsConfig {
     DnsConfig {
         servers: Vec::new(),
         min_ttl: DNS_MIN_TTL,
+    }
+}
+
+/// `[service.grpc]` when a gRPC service does not have one, and every key it leaves out.
+pub(crate) fn grpc() -> GrpcConfig {
+    GrpcConfig {
+        distribute: Distribute::PerClient,
+        ready_interval: Duration::from_secs(1),
+        ready_timeout: Duration::from_secs(1),
+        live_interval: Duration::from_secs(1),
+        live_timeout: Duration::from_secs(3),
+        active_window: Duration::from_secs(60),
+        upstream_wait: Duration::from_secs(5),
+        lifecycle_events: false,
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::model::{Address, Balance, HealthCheck, Mode};
+use crate::model::{Address, Balance, GrpcConfig, HealthCheck, Mode};
 
 /// A value and where it was written.
 #[derive(Clone, Debug)]
@@ -50,6 +50,8 @@ pub(crate) struct ServiceDraft {
     pub health_check: Option<HealthCheck>,
     pub idle_timeout: Duration,
     pub mirror: Vec<At<Address>>,
+    /// `[service.grpc]` as written, with the line of its header.
+    pub grpc: Option<At<GrpcConfig>>,
 }
 
 /// Parses a located string as an [`Address`], keeping its location.

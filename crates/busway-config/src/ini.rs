@@ -172,6 +172,7 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
         health_check: None,
         idle_timeout: defaults::IDLE_TIMEOUT,
         mirror: Vec::new(),
+        grpc: None,
     };
     Ok((bind, draft))
 }

@@ -74,6 +74,43 @@ pub struct ServiceConfig {
     /// Zero = never.
     pub idle_timeout: Duration,
     pub mirror: Vec<Address>,
+    /// Set exactly when the backends are `grpc://` upstreams: the service is a gRPC gateway.
+    pub grpc: Option<GrpcConfig>,
+}
+
+/// `[service.grpc]`: how a gateway service spreads downstreams over its upstreams and watches
+/// their health (CONTRACT section 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcConfig {
+    pub distribute: Distribute,
+    pub ready_interval: Duration,
+    pub ready_timeout: Duration,
+    pub live_interval: Duration,
+    pub live_timeout: Duration,
+    /// A downstream is active if it sent or received bytes within this.
+    pub active_window: Duration,
+    /// How long a new client waits for a ready upstream before it is closed.
+    pub upstream_wait: Duration,
+    /// Send CONNECTED and DISCONNECTED events to upstreams.
+    pub lifecycle_events: bool,
+}
+
+/// Which upstream a downstream's bytes go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Distribute {
+    /// Sticky: each downstream is assigned one upstream (by `balance`) and keeps it while healthy.
+    PerClient,
+    /// Every read chunk goes to the next healthy upstream, round robin.
+    PerChunk,
+}
+
+impl Distribute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distribute::PerClient => "per-client",
+            Distribute::PerChunk => "per-chunk",
+        }
+    }
 }
 
 /// A service carries its sessions to bus peers (it is an ingress) or connects backends (it is an

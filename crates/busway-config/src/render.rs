@@ -83,7 +83,10 @@ fn service(o: &mut String, s: &ServiceConfig) {
         Targets::Peers(p) => kv(o, "peers", &addresses(p.iter())),
         Targets::Backends(b) => kv(o, "backends", &addresses(b.iter())),
     }
-    kv(o, "mode", &string(s.mode.as_str()));
+    // A gRPC service has no mode (its `[service.grpc]` says how it spreads clients).
+    if s.grpc.is_none() {
+        kv(o, "mode", &string(s.mode.as_str()));
+    }
     kv(o, "balance", &string(s.balance.as_str()));
     kv(o, "connect_timeout", &duration(s.connect_timeout));
     kv(o, "latch_timeout", &duration(s.latch_timeout));
@@ -96,6 +99,17 @@ fn service(o: &mut String, s: &ServiceConfig) {
     }
     kv(o, "idle_timeout", &duration(s.idle_timeout));
     kv(o, "mirror", &addresses(s.mirror.iter()));
+    if let Some(g) = &s.grpc {
+        line(o, "\n[service.grpc]");
+        kv(o, "distribute", &string(g.distribute.as_str()));
+        kv(o, "ready_interval", &duration(g.ready_interval));
+        kv(o, "ready_timeout", &duration(g.ready_timeout));
+        kv(o, "live_interval", &duration(g.live_interval));
+        kv(o, "live_timeout", &duration(g.live_timeout));
+        kv(o, "active_window", &duration(g.active_window));
+        kv(o, "upstream_wait", &duration(g.upstream_wait));
+        kv(o, "lifecycle_events", &g.lifecycle_events.to_string());
+    }
 }
 
 fn line(o: &mut String, text: &str) {

@@ -9,8 +9,8 @@ use crate::defaults;
 use crate::draft::{At, ServiceDraft, TargetKind};
 use crate::error::ConfigError;
 use crate::model::{Address, Balance, HealthCheck, Mode, ServiceConfig};
+use crate::toml_grpc;
 use crate::toml_table::{List, Table};
-use crate::unsupported;
 use crate::validate;
 
 type Res<T> = Result<T, ConfigError>;
@@ -63,10 +63,6 @@ pub(crate) fn services(root: &Table<'_, '_>) -> Res<Vec<ServiceConfig>> {
 
 fn service(t: &Table<'_, '_>) -> Res<ServiceDraft> {
     t.deny_unknown(KEYS)?;
-    if let Some(g) = t.get("grpc") {
-        let line = Some(t.src.line(g.span().start));
-        return Err(unsupported::grpc_table(t.src.file, &t.key("grpc"), line));
-    }
     let name = t.required_string("name")?;
     validate::name(&name.value)
         .map_err(|e| ConfigError::new(t.src.file, name.line, &name.key, e))?;
@@ -91,6 +87,7 @@ fn service(t: &Table<'_, '_>) -> Res<ServiceDraft> {
             .duration("idle_timeout")?
             .map_or(defaults::IDLE_TIMEOUT, |d| d.value),
         mirror: t.addresses("mirror")?.map(|(_, v)| v).unwrap_or_default(),
+        grpc: toml_grpc::grpc(t)?,
     })
 }
 

@@ -193,6 +193,16 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    pub fn boolean(&self, name: &str) -> Res<Option<At<bool>>> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match v.get_ref() {
+            DeValue::Boolean(b) => Ok(Some(self.at(name, v, *b))),
+            _ => Err(self.expected(name, v, "true or false")),
+        }
+    }
+
     pub fn integer(&self, name: &str) -> Res<Option<At<i64>>> {
         let Some(v) = self.get(name) else {
             return Ok(None);

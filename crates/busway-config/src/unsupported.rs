@@ -17,16 +17,6 @@ pub(crate) fn section(file: &str, key: &str, line: Option<usize>) -> ConfigError
     ConfigError::new(file, line, key, format!("`{key}` is not yet supported"))
 }
 
-/// The error for `[service.grpc]`: gRPC gateway services are not run yet.
-pub(crate) fn grpc_table(file: &str, key: &str, line: Option<usize>) -> ConfigError {
-    ConfigError::new(
-        file,
-        line,
-        key,
-        "gRPC gateway services (`[service.grpc]`) are not yet supported",
-    )
-}
-
 /// The per-service checks.
 pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), ConfigError> {
     let err = |at_line: Option<usize>, key: &str, msg: String| {
@@ -45,17 +35,17 @@ pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), Co
         );
     }
 
-    // Targets that need discovery or gRPC.
+    // Targets that need discovery.
     if let Some(t) = service
         .targets
         .iter()
-        .find(|t| !is_socket(&t.value) && !matches!(t.value, Address::Srv(_)))
+        .find(|t| matches!(t.value, Address::Label(_) | Address::Mdns(_)))
     {
         return err(
             t.line,
             &t.key,
             format!(
-                "{} targets are not yet supported (use tcp://, unix:// or srv://)",
+                "{} targets are not yet supported (use tcp://, unix://, srv:// or grpc://)",
                 scheme(&t.value)
             ),
         );

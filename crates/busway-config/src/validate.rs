@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 
 use crate::address::{is_socket, scheme};
+use crate::defaults;
 use crate::draft::{At, ServiceDraft, TargetKind};
 use crate::error::ConfigError;
-use crate::model::{Address, Mode, ServiceConfig, Targets};
+use crate::model::{Address, GrpcConfig, Mode, ServiceConfig, Targets};
 use crate::unsupported;
 
 /// Service, node and namespace names travel in bus frames, metric labels and discovery keys, so
@@ -70,8 +71,10 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
             "a service with peers is an ingress and needs `listen` addresses for its clients",
         );
     }
+    let grpc = grpc_rules(file, &s)?;
     // CONTRACT section 3: several entries as written (before DNS) mean fan-out by default.
     let mode = match &s.mode {
+        _ if grpc.is_some() => Mode::OneToOne,
         Some(m) => m.value,
         None if s.targets.len() > 1 => Mode::HalfDuplex,
         None => Mode::OneToOne,
@@ -93,7 +96,54 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
         health_check: s.health_check,
         idle_timeout: s.idle_timeout,
         mirror: addresses(s.mirror),
+        grpc,
     })
+}
+
+/// A gRPC gateway service: every backend is a `grpc://` upstream, and the keys that only make
+/// sense for socket targets are refused rather than ignored.
+fn grpc_rules(file: &str, s: &ServiceDraft) -> Result<Option<GrpcConfig>, ConfigError> {
+    let is_upstream = |a: &At<Address>| matches!(a.value, Address::Grpc { .. });
+    let err = |line: Option<usize>, key: &str, msg: &str| {
+        Err(ConfigError::new(file, line, key, msg.to_string()))
+    };
+    let Some(first) = s.targets.iter().find(|t| is_upstream(t)) else {
+        return match &s.grpc {
+            Some(g) => err(
+                g.line,
+                &g.key,
+                "`[service.grpc]` applies only to a service whose backends are grpc:// upstreams",
+            ),
+            None => Ok(None),
+        };
+    };
+    if s.kind == TargetKind::Peers {
+        return err(
+            first.line,
+            &first.key,
+            "grpc:// upstreams are backends, not bus peers",
+        );
+    }
+    if let Some(t) = s.targets.iter().find(|t| !is_upstream(t)) {
+        return err(
+            t.line,
+            &t.key,
+            "a gRPC service's backends must all be grpc:// upstreams",
+        );
+    }
+    if let Some(m) = &s.mode {
+        return err(
+            m.line,
+            &m.key,
+            "`mode` does not apply to a gRPC service; `[service.grpc].distribute` says how its downstreams are spread",
+        );
+    }
+    if let Some(m) = s.mirror.first() {
+        return err(m.line, &m.key, "a gRPC service cannot have mirrors");
+    }
+    Ok(Some(
+        s.grpc.as_ref().map_or_else(defaults::grpc, |g| g.value),
+    ))
 }
 
 /// Sessions are routed by service name across the bus, so a name must mean one service.

@@ -307,13 +307,13 @@ fn port_zero_binds_may_repeat() {
 }
 
 #[test]
-fn only_socket_and_srv_addresses_for_now() {
+fn discovery_targets_and_grpc_listeners_not_yet() {
     assert_err(
-        "[svc]\nbind=tcp://127.0.0.1:1\nserver=grpc://a:1\n",
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=label:app=chat\n",
         Role::Segment,
         3,
         "svc.server",
-        "grpc:// targets are not yet supported",
+        "label: targets are not yet supported",
     );
     assert_err(
         "[svc]\nbind=mdns:_busway._tcp.local\nserver=tcp://a:1\n",
@@ -329,6 +329,18 @@ fn only_socket_and_srv_addresses_for_now() {
         "svc.bind",
         "grpc:// listeners are not yet supported",
     );
+}
+
+/// A segment whose server is a gRPC upstream is a gateway for the sessions the bus brings it.
+#[test]
+fn a_segment_may_serve_grpc_upstreams() {
+    let c = parse(
+        "[plex]\nbind=tcp://127.0.0.1:0\nserver=grpc://127.0.0.1:50051\n",
+        Role::Segment,
+    );
+    let s = &c.services[0];
+    assert_eq!(s.grpc.map(|g| g.distribute), Some(Distribute::PerClient));
+    assert_eq!(s.mode, Mode::OneToOne);
 }
 
 #[test]

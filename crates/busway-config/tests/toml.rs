@@ -276,12 +276,6 @@ fn later_sections_are_not_yet_supported() {
     // The first problem in file order is the one reported.
     assert_err("[nodes]\n[relay]\n", 1, "nodes", "unknown key `nodes`");
     assert_err("[relay]\n[nodes]\n", 1, "relay", "not yet supported");
-    assert_err(
-        &format!("{ONE_BACKEND}[service.grpc]\ndistribute = \"per-client\"\n"),
-        4,
-        "service.grpc",
-        "not yet supported",
-    );
 }
 
 #[test]
@@ -504,8 +498,6 @@ fn socket_mirrors_only_and_discovery_targets_not_yet() {
         "srv:// mirrors are not supported",
     );
     for (target, scheme) in [
-        ("grpc://u:50051", "grpc://"),
-        ("grpcs://u:443", "grpcs://"),
         ("label:app=chat", "label:"),
         ("mdns:_busway._tcp.local", "mdns:"),
     ] {

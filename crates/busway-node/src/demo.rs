@@ -54,6 +54,7 @@ fn service(listen: Vec<Address>, targets: Targets) -> ServiceConfig {
         health_check: None,
         idle_timeout: Duration::ZERO,
         mirror: vec![],
+        grpc: None,
     }
 }
 

@@ -371,6 +371,7 @@ mod tests {
             health_check: None,
             idle_timeout: Duration::ZERO,
             mirror: vec![],
+            grpc: None,
         }
     }
 
