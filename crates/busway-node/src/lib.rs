@@ -2,7 +2,8 @@
 //!
 //! Data flows one way through it: a [listener](listen) accepts a client, a
 //! [session](session) picks a target — a bus peer (through a [transport pool](bus::pool)) or a
-//! backend — and the [pump](pump) moves bytes until both sides are done. Streams that peers open
+//! backend — and the [pump](pump) moves bytes until both sides are done. A client of a gRPC
+//! gateway service becomes a downstream of its `busway_grpc::Gateway` instead. Streams that peers open
 //! over the bus arrive through the [transport driver](bus::driver) and become sessions too.
 //! Around that: the [admin API](admin), [metrics], the [session registry](sessions), reload and
 //! drain in [`node`].
@@ -11,6 +12,7 @@ pub mod admin;
 pub mod bus;
 pub mod demo;
 pub mod fanout;
+mod grpc_session;
 pub mod listen;
 pub mod metrics;
 pub mod mirror;

@@ -319,6 +319,12 @@ impl Node {
     pub fn readiness_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for svc in self.services() {
+            if let Some(gw) = svc.gateway() {
+                if let Some(why) = gw.problem() {
+                    out.push(format!("service {}: {why}", svc.name));
+                }
+                continue;
+            }
             let targets = svc.targets();
             let eps = targets.endpoints();
             if eps.iter().any(|e| self.target_up(&svc, e)) {
@@ -409,6 +415,7 @@ impl Node {
         for svc in self.services() {
             if !wanted.contains(&&*svc.name) {
                 svc.close_listeners();
+                svc.stop_gateway();
                 self.services
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -509,6 +516,9 @@ impl Node {
             );
             self.sessions.kill_all();
             self.sessions.wait_empty(Duration::from_millis(500)).await;
+        }
+        for svc in self.services() {
+            svc.stop_gateway();
         }
         if let Some(h) = self
             .admin_listener

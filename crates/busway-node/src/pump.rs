@@ -128,7 +128,7 @@ impl Reader<'_> {
 
 impl Writer<'_> {
     /// Credit to read against: a bus stream's window, or one chunk for a socket.
-    async fn budget(&self) -> Result<usize, Abort> {
+    pub(crate) async fn budget(&self) -> Result<usize, Abort> {
         match self {
             Writer::Sock(_) => Ok(MAX_CHUNK),
             Writer::Bus(tx) => tx
@@ -241,7 +241,7 @@ pub async fn pump(
 }
 
 /// Resolves once no byte has moved for `limit`.
-async fn idle(entry: &SessionEntry, limit: Duration) {
+pub(crate) async fn idle(entry: &SessionEntry, limit: Duration) {
     let step = (limit / 4).max(Duration::from_millis(10));
     let mut last = entry.total_bytes();
     let mut since = Instant::now();

@@ -1,12 +1,14 @@
 //! A service's live state: its configuration, target set, counters and listeners.
 //!
 //! Reload swaps the configuration and target set in place, so sessions already running keep the
-//! values they started with while new sessions see the new ones.
+//! values they started with while new sessions see the new ones. A service whose backends are
+//! `grpc://` upstreams has a [`Gateway`] instead of a target set; reload updates it in place too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use busway_config::{Address, ServiceConfig};
+use busway_grpc::{Gateway, Settings};
 use busway_net::{Resolver, TargetSet};
 
 use crate::listen::ListenerHandle;
@@ -19,13 +21,16 @@ pub struct ServiceState {
     targets: RwLock<Arc<TargetSet>>,
     pub metrics: Arc<ServiceMetrics>,
     pub listeners: Mutex<HashMap<Address, ListenerHandle>>,
+    gateway: RwLock<Option<Arc<Gateway>>>,
 }
 
 impl ServiceState {
     pub fn new(cfg: ServiceConfig, resolver: &Resolver, metrics: Arc<ServiceMetrics>) -> Arc<Self> {
         let targets = new_targets(&cfg, resolver);
+        let gateway = start_gateway(&cfg);
         Arc::new(ServiceState {
             name: cfg.name.as_str().into(),
+            gateway: RwLock::new(gateway),
             config: RwLock::new(Arc::new(cfg)),
             targets: RwLock::new(targets),
             metrics,
@@ -47,14 +52,42 @@ impl ServiceState {
             .clone()
     }
 
+    /// The gRPC gateway, for a service whose backends are upstreams.
+    pub fn gateway(&self) -> Option<Arc<Gateway>> {
+        self.gateway
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Applies a changed configuration; the target set is rebuilt only if its inputs changed,
-    /// so endpoints keep their health and session counts otherwise.
+    /// so endpoints keep their health and session counts otherwise. A gateway keeps its
+    /// downstreams and the upstreams still listed.
     pub fn update(&self, cfg: ServiceConfig, resolver: &Resolver) {
         let old = self.config();
+        {
+            let mut gw = self.gateway.write().unwrap_or_else(|e| e.into_inner());
+            match (gw.as_ref(), settings(&cfg)) {
+                (Some(g), Some(s)) => g.update(cfg.targets.addresses(), s),
+                (Some(g), None) => {
+                    g.shutdown();
+                    *gw = None;
+                }
+                (None, Some(_)) => *gw = start_gateway(&cfg),
+                (None, None) => {}
+            }
+        }
         if old.targets != cfg.targets || old.health_check != cfg.health_check {
             *self.targets.write().unwrap_or_else(|e| e.into_inner()) = new_targets(&cfg, resolver);
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+    }
+
+    /// Stops the gateway's upstream links and closes its downstreams (the service is gone).
+    pub fn stop_gateway(&self) {
+        if let Some(g) = self.gateway() {
+            g.shutdown();
+        }
     }
 
     /// Stops accepting on every listener of the service.
@@ -66,8 +99,29 @@ impl ServiceState {
     }
 }
 
+/// What a gateway reads from its service's configuration; `None` for a service of sockets.
+fn settings(cfg: &ServiceConfig) -> Option<Settings> {
+    Some(Settings {
+        grpc: cfg.grpc?,
+        balance: cfg.balance,
+        connect_timeout: cfg.connect_timeout,
+    })
+}
+
+fn start_gateway(cfg: &ServiceConfig) -> Option<Arc<Gateway>> {
+    let s = settings(cfg)?;
+    Some(Gateway::start(&cfg.name, cfg.targets.addresses(), s))
+}
+
+/// The target set of a service of sockets; a gateway's upstreams are not in one (they are
+/// reached by gRPC, not dialled per session), so its set is empty.
 fn new_targets(cfg: &ServiceConfig, resolver: &Resolver) -> Arc<TargetSet> {
-    let set = TargetSet::new(cfg.targets.addresses(), resolver.clone());
+    let addrs = if cfg.grpc.is_some() {
+        &[][..]
+    } else {
+        cfg.targets.addresses()
+    };
+    let set = TargetSet::new(addrs, resolver.clone());
     if let (Some(hc), busway_config::Targets::Backends(_)) = (cfg.health_check, &cfg.targets) {
         set.spawn_health_checks(hc, cfg.connect_timeout);
     }

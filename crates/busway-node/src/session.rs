@@ -22,6 +22,14 @@ use crate::sessions::{new_id, SessionEntry, Ticket};
 pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn, client: String) {
     let s = begin(&node, &svc, new_id(), client).await;
     let entry = &s.ticket.entry;
+    if let Some(gw) = svc.gateway() {
+        let client = End::Sock(&conn);
+        let serve =
+            crate::grpc_session::serve(&node, &gw, entry, s.started, s.cfg.idle_timeout, client);
+        // Boxed: the gateway's state machine would grow every other session's.
+        svc.metrics.finished(Box::pin(serve).await);
+        return;
+    }
     let fan = s.cfg.mode != Mode::OneToOne;
     let outcome = match &s.cfg.targets {
         // Boxed: fan-out state is large and rare, and inline it would grow every session.
@@ -198,6 +206,13 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     );
     let s = begin(&node, &svc, id, client).await;
     let entry = &s.ticket.entry;
+    if let Some(gw) = svc.gateway() {
+        let client = End::Bus(send, recv);
+        let serve =
+            crate::grpc_session::serve(&node, &gw, entry, s.started, s.cfg.idle_timeout, client);
+        svc.metrics.finished(Box::pin(serve).await);
+        return;
+    }
     if s.cfg.mode != Mode::OneToOne {
         let outcome = Box::pin(backends_fan(&node, &s, End::Bus(send, recv))).await;
         svc.metrics.finished(outcome);

@@ -3,6 +3,7 @@
 //! A hand-written server is enough here: the API is small, requests are few, and every length is
 //! capped before anything is allocated, which a general HTTP stack would need configuring for.
 
+mod grpc;
 mod http;
 mod routes;
 

@@ -24,7 +24,8 @@ struct ServiceView {
 }
 
 pub async fn handle(node: &Node, req: &Request) -> Response {
-    if req.path.starts_with("/v1/") || req.path == "/v1" {
+    // The legacy gateway route changes state, so it is guarded like the `/v1` API.
+    if req.path.starts_with("/v1/") || req.path == "/v1" || req.path.starts_with("/upstream/") {
         if let Some(token) = node.admin_token() {
             let expected = format!("Bearer {}", token.expose());
             let given = req.header("authorization").unwrap_or("");
@@ -47,7 +48,7 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
         ("GET", ["metrics"]) => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4",
-            body: node.metrics.render(&peer_samples(node)).into_bytes(),
+            body: metrics_text(node).into_bytes(),
         },
         ("GET", ["v1", "services"]) => Response::json(200, &services(node)),
         ("GET", ["v1", "sessions"]) => Response::json(200, &node.sessions.list()),
@@ -65,13 +66,25 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
         (_, ["v1", "services", name, ..]) if node.service(name).is_none() => {
             Response::error(404, format!("no service {name}"))
         }
-        (_, ["v1", "services", name, "upstreams" | "downstreams", ..])
-        | (_, ["v1", "services", name, "broadcast"]) => {
-            Response::error(404, format!("service {name} is not a gRPC gateway"))
+        (_, ["v1", "services", name, "upstreams" | "downstreams" | "broadcast", ..]) => {
+            match node.service(name).and_then(|s| s.gateway()) {
+                Some(gw) => super::grpc::handle(&gw, req, &segments[3..]),
+                None => Response::error(404, format!("service {name} is not a gRPC gateway")),
+            }
         }
+        ("POST", ["upstream", "add"]) => super::grpc::legacy_add(node, &req.body),
         (_, ["v1", "cluster"]) => Response::error(404, "this node has no [cluster] section"),
         _ => Response::error(404, format!("no route for {} {}", req.method, req.path)),
     }
+}
+
+fn metrics_text(node: &Node) -> String {
+    let mut text = node.metrics.render(&peer_samples(node));
+    let gateways: Vec<_> = node.services().iter().filter_map(|s| s.gateway()).collect();
+    if !gateways.is_empty() {
+        busway_grpc::metrics::render(&gateways, &mut text);
+    }
+    text
 }
 
 fn services(node: &Node) -> Vec<ServiceView> {
@@ -87,16 +100,27 @@ fn services(node: &Node) -> Vec<ServiceView> {
                 .map(|h| h.url.clone())
                 .collect();
             listeners.sort();
-            let targets = svc
-                .targets()
-                .endpoints()
-                .iter()
-                .map(|e| TargetView {
-                    address: e.addr.to_string(),
-                    state: if node.target_up(svc, e) { "up" } else { "down" },
-                    sessions: e.sessions(),
-                })
-                .collect();
+            let targets = match svc.gateway() {
+                Some(gw) => gw
+                    .upstreams()
+                    .into_iter()
+                    .map(|u| TargetView {
+                        address: u.address,
+                        state: u.state,
+                        sessions: u.downstreams,
+                    })
+                    .collect(),
+                None => svc
+                    .targets()
+                    .endpoints()
+                    .iter()
+                    .map(|e| TargetView {
+                        address: e.addr.to_string(),
+                        state: if node.target_up(svc, e) { "up" } else { "down" },
+                        sessions: e.sessions(),
+                    })
+                    .collect(),
+            };
             ServiceView {
                 name: svc.name.to_string(),
                 mode: cfg.mode.as_str(),

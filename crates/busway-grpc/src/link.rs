@@ -1,0 +1,285 @@
+//! The task that keeps one upstream connected: one HTTP/2 connection carrying the long-lived
+//! `bidirectionalStreaming` call, the `live` heartbeat call and the polled `ready` calls.
+//!
+//! When any of them fails the whole connection is torn down, the upstream's downstreams move to
+//! healthy upstreams, what was lost is counted, and the connection is redialled with backoff.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use busway_config::Address;
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tonic::codegen::tokio_stream::Stream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::gateway::Gateway;
+use crate::pb::upstream_peer_service_client::UpstreamPeerServiceClient;
+use crate::pb::InputStreamRequest;
+use crate::upstream::{CallCounters, CallHandle, Flag, Upstream};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A connection that stayed up this long starts the next backoff from the minimum again.
+const STABLE: Duration = Duration::from_secs(10);
+/// Messages queued for one upstream's call beyond what HTTP/2 flow control already holds.
+/// Small: these are what is lost if the upstream dies, and a full queue is what slows clients.
+const QUEUE: usize = 128;
+/// The largest message accepted from (and sent to) an upstream: gRPC's usual default.
+pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+/// How long a removed upstream gets to take what was already queued for it.
+const DRAIN: Duration = Duration::from_secs(5);
+
+type Client = UpstreamPeerServiceClient<Channel>;
+
+/// Runs until the upstream is removed or the gateway shuts down.
+pub(crate) async fn run(gw: Arc<Gateway>, up: Arc<Upstream>) {
+    let mut backoff = MIN_BACKOFF;
+    while !up.removed() && !gw.is_closed() {
+        let started = Instant::now();
+        let why = connection(&gw, &up).await;
+        for f in [Flag::Stream, Flag::Live, Flag::Ready] {
+            gw.flag(&up, f, false);
+        }
+        if up.removed() || gw.is_closed() {
+            break;
+        }
+        up.stats.failures.fetch_add(1, Ordering::Relaxed);
+        up.set_error(why.clone());
+        if started.elapsed() >= STABLE {
+            backoff = MIN_BACKOFF;
+        }
+        tracing::warn!(service = %gw.service, upstream = %up.address, reason = %why, retry_in = ?backoff, "upstream connection ended");
+        tokio::select! {
+            _ = sleep(backoff) => {}
+            _ = up.stop.notified() => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    tracing::debug!(service = %gw.service, upstream = %up.address, "upstream link stopped");
+}
+
+/// One connection's life; returns why it ended.
+async fn connection(gw: &Gateway, up: &Arc<Upstream>) -> String {
+    let channel = match connect(&up.address, gw.settings().connect_timeout).await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let client = UpstreamPeerServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let (sender, rx) = mpsc::channel(QUEUE);
+    let counters = Arc::new(CallCounters::default());
+    let outgoing = Outgoing {
+        rx,
+        counters: counters.clone(),
+    };
+    let mut bidi_client = client.clone();
+    let bidi = async move {
+        let mut replies = bidi_client
+            .bidirectional_streaming(outgoing)
+            .await?
+            .into_inner();
+        while let Some(m) = replies.message().await? {
+            gw.route(up, m);
+        }
+        Ok::<_, tonic::Status>(())
+    };
+    tokio::pin!(bidi);
+    up.set_call(Some(CallHandle {
+        sender,
+        counters: counters.clone(),
+    }));
+    gw.flag(up, Flag::Stream, true);
+    let why = tokio::select! {
+        r = &mut bidi => match r {
+            Ok(()) => "the upstream ended the bidirectionalStreaming call".to_string(),
+            Err(s) => format!("bidirectionalStreaming: {}", status(&s)),
+        },
+        why = live(gw, up, client.clone(), &counters) => why,
+        why = ready(gw, up, client.clone()) => why,
+        _ = up.stop.notified() => {
+            // Removed: no new messages; let the call send what is queued and end cleanly.
+            gw.flag(up, Flag::Stream, false);
+            up.set_call(None);
+            return match timeout(DRAIN, &mut bidi).await {
+                Ok(Ok(())) => "removed".to_string(),
+                _ => {
+                    count_losses(gw, up, &counters);
+                    "removed before its call ended".to_string()
+                }
+            };
+        }
+    };
+    gw.flag(up, Flag::Stream, false);
+    up.set_call(None);
+    count_losses(gw, up, &counters);
+    why
+}
+
+/// Counts what the dead call may have lost: messages still queued (never sent) and messages sent
+/// after the last heartbeat the upstream answered (sent, but not known to have arrived).
+fn count_losses(gw: &Gateway, up: &Upstream, c: &CallCounters) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Acquire);
+    let queued = get(&c.enqueued).saturating_sub(get(&c.pulled));
+    let queued_bytes = get(&c.enqueued_bytes).saturating_sub(get(&c.pulled_bytes));
+    let unconfirmed = get(&c.pulled).saturating_sub(get(&c.confirmed));
+    let unconfirmed_bytes = get(&c.pulled_bytes).saturating_sub(get(&c.confirmed_bytes));
+    let s = &up.stats;
+    s.lost_queued.fetch_add(queued, Ordering::Relaxed);
+    s.lost_queued_bytes
+        .fetch_add(queued_bytes, Ordering::Relaxed);
+    s.unconfirmed.fetch_add(unconfirmed, Ordering::Relaxed);
+    s.unconfirmed_bytes
+        .fetch_add(unconfirmed_bytes, Ordering::Relaxed);
+    if queued + unconfirmed > 0 {
+        tracing::warn!(service = %gw.service, upstream = %up.address, queued, queued_bytes, unconfirmed, unconfirmed_bytes, "messages lost or unconfirmed with the upstream's call");
+    }
+}
+
+async fn connect(addr: &Address, connect_timeout: Duration) -> Result<Channel, String> {
+    let Address::Grpc { host, port, tls } = addr else {
+        return Err(format!("{addr} is not a grpc:// address"));
+    };
+    if *tls {
+        return Err("grpcs:// (TLS) upstreams are not supported by this build".to_string());
+    }
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let ep = Endpoint::from_shared(format!("http://{host}:{port}"))
+        .map_err(|e| format!("bad upstream address: {e}"))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(1 << 20))
+        .initial_connection_window_size(Some(4 << 20));
+    ep.connect()
+        .await
+        .map_err(|e| format!("connect: {}", chain(&e)))
+}
+
+/// Polls `ready` every `ready_interval`. Returns only if the upstream stops answering at all.
+async fn ready(gw: &Gateway, up: &Arc<Upstream>, mut client: Client) -> String {
+    loop {
+        let s = gw.settings().grpc;
+        match timeout(s.ready_timeout, client.ready(())).await {
+            Ok(Ok(r)) => {
+                let ready = r.into_inner().ready;
+                if !ready {
+                    up.set_error("it answers ready = false");
+                }
+                gw.flag(up, Flag::Ready, ready);
+            }
+            Ok(Err(st)) => {
+                up.set_error(format!("ready: {}", status(&st)));
+                gw.flag(up, Flag::Ready, false);
+            }
+            Err(_) => {
+                up.set_error("ready: no answer within ready_timeout");
+                gw.flag(up, Flag::Ready, false);
+            }
+        }
+        sleep(s.ready_interval).await;
+    }
+}
+
+/// Feeds the `live` call an `Empty` every `live_interval`; returns when no `LiveResult{live:
+/// true}` came for `live_timeout`, or the call fails.
+async fn live(gw: &Gateway, up: &Arc<Upstream>, mut client: Client, c: &CallCounters) -> String {
+    let (beats, rx) = mpsc::channel::<()>(8);
+    // What had been handed to the bidirectional call when each unanswered heartbeat was sent.
+    let mut marks: VecDeque<(u64, u64)> = VecDeque::new();
+    let beat = |marks: &mut VecDeque<(u64, u64)>| {
+        if beats.try_send(()).is_ok() {
+            marks.push_back((
+                c.pulled.load(Ordering::Acquire),
+                c.pulled_bytes.load(Ordering::Acquire),
+            ));
+        }
+    };
+    beat(&mut marks);
+    let s = gw.settings().grpc;
+    let mut deadline = Instant::now() + s.live_timeout;
+    let call = client.live(tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(
+        rx,
+    ));
+    let mut results = match tokio::time::timeout_at(deadline, call).await {
+        Ok(Ok(r)) => r.into_inner(),
+        Ok(Err(st)) => return format!("live: {}", status(&st)),
+        Err(_) => return "live: no answer within live_timeout".to_string(),
+    };
+    let mut tick = tokio::time::interval_at(Instant::now() + s.live_interval, s.live_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => beat(&mut marks),
+            m = results.message() => match m {
+                Ok(Some(r)) => {
+                    if let Some((n, b)) = marks.pop_front() {
+                        c.confirmed.store(n, Ordering::Release);
+                        c.confirmed_bytes.store(b, Ordering::Release);
+                    }
+                    if r.live {
+                        deadline = Instant::now() + gw.settings().grpc.live_timeout;
+                    }
+                    gw.flag(up, Flag::Live, r.live);
+                }
+                Ok(None) => return "the upstream ended the live call".to_string(),
+                Err(st) => return format!("live: {}", status(&st)),
+            },
+            _ = sleep_until(deadline) => {
+                return format!("no LiveResult{{live: true}} for {:?} (live_timeout)", gw.settings().grpc.live_timeout);
+            }
+        }
+    }
+}
+
+/// A status in one line, with the transport error behind it if there is one.
+fn status(s: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut out = format!("{:?}: {}", s.code(), s.message());
+    if let Some(src) = s.source() {
+        out.push_str(": ");
+        out.push_str(&chain(src));
+    }
+    out
+}
+
+/// An error and its sources, joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+/// The request stream of the bidirectional call: the queue, counting what tonic takes from it.
+struct Outgoing {
+    rx: mpsc::Receiver<InputStreamRequest>,
+    counters: Arc<CallCounters>,
+}
+
+impl Stream for Outgoing {
+    type Item = InputStreamRequest;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let p = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(m)) = &p {
+            self.counters.pulled.fetch_add(1, Ordering::AcqRel);
+            self.counters
+                .pulled_bytes
+                .fetch_add(m.payload.len() as u64, Ordering::AcqRel);
+        }
+        p
+    }
+}
