@@ -1,0 +1,1 @@
+//! The reference upstream (placeholder: being written).
