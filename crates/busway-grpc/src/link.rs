@@ -15,7 +15,7 @@ use busway_config::Address;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tonic::codegen::tokio_stream::Stream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::gateway::Gateway;
 use crate::pb::upstream_peer_service_client::UpstreamPeerServiceClient;
@@ -145,20 +145,28 @@ async fn connect(addr: &Address, connect_timeout: Duration) -> Result<Channel, S
     let Address::Grpc { host, port, tls } = addr else {
         return Err(format!("{addr} is not a grpc:// address"));
     };
-    if *tls {
-        return Err("grpcs:// (TLS) upstreams are not supported by this build".to_string());
-    }
-    let host = if host.contains(':') {
+    let bracketed = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.clone()
     };
-    let ep = Endpoint::from_shared(format!("http://{host}:{port}"))
+    let scheme = if *tls { "https" } else { "http" };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{bracketed}:{port}"))
         .map_err(|e| format!("bad upstream address: {e}"))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(1 << 20))
         .initial_connection_window_size(Some(4 << 20));
+    if *tls {
+        // The system's roots (SSL_CERT_FILE and SSL_CERT_DIR are honoured), the host name as
+        // the name to verify.
+        let cfg = ClientTlsConfig::new()
+            .with_native_roots()
+            .domain_name(host.clone());
+        ep = ep
+            .tls_config(cfg)
+            .map_err(|e| format!("TLS: {}", chain(&e)))?;
+    }
     ep.connect()
         .await
         .map_err(|e| format!("connect: {}", chain(&e)))
