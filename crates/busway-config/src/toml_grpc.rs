@@ -67,7 +67,7 @@ pub(crate) fn grpc(service: &Table<'_, '_>) -> Result<Option<At<GrpcConfig>>, Co
         return Err(ConfigError::new(
             t.src.file,
             line,
-            &t.key("live_timeout"),
+            t.key("live_timeout"),
             "`live_timeout` must be longer than `live_interval`, or every upstream is dead between two heartbeats",
         ));
     }

@@ -38,7 +38,10 @@ pub(crate) struct DownShared {
     pub started_ms: u64,
     out: Mutex<OutQueue>,
     kicked: AtomicBool,
+    /// Wakes the writer (a reply queued, or kicked).
     wake: Notify,
+    /// Wakes whoever waits in [`Downstream::kicked`], even while the writer is blocked.
+    kick: Notify,
 }
 
 /// `GET /v1/services/{name}/downstreams`.
@@ -77,6 +80,7 @@ impl DownShared {
             out: Mutex::new(OutQueue::default()),
             kicked: AtomicBool::new(false),
             wake: Notify::new(),
+            kick: Notify::new(),
         }
     }
 
@@ -122,6 +126,7 @@ impl DownShared {
     pub(crate) fn kick(&self) {
         self.kicked.store(true, Ordering::Release);
         self.wake.notify_one();
+        self.kick.notify_waiters();
     }
 
     fn pop(&self) -> Option<Bytes> {
@@ -194,6 +199,20 @@ impl Downstream {
                 return None;
             }
             notified.await;
+        }
+    }
+
+    /// Resolves once the downstream is kicked: by the operator, by a full queue (its client
+    /// does not read, so the writer may be stuck in a write), or by the gateway shutting down.
+    pub async fn kicked(&self) {
+        loop {
+            let n = self.shared.kick.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.shared.kicked.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
         }
     }
 

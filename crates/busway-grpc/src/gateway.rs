@@ -521,7 +521,7 @@ impl Gateway {
             .iter()
             .map(|d| d.view(now, window))
             .collect();
-        v.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+        v.sort_by_key(|d| std::cmp::Reverse(d.age_ms));
         v
     }
 

@@ -84,6 +84,7 @@ async fn carry(
         r = reading => r,
         r = writing => r,
         _ = entry.kill.notified() => Err(Abort::Kicked),
+        _ = down.kicked() => Err(Abort::Kicked),
         _ = idled => Err(Abort::Idle),
     };
     if r.is_ok() {

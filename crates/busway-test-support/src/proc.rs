@@ -47,18 +47,30 @@ pub struct Proc {
     /// `listening` lines: service name -> URLs in order.
     pub listening: BTreeMap<String, Vec<String>>,
     stderr: Arc<Mutex<String>>,
+    /// Every stdout line after `ready`.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 /// The path of the binary under test (set by cargo for the `busway` package's tests).
 pub fn busway_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("BUSWAY_BIN") {
+    sibling_bin("BUSWAY_BIN", "busway")
+}
+
+/// The reference gRPC upstream, built beside `busway`.
+pub fn upstream_bin() -> PathBuf {
+    sibling_bin("BUSWAY_UPSTREAM_BIN", "busway-upstream")
+}
+
+/// `$env` if set, else `name` in the test binary's target directory.
+fn sibling_bin(env: &str, name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/busway
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     exe.parent()
         .and_then(Path::parent)
-        .map(|d| d.join("busway"))
+        .map(|d| d.join(name))
         .expect("target dir")
 }
 
@@ -70,7 +82,24 @@ impl Proc {
     }
 
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(busway_bin());
+        Self::start_bin(&busway_bin(), args, env)
+    }
+
+    /// Starts the reference upstream on a free loopback port.
+    pub fn upstream(args: &[&str]) -> Proc {
+        Self::upstream_at("127.0.0.1:0", args)
+    }
+
+    /// Starts the reference upstream on `addr` (to restart one on the port it had).
+    pub fn upstream_at(addr: &str, args: &[&str]) -> Proc {
+        let mut all = vec!["--listen", addr];
+        all.extend_from_slice(args);
+        Self::start_bin(&upstream_bin(), &all, &[])
+    }
+
+    /// Starts any program that prints `listening NAME URL` lines and then `ready`.
+    pub fn start_bin(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -81,7 +110,9 @@ impl Proc {
         if std::env::var("RUST_LOG").is_err() {
             cmd.env("RUST_LOG", "info");
         }
-        let mut child = cmd.spawn().expect("spawn busway");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
@@ -111,6 +142,7 @@ impl Proc {
             child: Some(child),
             listening: BTreeMap::new(),
             stderr: log,
+            stdout: Arc::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -131,15 +163,40 @@ impl Proc {
                 Err(_) => {
                     let status = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
                     panic!(
-                        "busway {args:?} did not become ready (exit: {status:?}); stderr:\n{}",
+                        "{} {args:?} did not become ready (exit: {status:?}); stderr:\n{}",
+                        bin.display(),
                         p.stderr()
                     );
                 }
             }
         }
         // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let lines = p.stdout.clone();
+        std::thread::spawn(move || {
+            while let Ok(l) = rx.recv() {
+                lines.lock().unwrap().push(l);
+            }
+        });
         p
+    }
+
+    /// The lines printed on stdout after `ready`, so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits up to `limit` for a stdout line that satisfies `pred`.
+    pub fn wait_stdout(&self, pred: impl Fn(&str) -> bool, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.stdout.lock().unwrap().iter().any(|l| pred(l)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts `busway run -c FILE` with `toml` written into `dir`.

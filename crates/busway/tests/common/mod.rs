@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub use busway_test_support::{backends, http, Proc, TempDir};
 
+pub mod grpc;
+
 pub const SECRET: &str = "s3cret-for-tests-only";
 
 /// An egress node serving `chat` from `backend_url`.

@@ -1,0 +1,299 @@
+//! The gateway's admin API: upstreams listed, added (also by the legacy route), drained and
+//! removed; downstreams listed, written to and kicked; bad requests; and the gateway's metrics.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::grpc::{up_url, upstream, Gateway};
+use common::{connect, http, metric, read_n, wait_for};
+use serde_json::Value;
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn upstreams_are_added_drained_and_removed_without_dropping_clients() {
+    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
+    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+    let c_up = upstream(&["--mode", "echo", "--tag", "C:"]);
+    let gw = Gateway::start(&[up_url(&a)], "", 1);
+    let admin = gw.admin();
+    let mut client = connect(&gw.addr());
+    client.write_all(b"m").unwrap();
+    assert_eq!(read_n(&mut client, 3), b"A:m");
+
+    // Add B through the API.
+    let body = format!("{{\"address\":\"{}\"}}", up_url(&b));
+    let r = http::request(
+        "POST",
+        &admin,
+        "/v1/services/plex/upstreams",
+        None,
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let b_id = json(&r.body)["id"].as_str().unwrap().to_string();
+    // The same address again is a conflict.
+    let r = http::request(
+        "POST",
+        &admin,
+        "/v1/services/plex/upstreams",
+        None,
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(json(&r.body)["error"].as_str().unwrap().contains(&b_id));
+    // Add C through the legacy route.
+    let port = up_url(&c_up).rsplit(':').next().unwrap().to_string();
+    let legacy = format!(
+        "{{\"host\":\"127.0.0.1\",\"port\":{port},\"alive_timeout\":3,\"ready_timeout\":1}}"
+    );
+    let r = http::request("POST", &admin, "/upstream/add", None, legacy.as_bytes());
+    assert_eq!(r.status, 201, "{}", r.body);
+    gw.wait_healthy(3);
+
+    // Drain A: the client moves (to B or C) and keeps its connection.
+    let a_id = gw.upstreams()[0]["id"].as_str().unwrap().to_string();
+    let r = http::request(
+        "DELETE",
+        &admin,
+        &format!("/v1/services/plex/upstreams/{a_id}"),
+        None,
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let ups = gw.upstreams();
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    assert!(ups.iter().all(|u| u["id"] != a_id.as_str()));
+    client.write_all(b"m").unwrap();
+    let reply = read_n(&mut client, 3);
+    assert!(reply == b"B:m" || reply == b"C:m", "{reply:?}");
+    let r = http::request(
+        "DELETE",
+        &admin,
+        &format!("/v1/services/plex/upstreams/{a_id}"),
+        None,
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    // A's call was closed cleanly: it saw its only call end and no new one start.
+    assert!(wait_for(Duration::from_secs(3), || a
+        .stdout_lines()
+        .iter()
+        .filter(|l| l.starts_with("call bidirectionalStreaming"))
+        .count()
+        == 1));
+}
+
+#[test]
+fn downstreams_are_listed_written_to_and_kicked() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let admin = gw.admin();
+    let mut c = connect(&gw.addr());
+    c.write_all(b"hello").unwrap();
+    assert_eq!(read_n(&mut c, 5), b"hello");
+    let d = gw.wait_downstreams(1).remove(0);
+    let uuid = d["uuid"].as_str().unwrap().to_string();
+    assert_eq!(d["bytes_in"], 5);
+    assert_eq!(d["bytes_out"], 5);
+    assert_eq!(d["active"], true);
+    assert_eq!(d["upstream"], gw.upstreams()[0]["id"]);
+    let local = c.local_addr().unwrap().to_string();
+    assert_eq!(d["client"], local.as_str());
+
+    let send = format!("/v1/services/plex/downstreams/{uuid}/send");
+    let r = http::request("POST", &admin, &send, None, b"\x00binary\xff");
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(read_n(&mut c, 8), b"\x00binary\xff");
+
+    let r = http::request(
+        "DELETE",
+        &admin,
+        &format!("/v1/services/plex/downstreams/{uuid}"),
+        None,
+        b"",
+    );
+    assert_eq!(r.status, 204);
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(0),
+        0,
+        "expected EOF after the kick"
+    );
+    gw.wait_downstreams(0);
+    // Gone now.
+    let r = http::request("POST", &admin, &send, None, b"x");
+    assert_eq!(r.status, 404);
+    assert!(json(&r.body)["error"].as_str().unwrap().contains(&uuid));
+}
+
+#[test]
+fn bad_requests_get_json_errors() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let admin = gw.admin();
+    let cases: &[(&str, &str, &[u8], u16)] = &[
+        ("POST", "/v1/services/plex/upstreams", b"{not json", 400),
+        (
+            "POST",
+            "/v1/services/plex/upstreams",
+            b"{\"address\":\"tcp://127.0.0.1:1\"}",
+            400,
+        ),
+        (
+            "POST",
+            "/v1/services/plex/upstreams",
+            b"{\"address\":\"grpc://\"}",
+            400,
+        ),
+        (
+            "POST",
+            "/v1/services/plex/upstreams",
+            b"{\"address\":\"grpc://a:1\",\"x\":1}",
+            400,
+        ),
+        ("DELETE", "/v1/services/plex/upstreams/u99", b"", 404),
+        ("DELETE", "/v1/services/plex/downstreams/nope", b"", 404),
+        ("POST", "/v1/services/plex/broadcast?target=some", b"x", 400),
+        ("GET", "/v1/services/nosuch/upstreams", b"", 404),
+        ("POST", "/upstream/add", b"[]", 400),
+        (
+            "POST",
+            "/upstream/add",
+            b"{\"host\":\"h\",\"port\":70000}",
+            400,
+        ),
+        (
+            "POST",
+            "/upstream/add",
+            b"{\"host\":\"h\",\"port\":1,\"alive_timeout\":-1}",
+            400,
+        ),
+    ];
+    for (method, path, body, status) in cases {
+        let r = http::request(method, &admin, path, None, body);
+        assert_eq!(r.status, *status, "{method} {path}: {}", r.body);
+        assert!(
+            json(&r.body)["error"].is_string(),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+}
+
+#[test]
+fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
+    let up = upstream(&["--mode", "echo"]);
+    let toml = common::grpc::gateway_toml(&[up_url(&up)], "", "")
+        .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
+    let dir = common::TempDir::new("grpc-token");
+    let node = common::Proc::run_toml(&dir, "gw.toml", &toml);
+    let admin = node.addr("admin");
+    for (m, p) in [
+        ("GET", "/v1/services/plex/upstreams"),
+        ("POST", "/upstream/add"),
+    ] {
+        assert_eq!(
+            http::request(m, &admin, p, None, b"{}").status,
+            401,
+            "{m} {p}"
+        );
+    }
+    let r = http::request(
+        "GET",
+        &admin,
+        "/v1/services/plex/upstreams",
+        Some("t0k"),
+        b"",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn metrics_count_messages_bytes_and_readiness_per_upstream() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let mut c = connect(&gw.addr());
+    c.write_all(b"12345").unwrap();
+    assert_eq!(read_n(&mut c, 5), b"12345");
+    let admin = gw.admin();
+    let u = up_url(&up);
+    let series = |name: &str, extra: &str| {
+        metric(
+            &admin,
+            &format!("{name}{{service=\"plex\",upstream=\"{u}\"{extra}}}"),
+        )
+    };
+    assert_eq!(series("busway_upstream_ready", ""), Some(1.0));
+    assert_eq!(series("busway_upstream_downstreams", ""), Some(1.0));
+    assert_eq!(
+        series("busway_upstream_messages_total", ",direction=\"in\""),
+        Some(1.0)
+    );
+    assert_eq!(
+        series("busway_upstream_messages_total", ",direction=\"out\""),
+        Some(1.0)
+    );
+    assert_eq!(
+        series("busway_upstream_bytes_total", ",direction=\"in\""),
+        Some(5.0)
+    );
+    assert_eq!(
+        series("busway_upstream_bytes_total", ",direction=\"out\""),
+        Some(5.0)
+    );
+    assert_eq!(
+        metric(&admin, "busway_grpc_downstreams{service=\"plex\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &admin,
+            "busway_bytes_total{service=\"plex\",direction=\"in\"}"
+        ),
+        Some(5.0)
+    );
+    // /v1/services shows the upstream as the service's target.
+    let svcs = common::grpc::list(&admin, "/v1/services");
+    assert_eq!(svcs[0]["targets"][0]["address"], u.as_str());
+    assert_eq!(svcs[0]["targets"][0]["state"], "up");
+    assert_eq!(svcs[0]["targets"][0]["sessions"], 1);
+}
+
+#[test]
+fn a_client_that_does_not_read_is_closed_not_buffered_forever() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let admin = gw.admin();
+    let c = connect(&gw.addr());
+    let uuid = gw.wait_downstreams(1)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let send = format!("/v1/services/plex/downstreams/{uuid}/send");
+    let chunk = vec![7u8; 1024 * 1024];
+    let rss_before = gw.node.rss_kib();
+    let mut closed = false;
+    for _ in 0..64 {
+        let r = http::request("POST", &admin, &send, None, &chunk);
+        if r.status != 204 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "64 MiB queued for a client that never reads");
+    assert!(wait_for(Duration::from_secs(3), || gw
+        .downstreams()
+        .is_empty()));
+    assert_eq!(
+        metric(&admin, "busway_grpc_overflow_total{service=\"plex\"}"),
+        Some(1.0)
+    );
+    let grown = gw.node.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
+    drop(c);
+}

@@ -1,0 +1,239 @@
+//! Upstream health: ready and live checks, downstreams moved without being disconnected, an
+//! upstream killed and restarted on its port, a malformed upstream, and clients that wait for a
+//! ready upstream or give up.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::grpc::{up_url, upstream, Gateway};
+use common::{connect, http, metric, read_n, wait_for};
+
+const SIGUSR1: i32 = 10;
+
+/// Echo through `c` until the reply carries `tag`, within `limit`. A message can be lost with an
+/// upstream that dies, so a reply that does not come within 500 ms is given up and asked again.
+fn echo_until_tag(c: &mut std::net::TcpStream, tag: &[u8], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut found = false;
+    while !found && Instant::now() < deadline {
+        c.write_all(b"p").unwrap();
+        let mut got = [0u8; 3];
+        match c.read_exact(&mut got) {
+            Ok(()) => found = got.starts_with(tag),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("client connection failed: {e}"),
+        }
+    }
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    found
+}
+
+#[test]
+fn an_upstream_that_stops_answering_live_loses_its_downstreams_not_their_connections() {
+    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
+    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+    // Least-sessions with one client: it goes to A (listed first, both at zero)? Not guaranteed,
+    // so find out which one it got and silence that one.
+    let gw = Gateway::start(&[up_url(&a), up_url(&b)], "", 2);
+    let mut c = connect(&gw.addr());
+    c.write_all(b"p").unwrap();
+    let first = read_n(&mut c, 3);
+    let (silenced, other_tag): (&common::Proc, &[u8]) = if first.starts_with(b"A:") {
+        (&a, b"B:")
+    } else {
+        (&b, b"A:")
+    };
+    let uuid = gw.wait_downstreams(1)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = gw.upstream_of(&uuid);
+
+    let t0 = Instant::now();
+    silenced.signal(SIGUSR1);
+    // live_timeout is 500 ms: the downstream must move within live_timeout + 1 s.
+    assert!(
+        wait_for(Duration::from_millis(1500), || gw.upstream_of(&uuid)
+            != before),
+        "downstream still on {before}: {:?}",
+        gw.downstreams()
+    );
+    let moved_after = t0.elapsed();
+    assert!(moved_after < Duration::from_millis(1500), "{moved_after:?}");
+    // Same connection, now answered by the other upstream.
+    assert!(echo_until_tag(&mut c, other_tag, Duration::from_secs(2)));
+    let admin = gw.admin();
+    assert!(metric(&admin, "busway_grpc_reassignments_total{service=\"plex\"}").unwrap() >= 1.0);
+    assert_eq!(
+        metric(
+            &admin,
+            "busway_sessions_total{service=\"plex\",outcome=\"error\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(gw.downstreams().len(), 1);
+
+    // Live again: it comes back and takes new clients (least loaded goes to it).
+    silenced.signal(SIGUSR1);
+    gw.wait_healthy(2);
+}
+
+#[test]
+fn an_upstream_killed_and_restarted_on_its_port_serves_again() {
+    let mut up = upstream(&["--mode", "echo"]);
+    let url = up_url(&up);
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let gw = Gateway::start(std::slice::from_ref(&url), "", 1);
+    let mut c = connect(&gw.addr());
+    c.write_all(b"before").unwrap();
+    assert_eq!(read_n(&mut c, 6), b"before");
+
+    up.kill();
+    gw.wait_healthy(0);
+    let admin = gw.admin();
+    assert_eq!(http::get(&admin, "/readyz").status, 503);
+    // The client is still connected; what it writes now waits for an upstream.
+    c.write_all(b"during").unwrap();
+
+    let up2 = common::Proc::upstream_at(&format!("127.0.0.1:{port}"), &["--mode", "echo"]);
+    gw.wait_healthy(1);
+    assert_eq!(read_n(&mut c, 6), b"during");
+    c.write_all(b"after").unwrap();
+    assert_eq!(read_n(&mut c, 5), b"after");
+    assert!(
+        metric(
+            &admin,
+            &format!("busway_upstream_failures_total{{service=\"plex\",upstream=\"{url}\"}}")
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        metric(
+            &admin,
+            "busway_sessions_total{service=\"plex\",outcome=\"error\"}"
+        ),
+        Some(0.0)
+    );
+    drop(up2);
+}
+
+#[test]
+fn a_crashed_upstream_counts_what_it_may_have_lost_and_its_clients_move() {
+    let a = upstream(&["--mode", "echo", "--crash-after", "3", "--tag", "A:"]);
+    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+    let toml = common::grpc::gateway_toml(
+        &[up_url(&a), up_url(&b)],
+        "balance = \"least-sessions\"",
+        "",
+    );
+    let gw = Gateway::start_toml(&toml, 2);
+    let mut clients: Vec<_> = (0..2).map(|_| connect(&gw.addr())).collect();
+    gw.wait_downstreams(2);
+    // Keep writing until A has crashed; every client ends up answered by B.
+    for c in clients.iter_mut() {
+        assert!(echo_until_tag(c, b"B:", Duration::from_secs(5)));
+    }
+    let admin = gw.admin();
+    let lost = |stage: &str| {
+        metric(
+            &admin,
+            &format!(
+                "busway_upstream_lost_messages_total{{service=\"plex\",upstream=\"{}\",stage=\"{stage}\"}}",
+                up_url(&a)
+            ),
+        )
+    };
+    // The message that crashed it was written after the last answered heartbeat.
+    assert!(
+        lost("unconfirmed").unwrap() >= 1.0,
+        "{:?}",
+        lost("unconfirmed")
+    );
+    assert!(lost("queued").is_some());
+    assert_eq!(gw.downstreams().len(), 2);
+}
+
+#[test]
+fn an_oversize_reply_closes_that_upstreams_call_and_its_clients_move() {
+    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
+    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+    let gw = Gateway::start(&[up_url(&a), up_url(&b)], "", 2);
+    let mut c = connect(&gw.addr());
+    c.write_all(b"p").unwrap();
+    let first = read_n(&mut c, 3);
+    let other: &[u8] = if first.starts_with(b"A:") {
+        b"B:"
+    } else {
+        b"A:"
+    };
+    // Ask the upstream for a 5 MiB reply: over the 4 MiB message limit.
+    c.write_all(b"@big:5242880").unwrap();
+    // Let it go as a message of its own before the next writes.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(echo_until_tag(&mut c, other, Duration::from_secs(3)));
+    let log = gw.node.stderr();
+    assert!(
+        log.contains("message length too large") || log.contains("too large"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_not_ready_upstream_gets_no_clients() {
+    let ready = upstream(&["--mode", "echo", "--tag", "R:"]);
+    let lazy = upstream(&["--mode", "echo", "--not-ready"]);
+    let gw = Gateway::start(&[up_url(&lazy), up_url(&ready)], "", 1);
+    for _ in 0..4 {
+        let mut c = connect(&gw.addr());
+        c.write_all(b"m").unwrap();
+        assert_eq!(read_n(&mut c, 3), b"R:m");
+    }
+    let ups = gw.upstreams();
+    let l = ups.iter().find(|u| u["address"] == up_url(&lazy)).unwrap();
+    assert_eq!(
+        (l["ready"].as_bool(), l["state"].as_str()),
+        (Some(false), Some("down"))
+    );
+    assert_eq!(http::get(&gw.admin(), "/readyz").status, 200);
+}
+
+#[test]
+fn without_a_ready_upstream_new_clients_wait_then_are_closed() {
+    let lazy = upstream(&["--mode", "echo", "--not-ready"]);
+    let gw = Gateway::start(&[up_url(&lazy)], "upstream_wait = \"400ms\"", 0);
+    let admin = gw.admin();
+    let r = http::get(&admin, "/readyz");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body.contains("plex") && r.body.contains("not ready"),
+        "{}",
+        r.body
+    );
+    let mut c = connect(&gw.addr());
+    let t0 = Instant::now();
+    let mut buf = [0u8; 1];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "expected EOF");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_eq!(
+        metric(&admin, "busway_grpc_no_upstream_total{service=\"plex\"}"),
+        Some(1.0)
+    );
+
+    // A client that arrives while it becomes ready is served.
+    let lazy2 = upstream(&["--mode", "echo", "--not-ready"]);
+    let gw2 = Gateway::start(&[up_url(&lazy2)], "upstream_wait = \"5s\"", 0);
+    let mut c2 = connect(&gw2.addr());
+    c2.write_all(b"w").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lazy2.signal(12); // SIGUSR2: ready
+    assert_eq!(read_n(&mut c2, 1), b"w");
+}
