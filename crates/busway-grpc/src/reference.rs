@@ -119,13 +119,20 @@ impl Reference {
             .max_encoding_message_size(64 << 20)
     }
 
-    /// Serves on `listener` until `shutdown` resolves.
+    /// Serves on `listener` until `shutdown` resolves; with `tls` = (certificate chain, key),
+    /// both PEM, over TLS.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
+        tls: Option<(Vec<u8>, Vec<u8>)>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = tls {
+            let id = tonic::transport::Identity::from_pem(cert, key);
+            server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
+        }
+        server
             .tcp_nodelay(true)
             .initial_stream_window_size(1 << 20)
             .initial_connection_window_size(4 << 20)

@@ -287,3 +287,108 @@ ready_interval = "100ms"
         "{downs:?}"
     );
 }
+
+/// `grpcs://`: the upstream's certificate is checked against the roots busway is given.
+#[test]
+fn a_tls_upstream_is_reached_with_grpcs() {
+    let dir = common::TempDir::new("grpc-tls");
+    let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &p("up.key"),
+        "-out",
+        &p("up.csr"),
+    ]);
+    dir.write(
+        "ext.cnf",
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("up.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("up.pem"),
+    ]);
+    let up = common::Proc::upstream(&[
+        "--mode",
+        "echo",
+        "--tls-cert",
+        &p("up.pem"),
+        "--tls-key",
+        &p("up.key"),
+    ]);
+    let port = up_url(&up).rsplit(':').next().unwrap().to_string();
+    let toml = common::grpc::gateway_toml(&[format!("grpcs://localhost:{port}")], "", "");
+    let cfg = dir.write("gw.toml", &toml);
+    let node = common::Proc::start_env(
+        &["run", "-c", cfg.to_str().unwrap()],
+        &[("SSL_CERT_FILE", &p("ca.pem"))],
+    );
+    let admin = node.addr("admin");
+    assert!(
+        wait_for(Duration::from_secs(10), || http::get(&admin, "/readyz")
+            .status
+            == 200),
+        "{}",
+        http::get(&admin, "/readyz").body
+    );
+    let mut c = connect(&node.addr("plex"));
+    c.write_all(b"over tls").unwrap();
+    assert_eq!(read_n(&mut c, 8), b"over tls");
+
+    // Without the CA the certificate is refused, and readyz says why.
+    let strict = common::Proc::start_env(
+        &["run", "-c", cfg.to_str().unwrap()],
+        &[
+            ("SSL_CERT_FILE", "/nonexistent"),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+    );
+    let admin2 = strict.addr("admin");
+    std::thread::sleep(Duration::from_millis(500));
+    let r = http::get(&admin2, "/readyz");
+    assert_eq!(r.status, 503, "{}", r.body);
+}

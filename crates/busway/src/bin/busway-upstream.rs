@@ -38,10 +38,26 @@ struct Args {
     /// Print a line per data message.
     #[arg(long)]
     verbose: bool,
+    /// Serve TLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
     let a = Args::parse();
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => match (std::fs::read(c), std::fs::read(k)) {
+            (Ok(c), Ok(k)) => Some((c, k)),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("busway-upstream: cannot read the TLS files: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let opts = Options {
         mode: if a.mode == "echo" {
             Mode::Echo
@@ -61,10 +77,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(run(a.listen, opts))
+    rt.block_on(run(a.listen, opts, tls))
 }
 
-async fn run(addr: std::net::SocketAddr, opts: Options) -> ExitCode {
+async fn run(
+    addr: std::net::SocketAddr,
+    opts: Options,
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -77,7 +97,8 @@ async fn run(addr: std::net::SocketAddr, opts: Options) -> ExitCode {
     let controls = server.controls.clone();
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening upstream grpc://{bound}\nready");
+        let scheme = if tls.is_some() { "grpcs" } else { "grpc" };
+        let _ = writeln!(out, "listening upstream {scheme}://{bound}\nready");
         let _ = out.flush();
     }
     use tokio::signal::unix::{signal, SignalKind};
@@ -100,7 +121,7 @@ async fn run(addr: std::net::SocketAddr, opts: Options) -> ExitCode {
             }
         }
     };
-    match server.serve(listener, stop).await {
+    match server.serve(listener, tls, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("busway-upstream: {e}");
