@@ -5,12 +5,25 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+thread_local! {
+    /// The last millisecond formatted on this thread: every message carries a time, and at
+    /// thousands of messages per millisecond formatting each one would be wasted work.
+    static LAST: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
 /// Now, formatted.
 pub fn now() -> String {
-    let d = SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format_millis(d.as_millis() as u64)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    LAST.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.0 != ms {
+            *l = (ms, format_millis(ms));
+        }
+        l.1.clone()
+    })
 }
 
 /// Milliseconds since the Unix epoch, formatted.

@@ -5,10 +5,27 @@
 //! without splitting. Reads allocate their buffer only once the socket is readable, so an idle
 //! session holds no read buffer.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::Shutdown;
 
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::{TcpStream, UnixStream};
+
+/// Reads once; a short read is reported to tokio as `WouldBlock` (so it clears the readiness it
+/// cached) with the count kept in `short`.
+fn read_clearing(
+    sock: SockRef<'_>,
+    buf: &mut [u8],
+    short: &mut Option<usize>,
+) -> io::Result<usize> {
+    let n = (&*sock).read(buf)?;
+    if n > 0 && n < buf.len() {
+        *short = Some(n);
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(n)
+}
 
 #[derive(Debug)]
 pub enum Conn {
@@ -55,10 +72,24 @@ impl Conn {
     }
 
     /// Non-blocking read into a slice.
+    ///
+    /// A read that returns less than `buf` holds proves the socket's receive queue is empty, so
+    /// its readiness is cleared on the spot (what tokio's own `poll_read` does): the next wait
+    /// goes straight to epoll instead of costing one more `recv` that would only say `EAGAIN`.
+    /// For request/response traffic that is one syscall saved per message.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.try_read(buf),
-            Conn::Unix(s) => s.try_read(buf),
+        let mut short = None;
+        let r = match self {
+            Conn::Tcp(s) => s.try_io(Interest::READABLE, || {
+                read_clearing(SockRef::from(s), buf, &mut short)
+            }),
+            Conn::Unix(s) => s.try_io(Interest::READABLE, || {
+                read_clearing(SockRef::from(s), buf, &mut short)
+            }),
+        };
+        match (r, short) {
+            (Err(e), Some(n)) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
+            (r, _) => r,
         }
     }
 
