@@ -237,3 +237,34 @@ fn without_a_ready_upstream_new_clients_wait_then_are_closed() {
     lazy2.signal(12); // SIGUSR2: ready
     assert_eq!(read_n(&mut c2, 1), b"w");
 }
+
+/// A client that floods an upstream that does not read is held back by flow control (the
+/// per-upstream queue, then HTTP/2 windows, then its own socket), not buffered in memory.
+#[test]
+fn a_flooding_client_is_held_back_not_buffered() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let c = connect(&gw.addr());
+    up.signal(19); // SIGSTOP: it reads nothing more
+    let mut w = c.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 64 << 20 {
+        match w.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "64 MiB accepted by a gateway whose upstream reads nothing"
+    );
+    let rss = gw.node.rss_kib();
+    assert!(
+        rss < 64 * 1024,
+        "busway RSS {rss} KiB while holding back {sent} bytes"
+    );
+    up.signal(18); // SIGCONT
+    drop(c);
+}
