@@ -125,6 +125,56 @@ impl Pacer {
     }
 }
 
+/// One client's way of sending a message and waiting for its echo.
+trait RoundTrip {
+    /// False on any failure (the client stops).
+    async fn once(&mut self) -> bool;
+}
+
+/// Runs one client until the end of the test, measuring every round trip.
+async fn drive(a: &Args, i: usize, end: Instant, mut client: impl RoundTrip) -> Tally {
+    let mut t = Tally::default();
+    let mut pace = Pacer::new(a, i);
+    while Instant::now() < end {
+        pace.wait().await;
+        let t0 = Instant::now();
+        if !client.once().await {
+            t.errors += 1;
+            break;
+        }
+        t.latencies_us.push(t0.elapsed().as_micros() as u32);
+    }
+    t
+}
+
+/// Waits for every client's tally.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+    start: Instant,
+) -> (Vec<Tally>, Duration) {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap_or_default());
+    }
+    (out, start.elapsed())
+}
+
+/// A raw TCP client of the gateway.
+struct TcpClient {
+    s: tokio::net::TcpStream,
+    msg: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl RoundTrip for TcpClient {
+    async fn once(&mut self) -> bool {
+        self.s.write_all(&self.msg).await.is_ok()
+            && tokio::time::timeout(Duration::from_secs(5), self.s.read_exact(&mut self.buf))
+                .await
+                .is_ok_and(|r| r.is_ok())
+    }
+}
+
 async fn gateway(a: &Args) -> (Vec<Tally>, Duration) {
     let mut tasks = Vec::new();
     let start = Instant::now();
@@ -132,36 +182,45 @@ async fn gateway(a: &Args) -> (Vec<Tally>, Duration) {
     for i in 0..a.clients {
         let a = a.clone();
         tasks.push(tokio::spawn(async move {
-            let mut t = Tally::default();
-            let Ok(mut s) = tokio::net::TcpStream::connect(&a.addr).await else {
-                t.errors += 1;
-                return t;
+            let Ok(s) = tokio::net::TcpStream::connect(&a.addr).await else {
+                return Tally {
+                    errors: 1,
+                    ..Tally::default()
+                };
             };
             let _ = s.set_nodelay(true);
-            let msg = vec![b'm'; a.size];
-            let mut buf = vec![0u8; a.size];
-            let mut pace = Pacer::new(&a, i);
-            while Instant::now() < end {
-                pace.wait().await;
-                let t0 = Instant::now();
-                let ok = s.write_all(&msg).await.is_ok()
-                    && tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
-                        .await
-                        .is_ok_and(|r| r.is_ok());
-                if !ok {
-                    t.errors += 1;
-                    break;
-                }
-                t.latencies_us.push(t0.elapsed().as_micros() as u32);
-            }
-            t
+            let client = TcpClient {
+                s,
+                msg: vec![b'm'; a.size],
+                buf: vec![0u8; a.size],
+            };
+            drive(&a, i, end, client).await
         }));
     }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap_or_default());
+    gather(tasks, start).await
+}
+
+/// A logical client of a shared bidirectional call, as the gateway's downstreams are.
+struct DirectClient {
+    tx: mpsc::Sender<InputStreamRequest>,
+    replies: mpsc::Receiver<Bytes>,
+    uuid: String,
+    payload: Bytes,
+}
+
+impl RoundTrip for DirectClient {
+    async fn once(&mut self) -> bool {
+        let m = InputStreamRequest {
+            time: busway_grpc::time::now(),
+            client_uuid: self.uuid.clone(),
+            payload: self.payload.clone(),
+            event: 0,
+        };
+        self.tx.send(m).await.is_ok()
+            && tokio::time::timeout(Duration::from_secs(5), self.replies.recv())
+                .await
+                .is_ok_and(|r| r.is_some())
     }
-    (out, start.elapsed())
 }
 
 type Waiters = Arc<Mutex<HashMap<String, mpsc::Sender<Bytes>>>>;
@@ -208,39 +267,19 @@ async fn direct(a: &Args) -> (Vec<Tally>, Duration) {
         let (tx, waiters) = calls[i % calls.len()].clone();
         let a = a.clone();
         tasks.push(tokio::spawn(async move {
-            let mut t = Tally::default();
             let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
-            let (rtx, mut rrx) = mpsc::channel(4);
+            let (rtx, replies) = mpsc::channel(4);
             waiters.lock().unwrap().insert(uuid.clone(), rtx);
-            let payload = Bytes::from(vec![b'm'; a.size]);
-            let mut pace = Pacer::new(&a, i);
-            while Instant::now() < end {
-                pace.wait().await;
-                let t0 = Instant::now();
-                let m = InputStreamRequest {
-                    time: busway_grpc::time::now(),
-                    client_uuid: uuid.clone(),
-                    payload: payload.clone(),
-                    event: 0,
-                };
-                let ok = tx.send(m).await.is_ok()
-                    && tokio::time::timeout(Duration::from_secs(5), rrx.recv())
-                        .await
-                        .is_ok_and(|r| r.is_some());
-                if !ok {
-                    t.errors += 1;
-                    break;
-                }
-                t.latencies_us.push(t0.elapsed().as_micros() as u32);
-            }
-            t
+            let client = DirectClient {
+                tx,
+                replies,
+                uuid,
+                payload: Bytes::from(vec![b'm'; a.size]),
+            };
+            drive(&a, i, end, client).await
         }));
     }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap_or_default());
-    }
-    (out, start.elapsed())
+    gather(tasks, start).await
 }
 
 fn report(a: &Args, (tallies, took): (Vec<Tally>, Duration)) {

@@ -452,13 +452,7 @@ impl Gateway {
 
     /// Queues bytes for one downstream (a reply, or the admin API's `send`).
     pub fn send_to(&self, uuid: &str, payload: Bytes) -> Result<(), Undelivered> {
-        let d = self
-            .downs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(uuid)
-            .cloned();
-        let r = match d {
+        let r = match self.down(uuid) {
             Some(d) => d.push(payload, self.now_ms()),
             None => Err(Undelivered::Unknown),
         };
@@ -500,13 +494,15 @@ impl Gateway {
 
     /// Closes one downstream's client.
     pub fn kick(&self, uuid: &str) -> bool {
-        let d = self
-            .downs
+        self.down(uuid).map(|d| d.kick()).is_some()
+    }
+
+    fn down(&self, uuid: &str) -> Option<Arc<DownShared>> {
+        self.downs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(uuid)
-            .cloned();
-        d.map(|d| d.kick()).is_some()
+            .cloned()
     }
 
     pub fn upstreams(&self) -> Vec<UpstreamView> {

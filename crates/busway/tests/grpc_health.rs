@@ -32,21 +32,43 @@ fn echo_until_tag(c: &mut std::net::TcpStream, tag: &[u8], limit: Duration) -> b
     found
 }
 
+/// Two echo upstreams tagged `A:` and `B:` behind a gateway, and one client that has been
+/// answered once (so it is assigned).
+struct TaggedPair {
+    a: common::Proc,
+    b: common::Proc,
+    gw: Gateway,
+    c: std::net::TcpStream,
+    on_a: bool,
+}
+
+impl TaggedPair {
+    fn start() -> TaggedPair {
+        let a = upstream(&["--mode", "echo", "--tag", "A:"]);
+        let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+        let gw = Gateway::start(&[up_url(&a), up_url(&b)], "", 2);
+        let mut c = connect(&gw.addr());
+        c.write_all(b"p").unwrap();
+        let on_a = read_n(&mut c, 3).starts_with(b"A:");
+        TaggedPair { a, b, gw, c, on_a }
+    }
+
+    /// The tag of the upstream the client is not on.
+    fn other_tag(&self) -> &'static [u8] {
+        if self.on_a {
+            b"B:"
+        } else {
+            b"A:"
+        }
+    }
+}
+
 #[test]
 fn an_upstream_that_stops_answering_live_loses_its_downstreams_not_their_connections() {
-    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
-    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
-    // Least-sessions with one client: it goes to A (listed first, both at zero)? Not guaranteed,
-    // so find out which one it got and silence that one.
-    let gw = Gateway::start(&[up_url(&a), up_url(&b)], "", 2);
-    let mut c = connect(&gw.addr());
-    c.write_all(b"p").unwrap();
-    let first = read_n(&mut c, 3);
-    let (silenced, other_tag): (&common::Proc, &[u8]) = if first.starts_with(b"A:") {
-        (&a, b"B:")
-    } else {
-        (&b, b"A:")
-    };
+    let mut pair = TaggedPair::start();
+    let other_tag = pair.other_tag();
+    let silenced = if pair.on_a { &pair.a } else { &pair.b };
+    let (gw, c) = (&pair.gw, &mut pair.c);
     let uuid = gw.wait_downstreams(1)[0]["uuid"]
         .as_str()
         .unwrap()
@@ -65,7 +87,7 @@ fn an_upstream_that_stops_answering_live_loses_its_downstreams_not_their_connect
     let moved_after = t0.elapsed();
     assert!(moved_after < Duration::from_millis(1500), "{moved_after:?}");
     // Same connection, now answered by the other upstream.
-    assert!(echo_until_tag(&mut c, other_tag, Duration::from_secs(2)));
+    assert!(echo_until_tag(c, other_tag, Duration::from_secs(2)));
     let admin = gw.admin();
     assert!(metric(&admin, "busway_grpc_reassignments_total{service=\"plex\"}").unwrap() >= 1.0);
     assert_eq!(
@@ -160,22 +182,14 @@ fn a_crashed_upstream_counts_what_it_may_have_lost_and_its_clients_move() {
 
 #[test]
 fn an_oversize_reply_closes_that_upstreams_call_and_its_clients_move() {
-    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
-    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
-    let gw = Gateway::start(&[up_url(&a), up_url(&b)], "", 2);
-    let mut c = connect(&gw.addr());
-    c.write_all(b"p").unwrap();
-    let first = read_n(&mut c, 3);
-    let other: &[u8] = if first.starts_with(b"A:") {
-        b"B:"
-    } else {
-        b"A:"
-    };
+    let mut pair = TaggedPair::start();
+    let other = pair.other_tag();
+    let (gw, c) = (&pair.gw, &mut pair.c);
     // Ask the upstream for a 5 MiB reply: over the 4 MiB message limit.
     c.write_all(b"@big:5242880").unwrap();
     // Let it go as a message of its own before the next writes.
     std::thread::sleep(Duration::from_millis(200));
-    assert!(echo_until_tag(&mut c, other, Duration::from_secs(3)));
+    assert!(echo_until_tag(c, other, Duration::from_secs(3)));
     let log = gw.node.stderr();
     assert!(
         log.contains("message length too large") || log.contains("too large"),
