@@ -297,3 +297,41 @@ fn a_client_that_does_not_read_is_closed_not_buffered_forever() {
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
     drop(c);
 }
+
+/// SIGHUP with a changed upstream list: the new one is started, the removed one drained, and
+/// the client stays connected throughout.
+#[test]
+fn a_reload_swaps_upstreams_without_dropping_clients() {
+    let a = upstream(&["--mode", "echo", "--tag", "A:"]);
+    let b = upstream(&["--mode", "echo", "--tag", "B:"]);
+    let dir = common::TempDir::new("grpc-reload");
+    let path = dir.write(
+        "gw.toml",
+        &common::grpc::gateway_toml(&[up_url(&a)], "", ""),
+    );
+    let node = common::Proc::start(&["run", "-c", path.to_str().unwrap()]);
+    let admin = node.addr("admin");
+    let ups = || common::grpc::list(&admin, "/v1/services/plex/upstreams");
+    assert!(wait_for(Duration::from_secs(10), || ups()
+        .iter()
+        .any(|u| u["state"] == "up")));
+    let mut c = connect(&node.addr("plex"));
+    c.write_all(b"m").unwrap();
+    assert_eq!(read_n(&mut c, 3), b"A:m");
+
+    dir.write(
+        "gw.toml",
+        &common::grpc::gateway_toml(&[up_url(&b)], "", ""),
+    );
+    node.signal(1); // SIGHUP
+    assert!(wait_for(Duration::from_secs(10), || {
+        let u = ups();
+        u.len() == 1 && u[0]["address"] == up_url(&b).as_str() && u[0]["state"] == "up"
+    }));
+    c.write_all(b"m").unwrap();
+    assert_eq!(read_n(&mut c, 3), b"B:m");
+    assert_eq!(
+        metric(&admin, "busway_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+}
