@@ -282,3 +282,27 @@ fn a_flooding_client_is_held_back_not_buffered() {
     up.signal(18); // SIGCONT
     drop(c);
 }
+
+/// A server that answers with bytes that are not HTTP/2 is never used, the reason is shown,
+/// and nothing else is disturbed.
+#[test]
+fn a_peer_that_does_not_speak_grpc_is_never_used() {
+    let garbage =
+        busway_test_support::backends::banner(b"HTTP/1.0 400 nope\r\n\r\n\x00\xff\x13garbage");
+    let good = upstream(&["--mode", "echo"]);
+    let bad_url = garbage.url().replace("tcp://", "grpc://");
+    let gw = Gateway::start(&[bad_url.clone(), up_url(&good)], "", 1);
+    for _ in 0..3 {
+        let mut c = connect(&gw.addr());
+        c.write_all(b"ok").unwrap();
+        assert_eq!(read_n(&mut c, 2), b"ok");
+    }
+    let ups = gw.upstreams();
+    let bad = ups
+        .iter()
+        .find(|u| u["address"] == bad_url.as_str())
+        .unwrap();
+    assert_eq!(bad["state"], "down", "{bad}");
+    assert_eq!(bad["downstreams"], 0, "{bad}");
+    assert!(!bad["last_error"].as_str().unwrap().is_empty(), "{bad}");
+}
