@@ -388,7 +388,12 @@ impl Gateway {
                 Err(back) => {
                     // The call is gone: nothing was lost, try the next healthy upstream.
                     msg = back.0;
-                    self.flag(&up, Flag::Stream, false);
+                    if up.drop_call(&call) {
+                        self.flag(&up, Flag::Stream, false);
+                    } else {
+                        // Already replaced by a newer call (or being torn down): look again.
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         }

@@ -158,6 +158,19 @@ impl Upstream {
         self.call.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Forgets the call `h` if it is still the current one (a sender found it dead); returns
+    /// whether it was. A sender holding an older call must not take down a newer one.
+    pub(crate) fn drop_call(&self, h: &CallHandle) -> bool {
+        let mut c = self.call.lock().unwrap_or_else(|e| e.into_inner());
+        match c.as_ref() {
+            Some(cur) if Arc::ptr_eq(&cur.counters, &h.counters) => {
+                *c = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn set_call(&self, h: Option<CallHandle>) {
         *self.call.lock().unwrap_or_else(|e| e.into_inner()) = h;
     }
@@ -240,5 +253,20 @@ mod tests {
         u.set(Flag::Ready, true);
         assert!(u.mark_removed());
         assert!(!u.healthy());
+    }
+
+    #[test]
+    fn a_stale_call_cannot_drop_the_current_one() {
+        let u = Upstream::new("u1".into(), "grpc://127.0.0.1:1".parse().unwrap(), true);
+        let handle = || CallHandle {
+            sender: mpsc::channel(1).0,
+            counters: Arc::default(),
+        };
+        let (old, new) = (handle(), handle());
+        u.set_call(Some(new.clone()));
+        assert!(!u.drop_call(&old));
+        assert!(u.call().is_some());
+        assert!(u.drop_call(&new));
+        assert!(u.call().is_none());
     }
 }
