@@ -232,7 +232,8 @@ impl Gateway {
         }
     }
 
-    /// Reassigns every downstream of `up` to a healthy upstream (or to none until one is).
+    /// Reassigns every downstream of `up` to a healthy upstream (or to none until one is; its
+    /// next message then waits for one).
     fn move_off(&self, up: &Arc<Upstream>) {
         let affected: Vec<Arc<DownShared>> = self
             .down_list()
@@ -240,9 +241,9 @@ impl Gateway {
             .filter(|d| d.assigned().is_some_and(|a| Arc::ptr_eq(&a, up)))
             .collect();
         for d in affected {
+            self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
             let to = self.pick();
             if let Some(to) = &to {
-                self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
                 if self.settings().grpc.lifecycle_events {
                     self.event_nowait(to, &d, DownstreamEvent::Connected);
                 }
@@ -363,9 +364,15 @@ impl Gateway {
                 Some(u) if u.healthy() && !(per_chunk && event == DownstreamEvent::Data) => u,
                 current => {
                     let u = self.wait_pick(None).await.ok_or(Closed)?;
-                    let moved = current.is_some_and(|c| !Arc::ptr_eq(&c, &u));
-                    if moved && !per_chunk {
-                        self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
+                    let new = !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &u));
+                    if new && !per_chunk {
+                        if current.is_some() {
+                            self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // An upstream that takes over a downstream hears of it first.
+                        if event == DownstreamEvent::Data && self.settings().grpc.lifecycle_events {
+                            self.event_nowait(&u, d, DownstreamEvent::Connected);
+                        }
                     }
                     d.set_assigned(Some(u.clone()));
                     u

@@ -306,3 +306,27 @@ fn a_peer_that_does_not_speak_grpc_is_never_used() {
     assert_eq!(bad["downstreams"], 0, "{bad}");
     assert!(!bad["last_error"].as_str().unwrap().is_empty(), "{bad}");
 }
+
+/// With lifecycle events, the upstream that takes over a moved downstream hears CONNECTED.
+#[test]
+fn the_upstream_taking_over_a_downstream_hears_it_connect() {
+    let a = upstream(&["--mode", "echo"]);
+    let b = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&a), up_url(&b)], "lifecycle_events = true", 2);
+    let _c = connect(&gw.addr());
+    let uuid = gw.wait_downstreams(1)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let connected = format!("event {uuid} CONNECTED");
+    let first_on_a = a.wait_stdout(|l| l == connected, Duration::from_secs(5));
+    let (from, to) = if first_on_a { (&a, &b) } else { (&b, &a) };
+    assert!(from.stdout_lines().contains(&connected));
+    assert!(!to.stdout_lines().contains(&connected));
+    from.signal(SIGUSR1);
+    assert!(
+        to.wait_stdout(|l| l == connected, Duration::from_secs(3)),
+        "{:?}",
+        to.stdout_lines()
+    );
+}
