@@ -26,11 +26,19 @@ struct OutQueue {
     bytes: usize,
 }
 
+/// The upstream a downstream is assigned to. Once `detached`, it takes no assignment again: a
+/// reassignment racing with the client leaving must not leave an upstream counting it.
+#[derive(Debug, Default)]
+struct Slot {
+    up: Option<Arc<Upstream>>,
+    detached: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct DownShared {
     pub uuid: Arc<str>,
     pub client: String,
-    assigned: Mutex<Option<Arc<Upstream>>>,
+    assigned: Mutex<Slot>,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     /// Milliseconds since the gateway started, at the last byte either way.
@@ -72,7 +80,7 @@ impl DownShared {
         DownShared {
             uuid: uuid::Uuid::new_v4().hyphenated().to_string().into(),
             client,
-            assigned: Mutex::new(None),
+            assigned: Mutex::new(Slot::default()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(now_ms),
@@ -85,22 +93,39 @@ impl DownShared {
     }
 
     pub(crate) fn assigned(&self) -> Option<Arc<Upstream>> {
-        self.assigned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.slot().up.clone()
     }
 
-    /// Moves it to `to`, keeping each upstream's downstream count right.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.assigned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves it to `to`, keeping each upstream's downstream count right. No-op once detached.
     pub(crate) fn set_assigned(&self, to: Option<Arc<Upstream>>) {
-        let mut a = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = a.as_ref() {
+        let mut slot = self.slot();
+        if slot.detached {
+            return;
+        }
+        Self::swap(&mut slot, to);
+    }
+
+    /// The client left: unassign it for good; returns the upstream it had.
+    pub(crate) fn detach(&self) -> Option<Arc<Upstream>> {
+        let mut slot = self.slot();
+        slot.detached = true;
+        let had = slot.up.clone();
+        Self::swap(&mut slot, None);
+        had
+    }
+
+    fn swap(slot: &mut Slot, to: Option<Arc<Upstream>>) {
+        if let Some(old) = slot.up.as_ref() {
             old.downstreams.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(new) = to.as_ref() {
             new.downstreams.fetch_add(1, Ordering::Relaxed);
         }
-        *a = to;
+        slot.up = to;
     }
 
     /// Queues a reply; a queue already past [`OUT_CAP`] closes the downstream instead.
@@ -271,6 +296,23 @@ mod tests {
         // One oversized reply to an empty queue is still delivered.
         let e = DownShared::new("c".into(), 0);
         assert_eq!(e.push(Bytes::from(vec![0u8; OUT_CAP * 2]), 1), Ok(()));
+    }
+
+    #[test]
+    fn a_detached_downstream_takes_no_assignment() {
+        let up = Arc::new(Upstream::new(
+            "u1".into(),
+            "grpc://127.0.0.1:1".parse().unwrap(),
+            true,
+        ));
+        let d = DownShared::new("c".into(), 0);
+        d.set_assigned(Some(up.clone()));
+        assert_eq!(up.downstreams.load(Ordering::Relaxed), 1);
+        assert!(d.detach().is_some());
+        // A reassignment that lost the race with the client leaving.
+        d.set_assigned(Some(up.clone()));
+        assert_eq!(up.downstreams.load(Ordering::Relaxed), 0);
+        assert!(d.assigned().is_none());
     }
 
     #[test]

@@ -128,8 +128,7 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&d.uuid);
-        let up = d.assigned();
-        d.set_assigned(None);
+        let up = d.detach();
         if self.settings().grpc.lifecycle_events && !self.is_closed() {
             if let Some(up) = up.filter(|u| u.healthy()).or_else(|| self.pick()) {
                 self.event_nowait(&up, d, DownstreamEvent::Disconnected);
