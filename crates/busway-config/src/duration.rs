@@ -19,6 +19,9 @@ const UNITS: &[(&str, u128)] = &[
 
 /// More fractional digits than this cannot change a nanosecond count of any unit above.
 const MAX_FRACTION_DIGITS: usize = 18;
+/// 100 years. Every duration is added to a clock reading somewhere (a deadline); larger values
+/// would overflow that addition, and none of them means anything different from "never".
+const MAX_SECS: u64 = 876_000 * 3600;
 
 /// Parses `"250ms"`, `"3s"`, `"1m"`, `"1h"`, `"0s"`, `"1.5s"` (also `ns` and `us`).
 ///
@@ -50,7 +53,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if whole.is_empty() || (number.contains('.') && fraction.is_empty()) || fraction.contains('.') {
         return Err("expected a number before the unit, e.g. \"3s\" or \"1.5s\"".to_string());
     }
-    let too_large = || "duration is too large".to_string();
+    let too_large = || "duration is too large (at most 876000h, 100 years)".to_string();
     let mut nanos: u128 = 0;
     for d in whole.bytes() {
         nanos = nanos
@@ -70,7 +73,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .checked_add(frac * unit_ns / scale)
             .ok_or_else(too_large)?;
     }
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_large())?;
+    let secs = u64::try_from(nanos / 1_000_000_000)
+        .ok()
+        .filter(|s| *s < MAX_SECS || (*s == MAX_SECS && nanos.is_multiple_of(1_000_000_000)))
+        .ok_or_else(too_large)?;
     let sub = (nanos % 1_000_000_000) as u32;
     Ok(Duration::new(secs, sub))
 }
@@ -133,9 +139,15 @@ mod tests {
         assert!(parse_duration("99999999999999999999999999999999999999999h")
             .unwrap_err()
             .contains("too large"));
-        // u64::MAX seconds fits; one hour more than that does not.
-        assert!(parse_duration("18446744073709551615s").is_ok());
-        assert!(parse_duration("18446744073709551615h")
+        // 100 years fits; a second more, or u64::MAX seconds, does not.
+        assert_eq!(
+            parse_duration("876000h").unwrap(),
+            Duration::from_secs(876_000 * 3600)
+        );
+        assert!(parse_duration("3153600001s")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("18446744073709551615s")
             .unwrap_err()
             .contains("too large"));
     }
