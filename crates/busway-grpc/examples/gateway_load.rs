@@ -11,6 +11,10 @@
 //! come back (the upstreams run `busway-upstream --mode echo`). Without `--rate` clients send as
 //! fast as they can (peak); with it each client sends on a fixed schedule so the total is R
 //! messages per second. One JSON line is printed: messages/s and round-trip percentiles.
+//!
+//! `idle` opens its connections (256 at a time), prints `{"opened":N}` and holds them for
+//! `--hold` seconds, or until its stdin reaches end of file if stdin is a pipe: a benchmark that
+//! dies then does not leave thousands of connections open behind it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,7 +81,13 @@ fn main() {
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
         let _ = rlimit::Resource::NOFILE.set(hard, hard);
     }
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gateway_load: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
     rt.block_on(async move {
         match a.mode.as_str() {
             "gateway" => report(&a, gateway(&a).await),
@@ -225,51 +235,77 @@ impl RoundTrip for DirectClient {
 
 type Waiters = Arc<Mutex<HashMap<String, mpsc::Sender<Bytes>>>>;
 
-async fn direct(a: &Args) -> (Vec<Tally>, Duration) {
-    // One bidirectional call per upstream, shared by the clients assigned to it, as the gateway does.
-    let mut calls = Vec::new();
-    for u in &a.upstreams {
-        // The same HTTP/2 settings as the gateway's own links.
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{u}"))
-            .expect("upstream address")
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(1 << 20))
-            .initial_connection_window_size(Some(4 << 20))
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("connect {u}: {e}"));
-        let mut client = UpstreamPeerServiceClient::new(channel);
-        let (tx, rx) = mpsc::channel::<InputStreamRequest>(1024);
-        let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
-        let waiters: Waiters = Arc::default();
-        let w = waiters.clone();
-        let mut replies = client
-            .bidirectional_streaming(stream)
-            .await
-            .expect("call")
-            .into_inner();
-        tokio::spawn(async move {
-            while let Ok(Some(m)) = replies.message().await {
-                if let Some(Target::ClientUuid(u)) = m.target {
-                    let tx = w.lock().unwrap().get(&u).cloned();
-                    if let Some(tx) = tx {
-                        let _ = tx.send(m.payload).await;
-                    }
+/// One bidirectional call to upstream `u`, with the task that hands each reply to the client
+/// whose uuid it carries.
+async fn open_call(u: &str) -> Result<(mpsc::Sender<InputStreamRequest>, Waiters), String> {
+    // The same HTTP/2 settings as the gateway's own links.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{u}"))
+        .map_err(|e| format!("upstream address {u}: {e}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(Some(1 << 20))
+        .initial_connection_window_size(Some(4 << 20))
+        .connect()
+        .await
+        .map_err(|e| format!("connect {u}: {e}"))?;
+    let mut client = UpstreamPeerServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel::<InputStreamRequest>(1024);
+    let stream = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut replies = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.bidirectional_streaming(stream),
+    )
+    .await
+    .map_err(|_| format!("{u}: bidirectionalStreaming timed out"))?
+    .map_err(|e| format!("{u}: bidirectionalStreaming: {e}"))?
+    .into_inner();
+    let waiters: Waiters = Arc::default();
+    let w = waiters.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(m)) = replies.message().await {
+            if let Some(Target::ClientUuid(u)) = m.target {
+                let tx = w.lock().ok().and_then(|w| w.get(&u).cloned());
+                if let Some(tx) = tx {
+                    let _ = tx.send(m.payload).await;
                 }
             }
-        });
-        calls.push((tx, waiters));
+        }
+    });
+    Ok((tx, waiters))
+}
+
+async fn direct(a: &Args) -> (Vec<Tally>, Duration) {
+    // One bidirectional call per upstream, shared by the clients assigned to it, as the gateway
+    // does. An upstream that cannot be reached costs each of its clients one error.
+    let mut calls = Vec::new();
+    for u in &a.upstreams {
+        let call = open_call(u).await;
+        if let Err(e) = &call {
+            eprintln!("gateway_load: {e}");
+        }
+        calls.push(call.ok());
+    }
+    if calls.is_empty() {
+        eprintln!("gateway_load: direct needs at least one --upstream");
     }
     let start = Instant::now();
     let end = start + a.duration;
     let mut tasks = Vec::new();
     for i in 0..a.clients {
-        let (tx, waiters) = calls[i % calls.len()].clone();
+        let call = calls.get(i % calls.len().max(1)).cloned().flatten();
         let a = a.clone();
         tasks.push(tokio::spawn(async move {
+            let Some((tx, waiters)) = call else {
+                return Tally {
+                    errors: 1,
+                    ..Tally::default()
+                };
+            };
             let uuid = uuid::Uuid::new_v4().hyphenated().to_string();
             let (rtx, replies) = mpsc::channel(4);
-            waiters.lock().unwrap().insert(uuid.clone(), rtx);
+            if let Ok(mut w) = waiters.lock() {
+                w.insert(uuid.clone(), rtx);
+            }
             let client = DirectClient {
                 tx,
                 replies,
@@ -304,7 +340,7 @@ fn report(a: &Args, (tallies, took): (Vec<Tally>, Duration)) {
         a.rate.unwrap_or(0.0),
         all.len(),
         took.as_secs_f64(),
-        all.len() as f64 / took.as_secs_f64(),
+        all.len() as f64 / took.as_secs_f64().max(1e-9),
         pct(0.50),
         pct(0.99),
         errors
@@ -315,7 +351,9 @@ async fn idle(a: &Args) {
     let sem = Arc::new(tokio::sync::Semaphore::new(256));
     let mut tasks = Vec::with_capacity(a.clients);
     for _ in 0..a.clients {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
         let addr = a.addr.clone();
         tasks.push(tokio::spawn(async move {
             let s = tokio::net::TcpStream::connect(&addr).await;
@@ -330,6 +368,31 @@ async fn idle(a: &Args) {
         }
     }
     println!("{{\"opened\":{}}}", held.len());
-    tokio::time::sleep(a.hold).await;
+    tokio::select! {
+        _ = tokio::time::sleep(a.hold) => {}
+        _ = stdin_closed() => {}
+    }
     drop(held);
+}
+
+/// Resolves when stdin, if it is a pipe or a socket, reaches end of file. A terminal or
+/// `/dev/null` never ends the hold: a run from a shell, or with `< /dev/null`, holds for `--hold`.
+async fn stdin_closed() {
+    use std::os::unix::fs::FileTypeExt;
+    let piped = std::fs::metadata("/dev/stdin")
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket());
+    if !piped {
+        return std::future::pending().await;
+    }
+    // A plain thread, not tokio's stdin: a read still blocked at exit would hold up the
+    // runtime's shutdown, and the process exits without waiting for this thread.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 256];
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
 }
