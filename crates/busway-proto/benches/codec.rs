@@ -1,23 +1,31 @@
-//! Codec and mux throughput: encode+decode of one Data frame (small and large), and 1 MiB
-//! through two connections wired back to back in memory.
+//! Codec and mux throughput: encode+decode of one Data frame (small and large, contiguous and
+//! in zero-copy pieces), the envelope check alone, and 1 MiB through two connections wired back
+//! to back in memory.
 
 use std::hint::black_box;
+use std::io::IoSlice;
 use std::time::Instant;
 
 use busway_proto::frame::Body;
-use busway_proto::{decode, encode, Config, Connection, Data, Event, Frame, OpenParams, Side};
+use busway_proto::{
+    check, decode, encode, Config, Connection, Data, Event, Frame, OpenParams, Segments, Side,
+};
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+fn data_frame(size: usize) -> Frame {
+    Frame::new(Body::Data(Data {
+        stream: 7,
+        offset: 123_456,
+        payload: Bytes::from(vec![0x5a; size]),
+        fin: false,
+    }))
+}
+
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("codec");
-    for size in [64usize, 16 * 1024] {
-        let frame = Frame::new(Body::Data(Data {
-            stream: 7,
-            offset: 123_456,
-            payload: Bytes::from(vec![0x5a; size]),
-            fin: false,
-        }));
+    for size in [64usize, 16 * 1024, 64 * 1024] {
+        let frame = data_frame(size);
         let mut buf = BytesMut::with_capacity(size + 64);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(format!("encode_decode_data_{size}"), |b| {
@@ -27,25 +35,37 @@ fn codec(c: &mut Criterion) {
                 black_box(decoded);
             })
         });
+        group.bench_function(format!("segments_data_{size}"), |b| {
+            let mut segs = Segments::default();
+            b.iter(|| {
+                segs.push(black_box(&frame));
+                let mut slices = [IoSlice::new(&[]); 4];
+                let n = segs.io_slices(&mut slices);
+                black_box(&slices[..n]);
+                segs.advance(segs.len());
+            })
+        });
+        let bytes = vec![0x33u8; size];
+        group.bench_function(format!("check_{size}"), |b| {
+            b.iter(|| black_box(check(black_box(&bytes))))
+        });
     }
     group.finish();
 }
 
-/// Moves everything `from` wants to send into `to`, handing received data to the
-/// application at once (consume), like a driver whose clients keep up.
-fn pump(from: &mut Connection, to: &mut Connection, wire: &mut BytesMut, now: Instant) -> usize {
+/// Moves everything `from` wants to send into `to`, the application reading and releasing
+/// every readable stream at once, like a driver whose clients keep up.
+fn pump(from: &mut Connection, to: &mut Connection, wire: &mut BytesMut, now: Instant) {
     from.transmit(wire);
-    let moved = wire.len();
     to.handle_input(wire, now).expect("no protocol error");
-    let mut delivered = 0;
     while let Some(ev) = to.poll_event() {
-        if let Event::Data { id, data, .. } = ev {
-            delivered += data.len();
-            to.consume(id, data.len());
+        if let Event::Readable { id } = ev {
+            while let Ok(Some(b)) = to.read(id, usize::MAX) {
+                to.release(id, b.len());
+                black_box(b);
+            }
         }
     }
-    black_box(delivered);
-    moved
 }
 
 fn transfer(c: &mut Criterion) {
@@ -63,26 +83,14 @@ fn transfer(c: &mut Criterion) {
                 pump(&mut i, &mut a, &mut wire, now);
                 pump(&mut a, &mut i, &mut wire, now);
             }
-            let (id, mut credit) = i.open_stream(OpenParams::default()).expect("open");
-            let mut sent = 0;
-            while sent < TOTAL {
-                let n = (TOTAL - sent).min(credit as usize);
-                if n > 0 {
-                    let fin = sent + n == TOTAL;
-                    i.send_data(id, payload.slice(sent..sent + n), fin)
-                        .expect("within credit");
-                    sent += n;
-                    credit -= n as u32;
-                }
+            let id = i.open(OpenParams::default()).expect("open");
+            let mut rest = payload.clone();
+            while !rest.is_empty() {
+                let _ = i.write(id, &mut rest);
                 pump(&mut i, &mut a, &mut wire, now);
-                a.transmit(&mut wire);
-                i.handle_input(&mut wire, now).expect("no protocol error");
-                while let Some(ev) = i.poll_event() {
-                    if let Event::Credit { credit: more, .. } = ev {
-                        credit += more;
-                    }
-                }
+                pump(&mut a, &mut i, &mut wire, now);
             }
+            i.finish(id).expect("finish");
             pump(&mut i, &mut a, &mut wire, now);
         })
     });

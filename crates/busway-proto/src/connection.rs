@@ -1,26 +1,27 @@
 //! The connection state machine: one transport between two nodes, sans IO.
 //!
-//! The driver feeds received bytes to [`Connection::handle_input`] and the clock to
-//! [`Connection::handle_timeout`], and takes out events ([`Connection::poll_event`]), bytes to
-//! write ([`Connection::transmit`]) and the next deadline ([`Connection::poll_timeout`]). No
-//! sockets and no clock of its own, so tests run two connections byte by byte with a fake
-//! clock. Handshake frames are handled in `establish.rs`, later ones in `inbound.rs`.
+//! The driver feeds received bytes to [`Connection::handle_input`] (or decoded frames to
+//! [`Connection::handle_frame`]) and the clock to [`Connection::handle_timeout`], and takes out
+//! events ([`Connection::poll_event`]), frames to write ([`Connection::poll_transmit`]) and the
+//! next deadline ([`Connection::poll_timeout`]). Sessions use the stream API (`app.rs`) on the
+//! same value. No sockets and no clock of its own, so tests run two connections byte by byte
+//! with a fake clock. Handshake frames are handled in `establish.rs`, later ones in
+//! `inbound.rs`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use crate::codec::{decode, encoded_len};
-use crate::config::{Config, OpenParams, PeerInfo, Side};
+use crate::codec::{decode, encode, DecodeError};
+use crate::config::{Config, PeerInfo, Side};
 use crate::error::ProtoError;
 use crate::event::Event;
-use crate::frame::{Body, Data, Frame, GoAway, Open, Ping, Reset, Window};
+use crate::frame::{Body, Frame, GoAway, Ping, Window};
 use crate::handshake;
-use crate::outbox::Outbox;
-use crate::reset::ResetCode;
-use crate::stream::{Stream, Streams};
-use crate::{MAX_DATA_PAYLOAD, MAX_FRAME_LEN};
+use crate::outbox::{Outbox, MAX_CONTROL_BACKLOG};
+use crate::stream::Streams;
+use crate::MAX_DATA_PAYLOAD;
 
 /// Most streams the peer may have open at once; beyond it Opens are refused, so a peer cannot
 /// make us hold unbounded state.
@@ -42,7 +43,7 @@ pub(crate) enum State {
     /// Acceptor, Welcome queued; the initiator still has to prove itself.
     AwaitAuth {
         welcome_sent: Instant,
-        nonce_i: Bytes,
+        nonce_i: bytes::Bytes,
         peer: PeerInfo,
     },
     Established,
@@ -63,7 +64,7 @@ pub struct Connection {
     pub(crate) events: VecDeque<Event>,
     /// Payload bytes the peer may still send on the whole transport.
     pub(crate) conn_recv_credit: u64,
-    /// Payload bytes handed to the application (or dropped) not yet granted back.
+    /// Payload bytes released (or dropped) and not granted back yet.
     conn_owed: u64,
     /// Largest payload we put in one Data frame, given the peer's `max_frame`.
     pub(crate) max_chunk: usize,
@@ -72,7 +73,7 @@ pub struct Connection {
     last_recv: Instant,
     pub(crate) next_ping: Option<Instant>,
     /// Set once a fatal error happened; every later call reports it again.
-    error: Option<ProtoError>,
+    pub(crate) error: Option<ProtoError>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -122,40 +123,66 @@ impl Connection {
     }
 
     /// Decodes and processes every complete frame in `buf`, leaving a partial one in place.
-    /// An `Err` is fatal: close the transport (after one last [`Connection::transmit`], which
-    /// tells the peer why in a GoAway).
+    /// An `Err` is fatal: close the transport (after one last [`Connection::poll_transmit`],
+    /// which tells the peer why in a GoAway).
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), ProtoError> {
         self.check_alive()?;
         loop {
-            let frame = match decode(buf) {
-                Ok(Some(frame)) => frame,
+            match decode(buf) {
+                Ok(Some(frame)) => self.handle_frame(frame, now)?,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(self.fail(ProtoError::Decode(e))),
-            };
-            self.last_recv = now;
-            if let Err(e) = self.on_frame(frame, now) {
-                return Err(self.fail(e));
+                Err(e) => return Err(self.handle_decode_error(e)),
             }
         }
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front()?;
-        if let Event::Data { data, .. } = &event {
-            // Transport credit comes back as soon as the bytes leave us: it only caps what is
-            // in flight, while the per-stream windows bound what the application buffers.
-            self.return_conn_credit(data.len());
-        }
-        Some(event)
+    /// Processes one frame the driver decoded itself (outside whatever lock guards us).
+    pub fn handle_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtoError> {
+        self.check_alive()?;
+        self.last_recv = now;
+        self.on_frame(frame, now).map_err(|e| self.fail(e))
     }
 
-    /// Appends every frame ready to go to `out`.
+    /// The driver's decoder rejected the peer's bytes: the connection fails with that reason.
+    pub fn handle_decode_error(&mut self, e: DecodeError) -> ProtoError {
+        match &self.error {
+            Some(e) => e.clone(),
+            None => self.fail(ProtoError::Decode(e)),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Moves the frames ready to go into `out`: every control frame, then Data within the
+    /// peer's transport window, up to about `max` payload bytes. The driver encodes them
+    /// ([`crate::Segments`]) outside any lock.
+    pub fn poll_transmit(&mut self, out: &mut Vec<Frame>, max: usize) {
+        self.out.take(out, max);
+        if self.out.take_room_event() {
+            self.events.push_back(Event::SendRoom);
+        }
+    }
+
+    /// Encodes everything ready to go into `out` (tests and simple drivers).
     pub fn transmit(&mut self, out: &mut BytesMut) {
-        self.out.transmit(out);
+        let mut frames = Vec::new();
+        self.poll_transmit(&mut frames, usize::MAX);
+        for f in &frames {
+            encode(f, out);
+        }
     }
 
     pub fn wants_transmit(&self) -> bool {
         self.out.wants_transmit()
+    }
+
+    /// False while we hold more control frames for the peer than [`MAX_CONTROL_BACKLOG`]: the
+    /// driver then stops reading it until they are written, so a peer that floods us and never
+    /// reads cannot make us queue without bound.
+    pub fn wants_input(&self) -> bool {
+        self.out.control_backlog() < MAX_CONTROL_BACKLOG
     }
 
     /// When [`Connection::handle_timeout`] must next be called; `None` after a fatal error.
@@ -183,7 +210,12 @@ impl Connection {
             return Ok(());
         }
         if self.dead_at().is_some_and(|d| now >= d) {
-            return Err(self.fail(ProtoError::DeadPeer));
+            let e = if self.wants_input() {
+                ProtoError::DeadPeer
+            } else {
+                ProtoError::Flood
+            };
+            return Err(self.fail(e));
         }
         if let Some(at) = self.next_ping {
             if now >= at {
@@ -209,120 +241,14 @@ impl Connection {
         self.rtt
     }
 
-    /// Whether [`Connection::open_stream`] would succeed.
+    /// The fatal error, once there is one.
+    pub fn error(&self) -> Option<&ProtoError> {
+        self.error.as_ref()
+    }
+
+    /// Whether [`Connection::open`] would succeed.
     pub fn can_open(&self) -> bool {
         self.error.is_none() && self.is_established() && !self.local_goaway && !self.peer_goaway
-    }
-
-    /// Opens a stream; returns its id and the bytes we may send on it before the peer grants
-    /// more. An `Err` here is not fatal to the connection.
-    pub fn open_stream(&mut self, p: OpenParams) -> Result<(u64, u32), ProtoError> {
-        self.check_alive()?;
-        if !self.can_open() {
-            return Err(ProtoError::Protocol(
-                "cannot open a stream: not established or going away".into(),
-            ));
-        }
-        let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
-        let open = Open {
-            stream: self.streams.next_local_id(),
-            service: p.service,
-            session_id: p.session_id,
-            client: p.client,
-            mode: p.mode,
-            labels: p.labels.into_iter().collect(),
-            hops: p.hops,
-        };
-        let frame = Frame::new(Body::Open(open));
-        if encoded_len(&frame) > self.peer_max_frame() {
-            return Err(ProtoError::Protocol(
-                "open frame larger than the peer accepts".into(),
-            ));
-        }
-        let id = self
-            .streams
-            .open_local(Stream::new(send_credit, self.config.stream_window));
-        if let Some(body) = frame.body {
-            self.out.push_control(body);
-        }
-        Ok((id, send_credit))
-    }
-
-    /// Queues `data` on stream `id`, split into frames of at most [`MAX_DATA_PAYLOAD`] bytes.
-    ///
-    /// More than the stream's credit, or data after our fin, is a caller bug reported as
-    /// `Err(Protocol)` without harming the connection. Unknown or closed ids are dropped
-    /// silently: a reset from the peer may cross our send.
-    pub fn send_data(&mut self, id: u64, mut data: Bytes, fin: bool) -> Result<(), ProtoError> {
-        self.check_alive()?;
-        let max_chunk = self.max_chunk;
-        let Some(s) = self.streams.get_mut(id) else {
-            return Ok(());
-        };
-        if s.send_fin {
-            return Err(ProtoError::Protocol(format!(
-                "data on stream {id} after fin"
-            )));
-        }
-        let len = data.len() as u64;
-        if len > s.send_credit {
-            return Err(ProtoError::Protocol(format!(
-                "{len} bytes on stream {id} with {} of credit",
-                s.send_credit
-            )));
-        }
-        if data.is_empty() && !fin {
-            return Ok(());
-        }
-        s.send_credit -= len;
-        loop {
-            let payload = data.split_to(data.len().min(max_chunk));
-            let last = data.is_empty();
-            let offset = s.send_offset;
-            s.send_offset += payload.len() as u64;
-            self.out.push_data(Data {
-                stream: id,
-                offset,
-                payload,
-                fin: fin && last,
-            });
-            if last {
-                break;
-            }
-        }
-        if fin {
-            s.send_fin = true;
-            if s.is_done() {
-                self.streams.remove(id);
-            }
-        }
-        Ok(())
-    }
-
-    /// The application delivered `n` bytes of stream `id`: grant them back to the peer, in
-    /// batches of a quarter window so Window frames stay rare.
-    pub fn consume(&mut self, id: u64, n: usize) {
-        if self.error.is_some() {
-            return;
-        }
-        let window = self.config.stream_window;
-        if let Some(credit) = self.streams.get_mut(id).and_then(|s| s.consume(n, window)) {
-            self.out
-                .push_control(Body::Window(Window { stream: id, credit }));
-        }
-    }
-
-    /// Aborts stream `id` and forgets it; queued data for it is dropped.
-    pub fn reset(&mut self, id: u64, code: ResetCode, reason: &str) {
-        if self.error.is_some() || self.streams.remove(id).is_none() {
-            return;
-        }
-        self.out.purge(id);
-        self.out.push_control(Body::Reset(Reset {
-            stream: id,
-            code: code as u32,
-            reason: truncate(reason),
-        }));
     }
 
     /// Tells the peer we take no new streams; open ones go on. Idempotent.
@@ -336,6 +262,12 @@ impl Connection {
         }));
     }
 
+    /// Whether either side said GoAway.
+    pub fn is_going_away(&self) -> bool {
+        self.local_goaway || self.peer_goaway
+    }
+
+    /// Live streams: opened and not yet stopped or reset.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
     }
@@ -345,12 +277,18 @@ impl Connection {
         self.side
     }
 
-    /// Data payload bytes queued but held back by the peer's transport window.
+    /// Data payload bytes queued and not yet handed to the driver.
     pub fn queued_bytes(&self) -> usize {
         self.out.queued_data()
     }
 
-    fn check_alive(&self) -> Result<(), ProtoError> {
+    /// Payload bytes held for the application: received and not released, over all streams.
+    /// Never more than the transport window we granted.
+    pub fn buffered_bytes(&self) -> u64 {
+        u64::from(self.config.conn_window) - self.conn_recv_credit - self.conn_owed
+    }
+
+    pub(crate) fn check_alive(&self) -> Result<(), ProtoError> {
         match &self.error {
             Some(e) => Err(e.clone()),
             None => Ok(()),
@@ -358,7 +296,7 @@ impl Connection {
     }
 
     /// Records a fatal error; only a GoAway naming it is left to transmit.
-    fn fail(&mut self, e: ProtoError) -> ProtoError {
+    pub(crate) fn fail(&mut self, e: ProtoError) -> ProtoError {
         self.out.clear();
         self.out.push_control(Body::GoAway(GoAway {
             reason: e.reason().to_owned(),
@@ -379,17 +317,10 @@ impl Connection {
         self.last_recv.checked_add(silence)
     }
 
-    fn peer_max_frame(&self) -> usize {
-        let peer = self
-            .peer
-            .as_ref()
-            .map_or(MAX_FRAME_LEN as u32, |p| p.max_frame);
-        (peer as usize).min(MAX_FRAME_LEN)
-    }
-
-    /// Grants transport credit back once a quarter of the window is owed.
-    pub(crate) fn return_conn_credit(&mut self, n: usize) {
-        self.conn_owed += n as u64;
+    /// Grants transport credit back once a quarter of the window is owed. Called for bytes the
+    /// application released and for bytes we dropped (reset streams, stragglers).
+    pub(crate) fn return_conn_credit(&mut self, n: u64) {
+        self.conn_owed += n;
         if self.conn_owed == 0 || self.conn_owed < u64::from(self.config.conn_window / 4).max(1) {
             return;
         }
@@ -403,12 +334,8 @@ impl Connection {
 }
 
 /// Cuts `s` to [`MAX_REASON_LEN`] bytes at a character boundary.
-fn truncate(s: &str) -> String {
-    let mut end = s.len().min(MAX_REASON_LEN);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+pub(crate) fn truncate(s: &str) -> String {
+    crate::clip(s, MAX_REASON_LEN).to_owned()
 }
 
 #[cfg(test)]
@@ -419,7 +346,6 @@ mod tests {
     fn truncate_respects_char_boundaries() {
         let s = "é".repeat(200);
         let t = truncate(&s);
-        assert!(t.len() <= MAX_REASON_LEN);
         assert_eq!(t.len(), MAX_REASON_LEN);
         assert_eq!(truncate("short"), "short");
     }
@@ -433,5 +359,6 @@ mod tests {
         assert!(!a.wants_transmit());
         assert_eq!(a.poll_timeout(), Some(now + Duration::from_secs(5)));
         assert!(!i.can_open());
+        assert_eq!(i.buffered_bytes(), 0);
     }
 }

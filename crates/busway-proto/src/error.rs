@@ -1,9 +1,9 @@
-//! Errors fatal to a transport.
+//! Errors fatal to a transport, and the answers of the stream API.
 
 use crate::codec::DecodeError;
+use crate::reset::ResetCode;
 
-/// Why a [`crate::Connection`] failed. Except where `send_data`/`open_stream` document
-/// otherwise, an error is fatal: the transport must be closed.
+/// Why a [`crate::Connection`] failed. Every one is fatal: the transport must be closed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ProtoError {
     /// The peer's bytes are not the bus protocol.
@@ -13,13 +13,16 @@ pub enum ProtoError {
     /// "protocol".
     #[error("handshake failed: {0}")]
     Handshake(&'static str),
-    /// A rule broken after the handshake (flow control, offsets, stream ids, sizes), or a
-    /// caller mistake reported by `send_data`/`open_stream`.
+    /// A rule broken after the handshake (flow control, offsets, stream ids, sizes).
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// Nothing received for `dead_after` ping intervals.
     #[error("peer is dead: nothing received for too long")]
     DeadPeer,
+    /// The peer made us queue more control frames than we keep and did not read them for
+    /// `dead_after` ping intervals.
+    #[error("peer floods us and does not read")]
+    Flood,
 }
 
 impl ProtoError {
@@ -36,8 +39,28 @@ impl ProtoError {
             ProtoError::Handshake(r) => r,
             ProtoError::Protocol(_) => "protocol",
             ProtoError::DeadPeer => "dead_peer",
+            ProtoError::Flood => "flood",
         }
     }
+}
+
+/// Why a stream call could not do what was asked. None of these harm the connection.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum StreamError {
+    /// Nothing to read yet, or no credit or backlog room to write: wait for
+    /// [`crate::Event::Readable`] / [`crate::Event::Writable`] / [`crate::Event::SendRoom`].
+    #[error("the stream would block")]
+    Blocked,
+    /// The peer aborted the stream.
+    #[error("reset by the peer ({code}): {reason}")]
+    Reset { code: ResetCode, reason: String },
+    /// No such live stream: never opened, already stopped or reset by us, or the connection
+    /// failed.
+    #[error("no such stream")]
+    Closed,
+    /// The caller broke the API's rules (data after fin, more than the credit it was told).
+    #[error("misuse of the stream API: {0}")]
+    Misuse(&'static str),
 }
 
 #[cfg(test)]
@@ -54,6 +77,7 @@ mod tests {
         assert!(ProtoError::Handshake("timeout").is_handshake());
         assert!(!ProtoError::DeadPeer.is_handshake());
         assert_eq!(ProtoError::DeadPeer.reason(), "dead_peer");
+        assert_eq!(ProtoError::Flood.reason(), "flood");
         assert_eq!(ProtoError::Protocol("x".into()).reason(), "protocol");
     }
 }

@@ -25,6 +25,12 @@ pub const MAX_NONCE_LEN: usize = 64;
 pub const MIN_MAX_FRAME: u32 = 1024;
 /// Version carried in Hello/Welcome (the envelope has its own, [`crate::VERSION`]).
 pub const HANDSHAKE_VERSION: u32 = 1;
+/// Smallest per-stream window a peer may grant. A peer granting nothing would hang every
+/// session on the transport while still answering pings; one that grants crumbs would make
+/// every byte a frame.
+pub const MIN_STREAM_WINDOW: u32 = 16 * 1024;
+/// Smallest transport window a peer may grant: at least one full stream window.
+pub const MIN_CONN_WINDOW: u32 = 64 * 1024;
 
 /// Whose proof: the label that starts the transcript.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +128,13 @@ pub(crate) fn welcome(config: &Config, nonce: &[u8], proof: Bytes) -> Welcome {
 
 /// Validates the peer's Hello and describes the peer.
 pub(crate) fn accept_hello(h: &Hello) -> Result<PeerInfo, ProtoError> {
-    check(h.version, &h.nonce, h.max_frame)?;
+    check(
+        h.version,
+        &h.nonce,
+        h.max_frame,
+        h.stream_window,
+        h.conn_window,
+    )?;
     Ok(PeerInfo {
         node: h.node.clone(),
         namespace: h.namespace.clone(),
@@ -136,7 +148,13 @@ pub(crate) fn accept_hello(h: &Hello) -> Result<PeerInfo, ProtoError> {
 
 /// Validates the peer's Welcome (except its proof) and describes the peer.
 pub(crate) fn accept_welcome(w: &Welcome) -> Result<PeerInfo, ProtoError> {
-    check(w.version, &w.nonce, w.max_frame)?;
+    check(
+        w.version,
+        &w.nonce,
+        w.max_frame,
+        w.stream_window,
+        w.conn_window,
+    )?;
     Ok(PeerInfo {
         node: w.node.clone(),
         namespace: w.namespace.clone(),
@@ -148,11 +166,21 @@ pub(crate) fn accept_welcome(w: &Welcome) -> Result<PeerInfo, ProtoError> {
     })
 }
 
-fn check(version: u32, nonce: &[u8], max_frame: u32) -> Result<(), ProtoError> {
+fn check(
+    version: u32,
+    nonce: &[u8],
+    max_frame: u32,
+    stream_window: u32,
+    conn_window: u32,
+) -> Result<(), ProtoError> {
     if version != HANDSHAKE_VERSION {
         return Err(ProtoError::Handshake("version"));
     }
-    if !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len()) || max_frame < MIN_MAX_FRAME {
+    let sound = (MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len())
+        && max_frame >= MIN_MAX_FRAME
+        && stream_window >= MIN_STREAM_WINDOW
+        && conn_window >= MIN_CONN_WINDOW.max(stream_window);
+    if !sound {
         return Err(ProtoError::Handshake("protocol"));
     }
     Ok(())
@@ -169,6 +197,8 @@ pub(crate) fn to_btree_map(m: &HashMap<String, String>) -> BTreeMap<String, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULT_CONN: u32 = crate::DEFAULT_CONN_WINDOW;
 
     const T: Transcript<'static> = Transcript {
         nonce_i: &[1; 32],
@@ -242,8 +272,34 @@ mod tests {
         }
         let tiny = Hello {
             max_frame: 100,
-            ..good
+            ..good.clone()
         };
         assert_eq!(accept_hello(&tiny), Err(ProtoError::Handshake("protocol")));
+        // A peer that grants no credit (or less per transport than per stream) would hang
+        // every session on it: refused at the handshake.
+        for (stream_window, conn_window) in [
+            (0, DEFAULT_CONN),
+            (MIN_STREAM_WINDOW - 1, DEFAULT_CONN),
+            (MIN_STREAM_WINDOW, 0),
+            (MIN_STREAM_WINDOW, MIN_CONN_WINDOW - 1),
+            (1 << 20, 1 << 19),
+        ] {
+            let stingy = Hello {
+                stream_window,
+                conn_window,
+                ..good.clone()
+            };
+            assert_eq!(
+                accept_hello(&stingy),
+                Err(ProtoError::Handshake("protocol")),
+                "{stream_window}/{conn_window}"
+            );
+        }
+        let least = Hello {
+            stream_window: MIN_STREAM_WINDOW,
+            conn_window: MIN_CONN_WINDOW,
+            ..good
+        };
+        assert!(accept_hello(&least).is_ok());
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::connection::{Connection, MAX_STREAMS};
 use crate::error::ProtoError;
 use crate::event::Event;
-use crate::frame::{Body, Data, Open, Pong, Reset, Window};
+use crate::frame::{Body, Data, Open, Reset, Window};
 use crate::reset::ResetCode;
 use crate::stream::{Lookup, Stream};
 use crate::MAX_DATA_PAYLOAD;
@@ -27,9 +27,7 @@ impl Connection {
             Some(Body::Window(w)) => self.on_window(w),
             Some(Body::Reset(r)) => self.on_reset(r),
             Some(Body::Ping(p)) => {
-                self.out.push_control(Body::Pong(Pong {
-                    timepoint_us: p.timepoint_us,
-                }));
+                self.out.push_pong(p.timepoint_us);
                 Ok(())
             }
             Some(Body::Pong(p)) => {
@@ -46,7 +44,8 @@ impl Connection {
             Some(Body::GoAway(g)) => {
                 if !self.peer_goaway {
                     self.peer_goaway = true;
-                    self.events.push_back(Event::GoAway { reason: g.reason });
+                    let reason = crate::clip(&g.reason, crate::MAX_REASON_LEN).to_owned();
+                    self.events.push_back(Event::GoAway { reason });
                 }
                 Ok(())
             }
@@ -76,11 +75,7 @@ impl Connection {
         let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
         self.streams
             .insert(id, Stream::new(send_credit, self.config.stream_window));
-        self.events.push_back(Event::StreamOpened {
-            id,
-            open,
-            send_credit,
-        });
+        self.events.push_back(Event::Opened { id, open });
         Ok(())
     }
 
@@ -98,34 +93,33 @@ impl Connection {
             )));
         }
         self.conn_recv_credit -= len as u64;
-        match self.streams.lookup(d.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "data on stream {} that was never opened",
-                d.stream
-            ))),
-            Lookup::Closed => {
-                // A straggler after a reset: drop it, but the transport credit it used is ours
-                // to give back or the peer would slowly run out.
-                self.return_conn_credit(len);
-                Ok(())
+        let straggler = match self.streams.lookup(d.stream) {
+            Lookup::Never => {
+                return Err(ProtoError::Protocol(format!(
+                    "data on stream {} that was never opened",
+                    d.stream
+                )))
             }
+            Lookup::Closed => true,
             Lookup::Live(s) => {
                 s.on_data(d.offset, len, d.fin)
                     .map_err(|e| ProtoError::Protocol(format!("stream {}: {e}", d.stream)))?;
-                let done = s.is_done();
-                if done {
-                    self.streams.remove(d.stream);
+                if s.reset.is_some() {
+                    true
+                } else {
+                    s.recv.push(d.payload);
+                    false
                 }
-                if len > 0 || d.fin {
-                    self.events.push_back(Event::Data {
-                        id: d.stream,
-                        data: d.payload,
-                        fin: d.fin,
-                    });
-                }
-                Ok(())
             }
+        };
+        if straggler {
+            // After a reset: dropped, but the transport credit it used is ours to give back,
+            // or the peer would slowly run out.
+            self.return_conn_credit(len as u64);
+        } else if len > 0 || d.fin {
+            self.events.push_back(Event::Readable { id: d.stream });
         }
+        Ok(())
     }
 
     fn on_window(&mut self, w: Window) -> Result<(), ProtoError> {
@@ -142,10 +136,7 @@ impl Connection {
             Lookup::Live(s) => {
                 s.send_credit = s.send_credit.saturating_add(w.credit.into());
                 if !s.send_fin && w.credit > 0 {
-                    self.events.push_back(Event::Credit {
-                        id: w.stream,
-                        credit: w.credit,
-                    });
+                    self.events.push_back(Event::Writable { id: w.stream });
                 }
                 Ok(())
             }
@@ -159,14 +150,10 @@ impl Connection {
                 r.stream
             ))),
             Lookup::Closed => Ok(()),
+            Lookup::Live(s) if s.reset.is_some() => Ok(()),
             Lookup::Live(_) => {
-                self.streams.remove(r.stream);
-                self.out.purge(r.stream);
-                self.events.push_back(Event::Reset {
-                    id: r.stream,
-                    code: ResetCode::from_u32(r.code),
-                    reason: r.reason,
-                });
+                let reason = crate::clip(&r.reason, crate::MAX_REASON_LEN).to_owned();
+                self.on_peer_reset(r.stream, ResetCode::from_u32(r.code), reason);
                 Ok(())
             }
         }

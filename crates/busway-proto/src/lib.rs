@@ -7,6 +7,7 @@
 //! and moves bytes, instants and events in and out, which keeps every rule testable byte by
 //! byte. docs/PROTOCOL.md is the wire reference.
 
+mod app;
 mod codec;
 mod config;
 mod connection;
@@ -17,17 +18,25 @@ pub mod frame;
 mod handshake;
 mod inbound;
 mod outbox;
+mod recv;
 mod reset;
+mod segments;
 mod stream;
 
-pub use codec::{decode, encode, encoded_len, DecodeError, CHECK_LEN};
+pub use codec::{check, decode, encode, encoded_len, DecodeError, CHECK_LEN};
 pub use config::{Config, OpenParams, PeerInfo, Side};
 pub use connection::{Connection, MAX_REASON_LEN, MAX_STREAMS};
-pub use error::ProtoError;
+pub use error::{ProtoError, StreamError};
 pub use event::Event;
 pub use frame::{Auth, Body, Data, Frame, GoAway, Hello, Open, Ping, Pong, Reset, Welcome, Window};
-pub use handshake::{HANDSHAKE_VERSION, MAX_NONCE_LEN, MIN_MAX_FRAME, MIN_NONCE_LEN};
+pub use handshake::{
+    HANDSHAKE_VERSION, MAX_NONCE_LEN, MIN_CONN_WINDOW, MIN_MAX_FRAME, MIN_NONCE_LEN,
+    MIN_STREAM_WINDOW,
+};
+pub use outbox::{MAX_CONTROL_BACKLOG, SEND_BACKLOG};
+pub use recv::COPY_BELOW;
 pub use reset::ResetCode;
+pub use segments::{Segments, ZERO_COPY_MIN};
 
 /// Envelope version: the first varint of every envelope.
 pub const VERSION: u64 = 1;
@@ -38,5 +47,16 @@ pub const MAX_DATA_PAYLOAD: usize = 64 * 1024;
 pub const MAX_FRAME_LEN: usize = MAX_DATA_PAYLOAD + 4096;
 /// Credit granted per stream unless configured: bytes the peer may send before we consume.
 pub const DEFAULT_STREAM_WINDOW: u32 = 256 * 1024;
-/// Credit granted for the whole transport unless configured: payload bytes in flight.
+/// Credit granted for the whole transport unless configured: payload bytes in flight or held
+/// for the application over all streams — the cap on what a transport buffers.
 pub const DEFAULT_CONN_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// `s` cut to at most `max` bytes at a character boundary: for text a peer supplied (service
+/// names, reasons), which may be up to a frame long and must not flood logs.
+pub fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

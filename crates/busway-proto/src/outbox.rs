@@ -3,28 +3,52 @@
 //! Control frames go first and are never held back: they are small, and a Window or Pong stuck
 //! behind Data would stall both sides. Data leaves in FIFO order only while the peer's
 //! transport window allows, so the peer never has more payload in flight than it granted.
+//!
+//! Both queues are bounded. Data by [`SEND_BACKLOG`]: a stream may add to it only while it is
+//! below that (`has_room`), and is told when it drains (`Event::SendRoom`). Control by the
+//! driver, which stops reading the peer while more than [`MAX_CONTROL_BACKLOG`] bytes of it wait
+//! (`Connection::wants_input`): every control frame we queue answers something the peer sent or
+//! grants credit for bytes it sent, so a peer that floods us and never reads is bounded at once.
+//! Pongs are coalesced to the latest ping, so pings alone cannot fill it.
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use crate::codec::encoded_len;
+use crate::frame::{Body, Data, Frame, Pong};
 
-use crate::codec::encode;
-use crate::frame::{Body, Data, Frame};
+/// Payload bytes accepted from streams and not yet handed to the driver, per transport.
+pub const SEND_BACKLOG: usize = 512 * 1024;
+
+/// Control bytes waiting above which the driver stops reading the peer.
+pub const MAX_CONTROL_BACKLOG: usize = 64 * 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     control: VecDeque<Frame>,
+    control_bytes: usize,
+    /// The latest ping not answered yet: one Pong answers any number of Pings.
+    pong: Option<u64>,
     data: VecDeque<Data>,
+    data_bytes: usize,
     /// Payload bytes the peer lets us have in flight on the whole transport.
     conn_credit: u64,
+    /// A stream found the backlog full and waits to hear it drained.
+    room_wanted: bool,
 }
 
 impl Outbox {
     pub fn push_control(&mut self, body: Body) {
-        self.control.push_back(Frame::new(body));
+        let frame = Frame::new(body);
+        self.control_bytes += encoded_len(&frame);
+        self.control.push_back(frame);
+    }
+
+    pub fn push_pong(&mut self, timepoint_us: u64) {
+        self.pong = Some(timepoint_us);
     }
 
     pub fn push_data(&mut self, data: Data) {
+        self.data_bytes += data.payload.len();
         self.data.push_back(data);
     }
 
@@ -32,40 +56,78 @@ impl Outbox {
         self.conn_credit = self.conn_credit.saturating_add(credit.into());
     }
 
+    /// Whether a stream may queue more data now; if not, remembers that one waits.
+    pub fn has_room(&mut self) -> bool {
+        let room = self.data_bytes < SEND_BACKLOG;
+        self.room_wanted |= !room;
+        room
+    }
+
+    /// True once, when the backlog drained below half after a stream found it full.
+    pub fn take_room_event(&mut self) -> bool {
+        if self.room_wanted && self.data_bytes < SEND_BACKLOG / 2 {
+            self.room_wanted = false;
+            return true;
+        }
+        false
+    }
+
     /// Drops queued Data of a reset stream: the peer would ignore it anyway.
     pub fn purge(&mut self, stream: u64) {
-        self.data.retain(|d| d.stream != stream);
+        let mut dropped = 0;
+        self.data.retain(|d| {
+            let keep = d.stream != stream;
+            if !keep {
+                dropped += d.payload.len();
+            }
+            keep
+        });
+        self.data_bytes -= dropped;
     }
 
     /// Forgets everything, used when the connection failed.
     pub fn clear(&mut self) {
         self.control.clear();
+        self.control_bytes = 0;
+        self.pong = None;
         self.data.clear();
+        self.data_bytes = 0;
+    }
+
+    pub fn control_backlog(&self) -> usize {
+        self.control_bytes
     }
 
     pub fn wants_transmit(&self) -> bool {
         !self.control.is_empty()
+            || self.pong.is_some()
             || self
                 .data
                 .front()
                 .is_some_and(|d| d.payload.is_empty() || self.conn_credit > 0)
     }
 
-    /// Bytes of Data payload waiting for transport credit.
+    /// Bytes of Data payload queued (waiting for transport credit or for the driver).
     pub fn queued_data(&self) -> usize {
-        self.data.iter().map(|d| d.payload.len()).sum()
+        self.data_bytes
     }
 
-    pub fn transmit(&mut self, out: &mut BytesMut) {
-        for frame in self.control.drain(..) {
-            encode(&frame, out);
+    /// Moves frames ready to go into `out`: every control frame, then Data while the peer's
+    /// transport credit lasts, up to about `max` payload bytes.
+    pub fn take(&mut self, out: &mut Vec<Frame>, max: usize) {
+        out.extend(self.control.drain(..));
+        self.control_bytes = 0;
+        if let Some(timepoint_us) = self.pong.take() {
+            out.push(Frame::new(Body::Pong(Pong { timepoint_us })));
         }
-        while let Some(front) = self.data.front_mut() {
+        let mut taken = 0usize;
+        while taken < max {
+            let Some(front) = self.data.front_mut() else {
+                break;
+            };
             let len = front.payload.len() as u64;
-            if len <= self.conn_credit {
-                self.conn_credit -= len;
-                let data = self.data.pop_front().unwrap_or_default();
-                encode(&Frame::new(Body::Data(data)), out);
+            let part = if len <= self.conn_credit {
+                self.data.pop_front().unwrap_or_default()
             } else if self.conn_credit > 0 {
                 // Send what fits; the rest keeps its place at the head of the queue.
                 let n = self.conn_credit as usize;
@@ -76,12 +138,14 @@ impl Outbox {
                     fin: false,
                 };
                 front.offset += n as u64;
-                self.conn_credit = 0;
-                encode(&Frame::new(Body::Data(part)), out);
-                break;
+                part
             } else {
                 break;
-            }
+            };
+            self.conn_credit -= part.payload.len() as u64;
+            self.data_bytes -= part.payload.len();
+            taken += part.payload.len();
+            out.push(Frame::new(Body::Data(part)));
         }
     }
 }
@@ -89,7 +153,6 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::decode;
     use crate::frame::Ping;
     use bytes::Bytes;
 
@@ -102,12 +165,10 @@ mod tests {
         }
     }
 
-    fn drain(out: &mut BytesMut) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        while let Some(f) = decode(out).unwrap() {
-            frames.push(f);
-        }
-        frames
+    fn take(o: &mut Outbox) -> Vec<Frame> {
+        let mut v = Vec::new();
+        o.take(&mut v, usize::MAX);
+        v
     }
 
     #[test]
@@ -116,27 +177,23 @@ mod tests {
         o.push_data(data(1, 10, true));
         o.push_control(Body::Ping(Ping { timepoint_us: 1 }));
         assert!(o.wants_transmit());
-        let mut out = BytesMut::new();
-        o.transmit(&mut out);
-        let frames = drain(&mut out);
-        assert_eq!(frames.len(), 1, "only the ping: no credit yet");
+        assert_eq!(take(&mut o).len(), 1, "only the ping: no credit yet");
         assert!(!o.wants_transmit());
         o.add_conn_credit(4);
-        o.transmit(&mut out);
-        let frames = drain(&mut out);
+        let frames = take(&mut o);
         let Some(Body::Data(d)) = &frames[0].body else {
             panic!("data expected")
         };
         assert_eq!((d.offset, d.payload.len(), d.fin), (0, 4, false));
         assert_eq!(o.queued_data(), 6);
         o.add_conn_credit(100);
-        o.transmit(&mut out);
-        let frames = drain(&mut out);
+        let frames = take(&mut o);
         let Some(Body::Data(d)) = &frames[0].body else {
             panic!("data expected")
         };
         assert_eq!((d.offset, d.payload.len(), d.fin), (4, 6, true));
         assert_eq!(o.conn_credit, 94);
+        assert_eq!(o.queued_data(), 0);
     }
 
     #[test]
@@ -145,11 +202,35 @@ mod tests {
         o.push_data(data(1, 5, false));
         o.push_data(data(3, 0, true));
         o.purge(1);
+        assert_eq!(o.queued_data(), 0);
         assert!(o.wants_transmit());
-        let mut out = BytesMut::new();
-        o.transmit(&mut out);
-        let frames = drain(&mut out);
+        let frames = take(&mut o);
         assert_eq!(frames.len(), 1);
         assert!(matches!(&frames[0].body, Some(Body::Data(d)) if d.stream == 3 && d.fin));
+    }
+
+    #[test]
+    fn pongs_coalesce_to_the_latest_ping() {
+        let mut o = Outbox::default();
+        for t in 0..1000 {
+            o.push_pong(t);
+        }
+        assert_eq!(o.control_backlog(), 0);
+        let frames = take(&mut o);
+        assert_eq!(frames.len(), 1);
+        assert!(matches!(&frames[0].body, Some(Body::Pong(p)) if p.timepoint_us == 999));
+    }
+
+    #[test]
+    fn the_backlog_refuses_then_tells_when_it_drained() {
+        let mut o = Outbox::default();
+        assert!(o.has_room());
+        o.push_data(data(1, SEND_BACKLOG, false));
+        assert!(!o.has_room());
+        assert!(!o.take_room_event(), "still full");
+        o.add_conn_credit(SEND_BACKLOG as u32);
+        take(&mut o);
+        assert!(o.take_room_event());
+        assert!(!o.take_room_event(), "only once");
     }
 }

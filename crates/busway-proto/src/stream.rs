@@ -1,27 +1,38 @@
-//! Per-stream state: offsets, half-close and credit in both directions, and the stream id
-//! space (who may open which ids, and which ids are already closed).
+//! Per-stream state: offsets, half-close and credit in both directions, what was received and
+//! not read yet, and the stream id space (who may open which ids, which are already closed).
+//!
+//! This is the one place a stream's state lives. The application reaches it only through the
+//! connection's stream API (`app.rs`), so there is nothing to mirror and nothing to lose.
 
 use std::collections::HashMap;
 
 use crate::config::Side;
+use crate::recv::RecvBuf;
+use crate::reset::ResetCode;
 
 /// One live stream.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Stream {
     /// Bytes we may still send before the peer grants more.
     pub send_credit: u64,
     /// Offset of the next byte we send.
     pub send_offset: u64,
-    /// We sent (queued) fin.
+    /// We queued our fin.
     pub send_fin: bool,
     /// Offset the next received byte must have.
     recv_offset: u64,
     /// Bytes the peer may still send: what we granted minus what arrived.
     recv_credit: u64,
-    /// Bytes the application consumed that we have not granted back yet.
+    /// Bytes released by the application that we have not granted back yet.
     owed: u64,
     /// The peer sent fin.
     pub recv_fin: bool,
+    /// Received, not read yet.
+    pub recv: RecvBuf,
+    /// Read by the application, not released yet: still held in its buffers.
+    pub unreleased: u64,
+    /// The peer reset the stream; kept until the application has seen it.
+    pub reset: Option<(ResetCode, String)>,
 }
 
 impl Stream {
@@ -34,6 +45,9 @@ impl Stream {
             recv_credit: recv_window.into(),
             owed: 0,
             recv_fin: false,
+            recv: RecvBuf::default(),
+            unreleased: 0,
+            reset: None,
         }
     }
 
@@ -61,29 +75,29 @@ impl Stream {
         Ok(())
     }
 
-    /// The application delivered `n` more bytes; returns the credit to grant back, if the
-    /// amount owed is now worth a Window frame.
+    /// The application released `n` bytes it had read; returns the credit to grant back, if
+    /// the amount owed is now worth a Window frame.
     ///
-    /// `n` is clamped to what was received and not yet consumed, so a confused caller cannot
-    /// make us grant credit beyond the window (memory stays bounded by `window`).
-    pub fn consume(&mut self, n: usize, window: u32) -> Option<u32> {
+    /// `n` is clamped to what was read and not yet released, so a confused caller cannot make
+    /// us grant credit beyond the window: memory stays bounded by it.
+    pub fn release(&mut self, n: usize, window: u32) -> (u64, Option<u32>) {
+        let n = (n as u64).min(self.unreleased);
+        self.unreleased -= n;
+        self.owed += n;
         let window = u64::from(window);
-        let unconsumed = window.saturating_sub(self.recv_credit + self.owed);
-        self.owed += (n as u64).min(unconsumed);
         // After fin the peer sends nothing more, so credit would be wasted bytes on the wire.
         if self.recv_fin || self.owed == 0 || self.owed < (window / 4).max(1) {
-            return None;
+            return (n, None);
         }
-        let grant = self.owed;
+        let grant = self.owed.min(u64::from(u32::MAX));
         self.recv_credit += grant;
-        self.owed = 0;
-        // grant <= window <= u32::MAX.
-        Some(grant as u32)
+        self.owed -= grant;
+        (n, Some(grant as u32))
     }
 
-    /// Both directions finished: nothing more can happen on the stream.
-    pub fn is_done(&self) -> bool {
-        self.send_fin && self.recv_fin
+    /// Bytes this stream holds against the transport window: unread plus unreleased.
+    pub fn held(&self) -> u64 {
+        self.recv.len() as u64 + self.unreleased
     }
 }
 
@@ -155,6 +169,10 @@ impl Streams {
         self.map.insert(id, stream);
     }
 
+    pub fn get(&self, id: u64) -> Option<&Stream> {
+        self.map.get(&id)
+    }
+
     pub fn get_mut(&mut self, id: u64) -> Option<&mut Stream> {
         self.map.get_mut(&id)
     }
@@ -194,14 +212,15 @@ mod tests {
     }
 
     #[test]
-    fn consume_grants_at_a_quarter_and_never_beyond_the_window() {
+    fn release_grants_at_a_quarter_and_never_beyond_what_was_read() {
         let mut s = Stream::new(0, 100);
         s.on_data(0, 100, false).unwrap();
-        assert_eq!(s.consume(24, 100), None);
-        assert_eq!(s.consume(1, 100), Some(25));
-        // Consuming more than arrived only grants what arrived.
-        assert_eq!(s.consume(1000, 100), Some(75));
-        assert_eq!(s.consume(1000, 100), None);
+        s.unreleased = 100;
+        assert_eq!(s.release(24, 100), (24, None));
+        assert_eq!(s.release(1, 100), (1, Some(25)));
+        // Releasing more than was read only grants what was read.
+        assert_eq!(s.release(1000, 100), (75, Some(75)));
+        assert_eq!(s.release(1000, 100), (0, None));
         assert!(s.on_data(100, 100, false).is_ok());
         assert!(s.on_data(200, 1, false).is_err());
     }
@@ -210,7 +229,8 @@ mod tests {
     fn no_grant_after_fin() {
         let mut s = Stream::new(0, 100);
         s.on_data(0, 100, true).unwrap();
-        assert_eq!(s.consume(100, 100), None);
+        s.unreleased = 100;
+        assert_eq!(s.release(100, 100), (100, None));
     }
 
     #[test]

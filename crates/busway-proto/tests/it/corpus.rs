@@ -135,9 +135,7 @@ fn corpus_seeds_are_valid_sessions_and_up_to_date() {
         if bodies.len() > 1 {
             assert!(c.is_established(), "{name}");
             assert!(
-                events
-                    .iter()
-                    .any(|e| matches!(e, Event::StreamOpened { .. })),
+                events.iter().any(|e| matches!(e, Event::Opened { .. })),
                 "{name}"
             );
         }

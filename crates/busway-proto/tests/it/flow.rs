@@ -1,64 +1,66 @@
-//! Credit flow control per stream and per transport, and the fatal violations of it.
+//! Credit flow control per stream and per transport, the bounds it puts on what each side
+//! holds, and the fatal violations of it.
 
 use busway_proto::frame::Body;
-use busway_proto::{Config, Event, Frame, Open, ProtoError, ResetCode, Window, MAX_DATA_PAYLOAD};
+use busway_proto::{
+    Config, Event, Frame, Open, ResetCode, StreamError, Window, MAX_DATA_PAYLOAD, SEND_BACKLOG,
+};
 use bytes::Bytes;
 
-use crate::harness::{config, params, Pair, Who};
-
+use crate::harness::{config, Pair, Who};
 use crate::streams::{data_frame, pattern};
 
-#[test]
-fn sender_stops_at_credit_and_consume_grants_more() {
-    let ca = Config {
-        stream_window: 1000,
+fn small_windows(stream_window: u32, conn_window: u32) -> Config {
+    Config {
+        stream_window,
+        conn_window,
         ..config("egress")
-    };
-    let mut p = Pair::established_with(config("ingress"), ca);
-    p.a.auto_consume = false;
-    let (id, credit) = p.i.conn.open_stream(params("bulk")).unwrap();
-    assert_eq!(credit, 1000);
-    // Over the credit: refused, but the connection is unharmed.
-    let err = p.i.conn.send_data(id, Bytes::from(vec![0; 1001]), false);
-    assert!(matches!(err, Err(ProtoError::Protocol(_))));
-    p.i.conn
-        .send_data(id, Bytes::from(vec![7; 1000]), false)
-        .unwrap();
-    assert!(p
-        .i
-        .conn
-        .send_data(id, Bytes::from(vec![7; 1]), false)
-        .is_err());
-    p.drive();
-    assert_eq!(p.a.received(id).0.len(), 1000);
-    assert!(!p.i.events.iter().any(|e| matches!(e, Event::Credit { .. })));
+    }
+}
 
-    // A quarter of the window consumed is worth a Window frame.
-    p.a.conn.consume(id, 249);
+#[test]
+fn sender_stops_at_credit_and_release_grants_more() {
+    let mut p = Pair::established_with(config("ingress"), small_windows(16_384, 1 << 20));
+    p.a.auto_read = false;
+    let id = p.i.open("bulk");
+    assert_eq!(p.i.conn.capacity(id), Ok(16_384));
+    // Over the credit: only what fits is taken, the rest stays with the caller.
+    let mut data = Bytes::from(vec![7; 16_385]);
+    assert_eq!(p.i.conn.write(id, &mut data), Ok(16_384));
+    assert_eq!(data.len(), 1);
+    assert_eq!(p.i.conn.write(id, &mut data), Err(StreamError::Blocked));
+    assert_eq!(p.i.conn.capacity(id), Err(StreamError::Blocked));
+    p.drive();
+    assert_eq!(p.a.conn.buffered_bytes(), 16_384);
+
+    // Reading alone grants nothing: the bytes are still held until released.
+    let b = p.a.conn.read(id, usize::MAX).unwrap().unwrap();
+    assert_eq!(b.len(), 16_384);
+    p.drive();
+    assert!(!p
+        .i
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Writable { .. })));
+    // A quarter of the window released is worth a Window frame.
+    p.a.conn.release(id, 4095);
     p.drive();
     assert!(p.i.events.is_empty(), "below a quarter: no grant yet");
-    p.a.conn.consume(id, 1);
+    p.a.conn.release(id, 1);
     p.drive();
-    assert_eq!(p.i.events, vec![Event::Credit { id, credit: 250 }]);
-    p.i.conn
-        .send_data(id, Bytes::from(vec![8; 250]), false)
-        .unwrap();
-    p.drive();
-    assert_eq!(p.a.received(id).0.len(), 1250);
+    assert_eq!(p.i.events, vec![Event::Writable { id }]);
+    assert_eq!(p.i.conn.capacity(id), Ok(4096));
+    assert_eq!(p.a.conn.buffered_bytes(), 16_384 - 4096);
     assert!(p.i.error.is_none() && p.a.error.is_none());
 }
 
 #[test]
 fn receiving_more_than_granted_is_fatal() {
-    let ca = Config {
-        stream_window: 100,
-        ..config("egress")
-    };
-    let mut p = Pair::established_with(config("ingress"), ca);
-    let (id, _) = p.i.conn.open_stream(params("s")).unwrap();
+    let mut p = Pair::established_with(config("ingress"), small_windows(16_384, 1 << 20));
+    let id = p.i.open("s");
     p.drive();
-    let r = p.inject(Who::A, &data_frame(id, 0, &[0; 101], false));
-    assert!(matches!(r, Err(ProtoError::Protocol(_))), "{r:?}");
+    let r = p.inject(Who::A, &data_frame(id, 0, &[0; 16_385], false));
+    assert_eq!(r.as_ref().map_err(|e| e.reason()), Err("protocol"), "{r:?}");
     // The error sticks.
     let again = p.inject_bytes(Who::A, &[]);
     assert_eq!(again, r);
@@ -154,7 +156,7 @@ fn offset_and_fin_and_unknown_ids_are_checked() {
     for (name, frames, ok) in cases {
         let mut p = Pair::established();
         // The initiator opened stream 1; the frames below go to the acceptor.
-        let (id, _) = p.i.conn.open_stream(params("s")).unwrap();
+        let id = p.i.open("s");
         assert_eq!(id, 1);
         p.drive();
         let mut result = Ok(());
@@ -173,18 +175,14 @@ fn offset_and_fin_and_unknown_ids_are_checked() {
 
 #[test]
 fn frames_for_closed_streams_are_ignored_and_conn_credit_returned() {
-    let ca = Config {
-        conn_window: 400,
-        ..config("egress")
-    };
-    let mut p = Pair::established_with(config("ingress"), ca);
-    let (id, _) = p.i.conn.open_stream(params("s")).unwrap();
+    let mut p = Pair::established_with(config("ingress"), small_windows(16_384, 65_536));
+    let id = p.i.open("s");
     p.drive();
     p.a.conn.reset(id, ResetCode::Cancel, "bye");
     // Stragglers from the initiator, sent before it saw the reset, each using transport credit.
     for k in 0..4u64 {
         assert!(p
-            .inject(Who::A, &data_frame(id, k * 100, &[1; 100], false))
+            .inject(Who::A, &data_frame(id, k * 16_384, &[1; 16_384], false))
             .is_ok());
     }
     assert!(p
@@ -202,46 +200,77 @@ fn frames_for_closed_streams_are_ignored_and_conn_credit_returned() {
         reason: String::new(),
     }));
     assert!(p.inject(Who::A, &reset).is_ok());
-    // 400 bytes arrived on a window of 400: without credit returned the 5th would be fatal.
+    // 64 KiB arrived on a window of 64 KiB: without credit returned the 5th would be fatal.
     assert!(p
-        .inject(Who::A, &data_frame(id, 400, &[1; 100], false))
+        .inject(Who::A, &data_frame(id, 65_536, &[1; 100], false))
         .is_ok());
     assert!(p.a.error.is_none());
 }
 
+/// The transport window caps what a receiver holds over all streams, until it releases.
 #[test]
-fn conn_window_caps_bytes_in_flight() {
-    let ca = Config {
-        conn_window: 10_000,
-        ..config("egress")
-    };
-    let mut p = Pair::established_with(config("ingress"), ca);
-    p.a.auto_poll = false;
-    let ids: Vec<u64> = (0..3)
-        .map(|_| p.i.conn.open_stream(params("s")).unwrap().0)
-        .collect();
+fn conn_window_caps_what_the_receiver_holds() {
+    let mut p = Pair::established_with(config("ingress"), small_windows(65_536, 100_000));
+    p.a.auto_read = false;
+    let ids: Vec<u64> = (0..3).map(|_| p.i.open("s")).collect();
     for &id in &ids {
-        p.i.conn
-            .send_data(id, Bytes::from(pattern(20_000)), true)
-            .unwrap();
+        assert_eq!(p.i.send(id, &pattern(60_000)), 60_000);
+        p.i.conn.finish(id).unwrap();
     }
     p.drive();
-    // The acceptor hands nothing out, so nothing comes back: 10 000 bytes at most in flight.
-    assert_eq!(p.i.conn.queued_bytes(), 60_000 - 10_000);
+    // Nothing released, so nothing comes back: the receiver holds 100 000 bytes at most.
+    assert_eq!(p.a.conn.buffered_bytes(), 100_000);
+    assert_eq!(p.i.conn.queued_bytes(), 180_000 - 100_000);
     assert!(!p.i.conn.wants_transmit());
-    // Handing the data out returns the credit, and everything flows.
-    loop {
-        p.a.poll_events();
-        p.drive();
-        if !p.i.conn.wants_transmit() && p.i.conn.queued_bytes() == 0 {
-            p.a.poll_events();
-            break;
+    // Reading without releasing changes nothing.
+    let first = p.a.conn.read(ids[0], usize::MAX).unwrap().unwrap();
+    p.drive();
+    assert_eq!(p.i.conn.queued_bytes(), 80_000);
+    // Releasing returns the credit, and everything flows.
+    p.a.conn.release(ids[0], first.len());
+    p.a.got
+        .entry(ids[0])
+        .or_default()
+        .0
+        .extend_from_slice(&first);
+    p.a.auto_read = true;
+    for &id in &ids {
+        p.a.drain(id);
+    }
+    p.drive();
+    for &id in &ids {
+        assert_eq!(p.a.received(id), (pattern(60_000), true));
+    }
+    assert_eq!(p.a.conn.buffered_bytes(), 0);
+    assert!(p.i.error.is_none() && p.a.error.is_none());
+}
+
+#[test]
+fn the_send_backlog_is_bounded_and_says_when_it_drained() {
+    // A peer that grants a big window but reads nothing: the sender's queue stops at the
+    // backlog, not at the window.
+    let mut p = Pair::established_with(config("ingress"), small_windows(1 << 20, 1 << 20));
+    let ids: Vec<u64> = (0..8).map(|_| p.i.open("s")).collect();
+    let mut queued = 0;
+    for &id in &ids {
+        while let Ok(n) = p.i.conn.capacity(id) {
+            let taken = p.i.send(id, &vec![1; n.min(64 * 1024)]);
+            assert!(taken > 0);
+            queued += taken;
         }
     }
-    for &id in &ids {
-        assert_eq!(p.a.received(id), (pattern(20_000), true));
-    }
-    assert!(p.i.error.is_none() && p.a.error.is_none());
+    assert!(queued >= SEND_BACKLOG, "{queued}");
+    assert!(queued < SEND_BACKLOG + 64 * 1024, "{queued}");
+    assert_eq!(p.i.conn.queued_bytes(), queued);
+    // Transmitting drains the queue and tells the waiting streams once.
+    p.drive();
+    let rooms =
+        p.i.events
+            .iter()
+            .filter(|e| matches!(e, Event::SendRoom))
+            .count();
+    assert_eq!(rooms, 1);
+    assert!(p.i.conn.capacity(ids[0]).is_ok());
 }
 
 #[test]
@@ -249,48 +278,23 @@ fn one_mebibyte_each_way_with_odd_chunks() {
     for chunk in [7, 1500, 70_000] {
         let mut p = Pair::established();
         p.chunk = chunk;
-        let (id, mut credit_i) = p.i.conn.open_stream(params("bulk")).unwrap();
+        let id = p.i.open("bulk");
         p.drive();
-        let mut credit_a = busway_proto::DEFAULT_STREAM_WINDOW as usize;
         let src = pattern(1 << 20);
         let (mut sent_i, mut sent_a) = (0usize, 0usize);
         while sent_i < src.len() || sent_a < src.len() {
-            let n = (src.len() - sent_i).min(credit_i as usize);
-            if n > 0 {
-                let fin = sent_i + n == src.len();
-                p.i.conn
-                    .send_data(id, Bytes::copy_from_slice(&src[sent_i..sent_i + n]), fin)
-                    .unwrap();
-                sent_i += n;
-                credit_i -= n as u32;
-            }
-            let n = (src.len() - sent_a).min(credit_a);
-            if n > 0 {
-                let fin = sent_a + n == src.len();
-                p.a.conn
-                    .send_data(id, Bytes::copy_from_slice(&src[sent_a..sent_a + n]), fin)
-                    .unwrap();
-                sent_a += n;
-                credit_a -= n;
-            }
+            sent_i += p.i.send(id, &src[sent_i..]);
+            sent_a += p.a.send(id, &src[sent_a..]);
             p.drive();
-            for e in std::mem::take(&mut p.i.events) {
-                match e {
-                    Event::Credit { credit, .. } => credit_a += credit as usize,
-                    other => p.i.events.push(other),
-                }
-            }
-            for e in std::mem::take(&mut p.a.events) {
-                match e {
-                    Event::Credit { credit, .. } => credit_i += credit,
-                    other => p.a.events.push(other),
-                }
-            }
         }
+        p.i.conn.finish(id).unwrap();
+        p.a.conn.finish(id).unwrap();
         p.drive();
         assert_eq!(p.a.received(id), (src.clone(), true), "chunk {chunk}");
         assert_eq!(p.i.received(id), (src, true), "chunk {chunk}");
+        p.i.conn.stop(id);
         assert_eq!(p.i.conn.stream_count(), 0);
+        assert!(!p.i.conn.wants_transmit(), "an ended stream stops quietly");
         assert!(p.i.error.is_none() && p.a.error.is_none());
     }
 }

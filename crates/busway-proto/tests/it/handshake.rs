@@ -240,15 +240,28 @@ fn initiator_may_pipeline_opens_after_auth() {
     p.step(Who::I);
     p.step(Who::A);
     assert!(p.i.conn.is_established());
-    let (id, _) =
-        p.i.conn
-            .open_stream(crate::harness::params("echo"))
-            .unwrap();
-    p.i.conn
-        .send_data(id, Bytes::from_static(b"early"), false)
-        .unwrap();
+    let id = p.i.open("echo");
+    assert_eq!(p.i.send(id, b"early"), 5);
     // Auth, Open and Data arrive in one read.
     p.step(Who::I);
     assert!(p.a.conn.is_established());
     assert_eq!(p.a.received(id).0, b"early");
+}
+
+#[test]
+fn a_peer_that_grants_no_credit_fails_the_handshake() {
+    // It would hang every session on the transport while still answering pings.
+    for (stream_window, conn_window) in [(0, 1 << 20), (1 << 20, 0), (1 << 20, 1 << 19)] {
+        let stingy = Config {
+            stream_window,
+            conn_window,
+            ..config("egress")
+        };
+        let mut p = Pair::new(config("ingress"), stingy);
+        p.drive();
+        assert_eq!(p.i.error, Some(ProtoError::Handshake("protocol")));
+        assert!(!p.i.conn.can_open());
+        // The initiator says why, so the acceptor counts the same failure.
+        assert_eq!(p.a.error, Some(ProtoError::Handshake("protocol")));
+    }
 }

@@ -2,17 +2,25 @@
 //!
 //! Bytes written by one side sit on its "wire" until delivered to the other, `chunk` bytes at
 //! a time, so tests can run the protocol byte by byte and control exactly when frames arrive.
+//! A side with `auto_read` plays an application that keeps up: it reads every readable stream
+//! into `got` and releases the bytes at once.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use busway_proto::{encode, Config, Connection, Event, Frame, OpenParams, ProtoError, Side};
-use bytes::BytesMut;
+use busway_proto::{
+    encode, Config, Connection, Event, Frame, OpenParams, ProtoError, Side, StreamError,
+};
+use bytes::{Bytes, BytesMut};
 
 /// Every connection gets a distinct nonce, as a real driver would with random bytes.
 pub fn fresh_nonce() -> [u8; 32] {
-    static NEXT: AtomicU8 = AtomicU8::new(1);
-    [NEXT.fetch_add(1, Ordering::Relaxed); 32]
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut n = [0u8; 32];
+    n[..8].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    n[8..16].copy_from_slice(&std::process::id().to_le_bytes().repeat(2));
+    n
 }
 
 pub struct Peer {
@@ -23,10 +31,12 @@ pub struct Peer {
     pub rbuf: BytesMut,
     pub events: Vec<Event>,
     pub error: Option<ProtoError>,
-    /// Poll events (and consume Data) automatically during `drive`.
-    pub auto_poll: bool,
-    /// Call `consume` for Data as soon as it is polled.
-    pub auto_consume: bool,
+    /// Read (and release) every readable stream while polling events.
+    pub auto_read: bool,
+    /// What `auto_read` or [`Peer::drain`] read per stream, and whether the fin came.
+    pub got: HashMap<u64, (Vec<u8>, bool)>,
+    /// Resets read per stream.
+    pub resets: HashMap<u64, StreamError>,
     /// Every byte this side ever transmitted, for replay tests.
     pub sent_log: BytesMut,
 }
@@ -39,8 +49,9 @@ impl Peer {
             rbuf: BytesMut::new(),
             events: Vec::new(),
             error: None,
-            auto_poll: true,
-            auto_consume: true,
+            auto_read: true,
+            got: HashMap::new(),
+            resets: HashMap::new(),
             sent_log: BytesMut::new(),
         }
     }
@@ -55,12 +66,33 @@ impl Peer {
 
     pub fn poll_events(&mut self) {
         while let Some(ev) = self.conn.poll_event() {
-            if let Event::Data { id, data, .. } = &ev {
-                if self.auto_consume {
-                    self.conn.consume(*id, data.len());
+            if self.auto_read {
+                if let Event::Readable { id } = &ev {
+                    self.drain(*id);
                 }
             }
             self.events.push(ev);
+        }
+    }
+
+    /// Reads stream `id` until it blocks, releasing every byte at once.
+    pub fn drain(&mut self, id: u64) {
+        loop {
+            match self.conn.read(id, usize::MAX) {
+                Ok(Some(b)) => {
+                    self.got.entry(id).or_default().0.extend_from_slice(&b);
+                    self.conn.release(id, b.len());
+                }
+                Ok(None) => {
+                    self.got.entry(id).or_default().1 = true;
+                    return;
+                }
+                Err(StreamError::Blocked) => return,
+                Err(e) => {
+                    self.resets.insert(id, e);
+                    return;
+                }
+            }
         }
     }
 
@@ -70,24 +102,24 @@ impl Peer {
         }
     }
 
-    /// All Data bytes received on `id` so far, and whether fin was seen.
+    /// All bytes read on `id` so far, and whether fin was seen.
     pub fn received(&self, id: u64) -> (Vec<u8>, bool) {
-        let mut bytes = Vec::new();
-        let mut fin = false;
-        for ev in &self.events {
-            if let Event::Data {
-                id: i,
-                data,
-                fin: f,
-            } = ev
-            {
-                if *i == id {
-                    bytes.extend_from_slice(data);
-                    fin |= f;
-                }
-            }
+        self.got.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Writes as much of `data` as credit allows; returns how much was taken.
+    pub fn send(&mut self, id: u64, data: &[u8]) -> usize {
+        let mut b = Bytes::copy_from_slice(data);
+        match self.conn.write(id, &mut b) {
+            Ok(n) => n,
+            Err(StreamError::Blocked) => 0,
+            Err(e) => panic!("write on {id}: {e}"),
         }
-        (bytes, fin)
+    }
+
+    /// Opens a stream with [`params`].
+    pub fn open(&mut self, service: &str) -> u64 {
+        self.conn.open(params(service)).expect("open")
     }
 }
 
@@ -167,6 +199,7 @@ impl Pair {
             Who::A => (&mut self.a, &mut self.i),
         };
         src.flush();
+        src.poll_events();
         if src.wire.is_empty() || dst.error.is_some() {
             return false;
         }
@@ -174,9 +207,7 @@ impl Pair {
         dst.rbuf.extend_from_slice(&src.wire.split_to(n));
         let r = dst.conn.handle_input(&mut dst.rbuf, now);
         dst.record(r);
-        if dst.auto_poll {
-            dst.poll_events();
-        }
+        dst.poll_events();
         true
     }
 
@@ -189,6 +220,24 @@ impl Pair {
                 break;
             }
         }
+    }
+
+    /// Writes all of `data` on stream `id` from `from`, driving whenever credit runs out, then
+    /// its fin if `fin`.
+    pub fn transfer(&mut self, from: Who, id: u64, data: &[u8], fin: bool) {
+        let mut sent = 0;
+        let mut stuck = 0;
+        while sent < data.len() {
+            let n = self.peer(from).send(id, &data[sent..]);
+            sent += n;
+            self.drive();
+            stuck = if n == 0 { stuck + 1 } else { 0 };
+            assert!(stuck < 3, "no credit comes back on stream {id}");
+        }
+        if fin {
+            self.peer(from).conn.finish(id).expect("finish");
+        }
+        self.drive();
     }
 
     /// Delivers a hand-made frame to `to`, as if the other side had sent it.
@@ -204,6 +253,7 @@ impl Pair {
         dst.rbuf.extend_from_slice(bytes);
         let r = dst.conn.handle_input(&mut dst.rbuf, now);
         dst.record(r.clone());
+        dst.poll_events();
         r
     }
 

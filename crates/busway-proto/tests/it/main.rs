@@ -1,5 +1,6 @@
 //! Integration tests of the protocol: two connections in memory with a fake clock.
 
+mod bounds;
 mod corpus;
 mod flow;
 mod handshake;

@@ -185,7 +185,7 @@ proptest! {
                 }
             }
             let mut p = Pair::established();
-            let _ = p.i.conn.open_stream(params("s"));
+            let _ = p.i.conn.open(params("s"));
             p.drive();
             let r = p.inject_bytes(crate::harness::Who::A, input);
             p.a.poll_events();
@@ -213,17 +213,15 @@ proptest! {
     ) {
         let mut p = Pair::established();
         p.chunk = chunk;
-        let (id, _) = p.i.conn.open_stream(params("s")).unwrap();
+        let id = p.i.open("s");
         let mut expected = Vec::new();
         for (k, len) in writes.iter().enumerate() {
             let bytes: Vec<u8> = (0..*len).map(|i| (i + k) as u8).collect();
             expected.extend_from_slice(&bytes);
-            let fin = k + 1 == writes.len();
-            p.i.conn.send_data(id, Bytes::from(bytes), fin).unwrap();
+            p.transfer(crate::harness::Who::I, id, &bytes, k + 1 == writes.len());
         }
-        p.drive();
         prop_assert_eq!(p.a.received(id), (expected, true));
-        let opened = p.a.events.iter().any(|e| matches!(e, Event::StreamOpened { .. }));
+        let opened = p.a.events.iter().any(|e| matches!(e, Event::Opened { .. }));
         prop_assert!(opened);
         prop_assert!(p.i.error.is_none() && p.a.error.is_none());
     }
