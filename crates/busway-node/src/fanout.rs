@@ -1,17 +1,18 @@
 //! One-to-N sessions (CONTRACT section 3, modes): the client's bytes go to every target.
 //!
 //! - **half duplex**: the first target that sends a byte wins the session; every other target is
-//!   closed at once and none of its bytes reaches the client. A target that closes without
-//!   sending never wins; when all have, the client gets EOF. `latch_timeout` closes a session
-//!   nobody answered.
+//!   closed at that moment — its socket shut, its stream reset, its reader stopped — and none of
+//!   its bytes reaches the client. A target that closes without sending never wins; when all
+//!   have, the client gets EOF. `latch_timeout` closes a session nobody answered.
 //! - **full duplex**: every target's bytes reach the client, each read chunk written whole, so
 //!   replies never interleave inside a chunk; a target that fails leaves the others running.
 //!
 //! Flow control holds across the fan-out: the client is read only as far as *every* bus target
-//! has credit, and each chunk is written to every target before the next read, so the slowest
-//! target bounds the session and no target can make another lose bytes. A target that cannot
-//! keep up therefore slows the client down rather than being dropped — the same choice TCP
-//! makes for one receiver. Replies wait in a queue of a few chunks per session.
+//! has credit, each chunk is written to every target before the next read, and replies are
+//! written to the client with the client's own credit and released from their target only once
+//! written — so the slowest target bounds the session, and fan-outs compose over several hops.
+//! A write to one target is never cut short because another target changed state: each
+//! target's write gives way only to that target's own end.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -24,21 +25,65 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use crate::bus::{BusRecv, BusSend};
+use crate::bus::BusStream;
 use crate::mirror::Mirrors;
-use crate::pump::{split, Abort, End, Reader, MAX_CHUNK};
+use crate::pump::{try_read_sock, Abort, End, MAX_CHUNK};
 use crate::sessions::SessionEntry;
 
 /// One target of a fan-out session, as connected.
 pub enum Target {
     Sock(Conn),
-    Bus(BusSend, BusRecv),
+    Bus(BusStream),
 }
 
-/// The sending side of a target, kept by the session.
-enum Out {
-    Sock(Arc<Conn>),
-    Bus(BusSend),
+/// A target as the session holds it: shared with its reader task, with its own end flag.
+struct Leg {
+    io: Target,
+    dead: AtomicBool,
+    /// Wakes whatever waits on this leg (a write, a credit wait) when it is ended.
+    ended: Notify,
+}
+
+impl Leg {
+    fn end(&self) -> End<'_> {
+        match &self.io {
+            Target::Sock(c) => End::Sock(c),
+            Target::Bus(s) => End::Bus(s),
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead.load(Relaxed)
+    }
+
+    /// Closes the target now: the socket is shut both ways, the stream reset.
+    fn kill(&self, why: &str) {
+        if self.dead.swap(true, Relaxed) {
+            return;
+        }
+        match &self.io {
+            Target::Sock(c) => {
+                let _ = c.shutdown_both();
+            }
+            Target::Bus(s) => s.reset(ResetCode::Cancel, why),
+        }
+        self.ended.notify_waiters();
+    }
+
+    /// Runs `f` unless this leg ends first; `None` if it ended.
+    async fn unless_ended<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
+        let ended = self.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if self.is_dead() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            r = f => Some(r),
+            _ = ended => None,
+        }
+    }
 }
 
 /// What a target's reader task reports.
@@ -51,171 +96,100 @@ enum Msg {
 /// Replies queued per session before target readers wait.
 const REPLY_QUEUE: usize = 8;
 
-/// Reads one target until it ends, handing each chunk to the session.
-async fn read_target(i: usize, mut from: Reader<'_>, tx: mpsc::Sender<Msg>) {
+/// Reads one target until it ends, handing each chunk to the session. A bus target's bytes are
+/// released by the session once written to the client, not here.
+async fn read_target(i: usize, leg: Arc<Leg>, tx: mpsc::Sender<Msg>) {
+    let mut bulk = false;
     loop {
-        match from.next(MAX_CHUNK).await {
-            Ok(Some(b)) => {
-                let n = b.len();
-                if tx.send(Msg::Data(i, b)).await.is_err() {
-                    return;
+        let r = match &leg.io {
+            Target::Sock(c) => match c.readable().await {
+                Ok(()) => match try_read_sock(c, MAX_CHUNK, &mut bulk) {
+                    Ok(Some(b)) if b.is_empty() => continue,
+                    Ok(r) => Ok(r),
+                    Err(e) => Err(Abort::Io(e)),
+                },
+                Err(e) => Err(Abort::Io(e)),
+            },
+            Target::Bus(s) => s.read(MAX_CHUNK).await.map_err(Abort::from),
+        };
+        let msg = match r {
+            Ok(Some(b)) => Msg::Data(i, b),
+            Ok(None) => Msg::Eof(i),
+            Err(e) => Msg::Failed(i, e),
+        };
+        let last = !matches!(msg, Msg::Data(..));
+        if tx.send(msg).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Every target, and the rules that close them.
+struct Fan {
+    legs: Vec<Arc<Leg>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Fan {
+    /// Closes target `i` and stops its reader.
+    fn kill(&self, i: usize, why: &str) {
+        self.legs[i].kill(why);
+        self.readers[i].abort();
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Arc<Leg>> {
+        self.legs.iter().filter(|l| !l.is_dead())
+    }
+
+    /// What every live bus target can take now: the client is read only that far. Waits while
+    /// any of them has no credit; a target that ends stops counting.
+    async fn capacity(&self) -> usize {
+        let mut budget = MAX_CHUNK;
+        for leg in self.live() {
+            if let Target::Bus(s) = &leg.io {
+                match leg.unless_ended(s.capacity()).await {
+                    Some(Ok(n)) => budget = budget.min(n),
+                    Some(Err(_)) => leg.kill("stream closed"),
+                    None => {}
                 }
-                from.delivered(n).await;
             }
-            Ok(None) => {
-                let _ = tx.send(Msg::Eof(i)).await;
-                return;
+        }
+        budget
+    }
+
+    /// Writes one chunk of the client's to every live target, concurrently; a target whose
+    /// write fails is closed, the others are not disturbed.
+    async fn write(&self, b: &Bytes) {
+        let writes = self.live().map(|leg| async move {
+            let written = leg.unless_ended(leg.end().write_all(b.clone())).await;
+            if let Some(Err(_)) = written {
+                leg.kill("write failed");
             }
-            Err(e) => {
-                let _ = tx.send(Msg::Failed(i, e)).await;
-                return;
+        });
+        join_all(writes).await;
+    }
+
+    /// Passes the client's EOF to every live target.
+    fn finish(&self) {
+        for leg in self.live() {
+            if leg.end().finish().is_err() {
+                leg.kill("stream closed");
             }
         }
     }
 }
 
-fn spawn_reader(i: usize, target: Target, tx: mpsc::Sender<Msg>) -> (Out, JoinHandle<()>) {
-    match target {
-        Target::Sock(c) => {
-            let c = Arc::new(c);
-            let r = c.clone();
-            let h = tokio::spawn(async move { read_target(i, Reader::Sock(&r, false), tx).await });
-            (Out::Sock(c), h)
-        }
-        Target::Bus(send, mut recv) => {
-            let h = tokio::spawn(async move { read_target(i, Reader::Bus(&mut recv), tx).await });
-            (Out::Bus(send), h)
-        }
-    }
-}
-
-/// Closes a target that lost the latch or failed.
-async fn close(out: Out, why: &str) {
-    match out {
-        Out::Sock(c) => {
-            let _ = c.shutdown_both();
-        }
-        Out::Bus(s) => s.reset(ResetCode::Cancel, why).await,
-    }
-}
-
-/// Targets the reply side has given up on (lost the latch, closed, failed). The client side owns
-/// the targets' writers; it closes flagged ones, and `changed` wakes it from any wait on one.
-struct Verdicts {
-    dead: Vec<AtomicBool>,
-    changed: Notify,
-}
-
-impl Verdicts {
-    fn kill(&self, i: usize) {
-        self.dead[i].store(true, Relaxed);
-        self.changed.notify_waiters();
-    }
-}
-
-/// The client-to-targets half: owns every target's writer.
-struct Fan<'v> {
-    outs: Vec<Option<Out>>,
-    verdicts: &'v Verdicts,
-}
-
-impl Fan<'_> {
-    /// Closes the targets the reply side gave up on.
-    async fn reap(&mut self) {
-        for (i, o) in self.outs.iter_mut().enumerate() {
-            if self.verdicts.dead[i].load(Relaxed) {
-                if let Some(out) = o.take() {
-                    close(out, "dropped from the fan-out").await;
-                }
-            }
-        }
-    }
-
-    /// Credit every bus target can take (a socket target takes a whole chunk): the client is
-    /// read only as far as the slowest target allows. Each bus target keeps exactly the returned
-    /// budget reserved.
-    async fn reserve_all(&mut self) -> usize {
-        'again: loop {
-            self.reap().await;
-            let mut budget = MAX_CHUNK;
-            let mut taken: Vec<(usize, usize)> = Vec::new();
-            for i in 0..self.outs.len() {
-                let Some(Out::Bus(s)) = &self.outs[i] else {
-                    continue;
-                };
-                let changed = self.verdicts.changed.notified();
-                tokio::select! {
-                    r = s.reserve(budget) => match r {
-                        Ok(n) => {
-                            budget = budget.min(n);
-                            taken.push((i, n));
-                        }
-                        Err(_) => self.verdicts.dead[i].store(true, Relaxed),
-                    },
-                    _ = changed => {
-                        self.unreserve(&taken, 0);
-                        continue 'again;
-                    }
-                }
-            }
-            self.unreserve(&taken, budget);
-            return budget;
-        }
-    }
-
-    /// Gives back what each of `taken` reserved beyond `keep`.
-    fn unreserve(&self, taken: &[(usize, usize)], keep: usize) {
-        for &(i, n) in taken {
-            if let Some(Out::Bus(s)) = &self.outs[i] {
-                s.unreserve(n.saturating_sub(keep));
-            }
-        }
-    }
-
-    /// Writes one chunk of the client's to every target; `budget` is what each bus target holds.
-    async fn write(&mut self, b: &Bytes, budget: usize) {
-        for i in 0..self.outs.len() {
-            let failed = match &self.outs[i] {
-                Some(Out::Sock(c)) => {
-                    let changed = self.verdicts.changed.notified();
-                    tokio::select! {
-                        r = c.write_all(b) => r.is_err(),
-                        _ = changed => false,
-                    }
-                }
-                Some(Out::Bus(s)) => {
-                    s.unreserve(budget.saturating_sub(b.len()));
-                    s.send(b.clone(), false).await.is_err()
-                }
-                None => false,
-            };
-            if failed {
-                self.verdicts.dead[i].store(true, Relaxed);
-            }
-        }
-        self.reap().await;
-    }
-
-    /// Passes the client's EOF to every target.
-    async fn finish(&mut self, budget: usize) {
-        self.reap().await;
-        for o in self.outs.iter().flatten() {
-            match o {
-                Out::Sock(c) => {
-                    let _ = c.shutdown_write();
-                }
-                Out::Bus(s) => {
-                    s.unreserve(budget);
-                    let _ = s.send(Bytes::new(), true).await;
-                }
-            }
+impl Drop for Fan {
+    fn drop(&mut self) {
+        for r in &self.readers {
+            r.abort();
         }
     }
 }
 
 /// Runs a one-to-N session until the client and the targets are done.
 pub async fn fan_out(
-    mut client: End<'_>,
+    client: End<'_>,
     targets: Vec<Target>,
     mode: Mode,
     entry: &SessionEntry,
@@ -224,41 +198,52 @@ pub async fn fan_out(
 ) -> Result<(), Abort> {
     let half = mode == Mode::HalfDuplex;
     let (tx, mut rx) = mpsc::channel(REPLY_QUEUE);
-    let mut outs = Vec::with_capacity(targets.len());
-    let mut readers: Vec<JoinHandle<()>> = Vec::with_capacity(targets.len());
-    for (i, t) in targets.into_iter().enumerate() {
-        let (out, h) = spawn_reader(i, t, tx.clone());
-        outs.push(Some(out));
-        readers.push(h);
-    }
+    let legs: Vec<Arc<Leg>> = targets
+        .into_iter()
+        .map(|io| {
+            Arc::new(Leg {
+                io,
+                dead: AtomicBool::new(false),
+                ended: Notify::new(),
+            })
+        })
+        .collect();
+    let readers = legs
+        .iter()
+        .enumerate()
+        .map(|(i, leg)| tokio::spawn(read_target(i, leg.clone(), tx.clone())))
+        .collect();
     drop(tx);
-    let verdicts = Verdicts {
-        dead: (0..outs.len()).map(|_| AtomicBool::new(false)).collect(),
-        changed: Notify::new(),
-    };
-    let mut fan = Fan {
-        outs,
-        verdicts: &verdicts,
-    };
+    let fan = Fan { legs, readers };
     // The index of the target that won the latch; NONE until one answers.
     const NONE: usize = usize::MAX;
     let winner = AtomicUsize::new(NONE);
-    let won = |w: &AtomicUsize| Some(w.load(Relaxed)).filter(|&i| i != NONE);
-    let (mut client_r, client_w) = split(&mut client);
+    let won = || Some(winner.load(Relaxed)).filter(|&i| i != NONE);
 
     let up = async {
+        let mut bulk = false;
         loop {
-            let budget = fan.reserve_all().await;
-            match client_r.next(budget.max(1)).await? {
+            let budget = fan.capacity().await;
+            let chunk = match client {
+                End::Sock(c) => {
+                    c.readable().await.map_err(Abort::Io)?;
+                    match try_read_sock(c, budget, &mut bulk).map_err(Abort::Io)? {
+                        Some(b) if b.is_empty() => continue,
+                        other => other,
+                    }
+                }
+                End::Bus(s) => s.read(budget).await?,
+            };
+            match chunk {
                 Some(b) => {
                     entry.add_in(b.len());
                     mirrors.offer(&b);
-                    fan.write(&b, budget).await;
-                    client_r.delivered(b.len()).await;
+                    fan.write(&b).await;
+                    client.release(b.len());
                 }
                 None => {
                     mirrors.finish();
-                    fan.finish(budget).await;
+                    fan.finish();
                     return Ok::<(), Abort>(());
                 }
             }
@@ -266,22 +251,19 @@ pub async fn fan_out(
     };
 
     let down = async {
-        let mut left = readers.len();
+        let mut left = fan.legs.len();
         while left > 0 {
             let Some(msg) = rx.recv().await else { break };
             match msg {
                 Msg::Data(i, b) => {
                     if half {
-                        match won(&winner) {
+                        match won() {
                             None => {
                                 winner.store(i, Relaxed);
                                 // Latched: everyone else is closed now, and nothing of theirs
                                 // already queued can reach the client.
-                                for (j, r) in readers.iter().enumerate() {
-                                    if j != i {
-                                        r.abort();
-                                        verdicts.kill(j);
-                                    }
+                                for j in (0..fan.legs.len()).filter(|&j| j != i) {
+                                    fan.kill(j, "lost the latch");
                                 }
                                 left = 1;
                                 entry.set_state("latched");
@@ -289,31 +271,34 @@ pub async fn fan_out(
                             Some(w) if w != i => continue,
                             Some(_) => {}
                         }
+                    } else if fan.legs[i].is_dead() {
+                        continue;
                     }
-                    entry.add_out(b.len());
-                    client_w.write(b, 0).await?;
+                    let n = b.len();
+                    entry.add_out(n);
+                    client.write_all(b).await?;
+                    fan.legs[i].end().release(n);
                 }
-                Msg::Eof(i) | Msg::Failed(i, _) if half && won(&winner).is_some_and(|w| w != i) => {
-                }
+                Msg::Eof(i) | Msg::Failed(i, _) if half && won().is_some_and(|w| w != i) => {}
                 Msg::Eof(i) => {
                     left -= 1;
-                    if half && won(&winner).is_none() {
+                    if half && won().is_none() {
                         // Closed without sending: it can never win.
-                        verdicts.kill(i);
+                        fan.kill(i, "closed without answering");
                     }
                 }
                 Msg::Failed(i, e) => {
                     left -= 1;
                     tracing::warn!(session = %entry.id, target = i, reason = %e, "fan-out target dropped");
-                    verdicts.kill(i);
-                    if half && won(&winner) == Some(i) {
+                    fan.kill(i, "failed");
+                    if half && won() == Some(i) {
                         return Err(e);
                     }
                 }
             }
         }
         // Every target is done: the client reads EOF.
-        client_w.finish(0).await
+        client.finish()
     };
 
     let latch = async {
@@ -321,19 +306,41 @@ pub async fn fan_out(
             return std::future::pending().await;
         }
         tokio::time::sleep(latch_timeout).await;
-        if won(&winner).is_none() {
+        if won().is_none() {
             return;
         }
         std::future::pending().await
     };
 
-    let result = tokio::select! {
+    tokio::select! {
         r = async { tokio::try_join!(up, down).map(|_| ()) } => r,
         _ = entry.kill.notified() => Err(Abort::Kicked),
         _ = latch => Err(Abort::LatchTimeout),
-    };
-    for h in &readers {
-        h.abort();
     }
-    result
+}
+
+/// Runs every future to completion, concurrently, keeping their order.
+pub(crate) async fn join_all<F: std::future::Future>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

@@ -9,11 +9,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use busway_grpc::{Downstream, Gateway, NoUpstream};
-use bytes::Bytes;
+use tokio::sync::Notify;
 
 use crate::node::Node;
-use crate::pump::{split, Abort, End, Writer};
+use crate::pump::{Abort, End};
 use crate::sessions::SessionEntry;
 
 /// The most a client read becomes in one message: small enough that one client's bulk transfer
@@ -51,28 +53,52 @@ pub(crate) async fn serve(
 }
 
 /// Moves bytes both ways until the client's EOF, an error, a kick or the idle timeout.
+///
+/// A reply is always written whole: the client's EOF does not interrupt a write in progress.
+/// It tells the writer, which then writes what is still queued and shuts the client's write
+/// side.
 async fn carry(
-    mut client: End<'_>,
+    client: End<'_>,
     down: &Downstream,
     entry: &SessionEntry,
     idle_timeout: Duration,
 ) -> Result<(), Abort> {
-    let (mut from, to) = split(&mut client);
+    let eof = Notify::new();
+    let at_eof = AtomicBool::new(false);
     let reading = async {
-        while let Some(b) = from.next(CHUNK).await? {
-            let n = b.len();
-            entry.add_in(n);
-            down.send(b).await.map_err(|_| Abort::Kicked)?;
-            from.delivered(n).await;
+        let mut bulk = false;
+        let r = async {
+            while let Some(b) = client.next(CHUNK, &mut bulk).await? {
+                let n = b.len();
+                entry.add_in(n);
+                down.send(b).await.map_err(|_| Abort::Kicked)?;
+                client.release(n);
+            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        at_eof.store(true, Ordering::Release);
+        eof.notify_one();
+        r
     };
     let writing = async {
-        while let Some(b) = down.recv().await {
+        loop {
+            let b = tokio::select! {
+                b = down.recv() => match b {
+                    Some(b) => b,
+                    None => return Err(Abort::Kicked),
+                },
+                _ = client_eof(&eof, &at_eof) => {
+                    while let Some(b) = down.try_recv() {
+                        entry.add_out(b.len());
+                        client.write_all(b).await?;
+                    }
+                    return client.finish();
+                }
+            };
             entry.add_out(b.len());
-            write_out(&to, b).await?;
+            client.write_all(b).await?;
         }
-        Err(Abort::Kicked)
     };
     let idled = async {
         if idle_timeout.is_zero() {
@@ -80,29 +106,20 @@ async fn carry(
         }
         crate::pump::idle(entry, idle_timeout).await
     };
-    let r = tokio::select! {
-        r = reading => r,
-        r = writing => r,
+    tokio::select! {
+        r = async { tokio::try_join!(reading, writing).map(|_| ()) } => r,
         _ = entry.kill.notified() => Err(Abort::Kicked),
         _ = down.kicked() => Err(Abort::Kicked),
         _ = idled => Err(Abort::Idle),
-    };
-    if r.is_ok() {
-        while let Some(b) = down.try_recv() {
-            entry.add_out(b.len());
-            write_out(&to, b).await?;
-        }
-        to.finish(0).await?;
     }
-    r
 }
 
-/// Writes a reply of any size, within the writer's budget (a bus stream's credit).
-async fn write_out(to: &Writer<'_>, mut b: Bytes) -> Result<(), Abort> {
-    while !b.is_empty() {
-        let budget = to.budget().await?;
-        let part = b.split_to(budget.min(b.len()));
-        to.write(part.clone(), budget - part.len()).await?;
+/// Resolves once the client's EOF was read.
+async fn client_eof(eof: &Notify, at_eof: &AtomicBool) {
+    let n = eof.notified();
+    tokio::pin!(n);
+    n.as_mut().enable();
+    if !at_eof.load(Ordering::Acquire) {
+        n.await;
     }
-    Ok(())
 }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use busway_config::{Address, BusListener, NodeConfig, Secret, ServiceConfig, Targets};
 use busway_net::{listener::remove_socket_file, Conn, Listener, Resolver};
 use busway_proto::Side;
-use tokio::sync::mpsc;
 
-use crate::bus::driver::{self, Cmd, OnOpen, Spec, CMD_QUEUE};
+use crate::bus::driver::{self, OnOpen, Spec};
 use crate::bus::pool::BusCtx;
-use crate::bus::{Pools, TransportInfo, Transports};
+use crate::bus::{Pools, Transport, Transports};
 use crate::listen::{spawn_accept, ListenerHandle};
 use crate::metrics::Metrics;
 use crate::service::ServiceState;
@@ -252,29 +251,26 @@ impl Node {
 
     /// Runs the acceptor side of a transport a peer dialled.
     fn accept_transport(self: &Arc<Self>, conn: Conn, client: String, pinned: Option<Arc<str>>) {
-        let (tx, rx) = mpsc::channel(CMD_QUEUE);
-        let info = TransportInfo::new(client, tx);
-        self.transports.add(&info);
+        let t = Transport::new(client, Side::Acceptor, self.pools.ctx().proto.clone());
+        self.transports.add(&t);
         let n = self.clone();
         let on_open: OnOpen = Arc::new(move |opened| {
             tokio::spawn(bus_session(n.clone(), opened, pinned.clone()));
         });
         let spec = Spec {
-            side: Side::Acceptor,
-            config: self.pools.ctx().proto.clone(),
-            info: info.clone(),
             on_open: Some(on_open),
             metrics: self.metrics.clone(),
             established: None,
         };
         tokio::spawn(async move {
-            let reason = driver::run(conn, spec, rx).await;
+            let reason = driver::run(conn, t.clone(), spec).await;
+            let node = busway_proto::clip(&t.node(), 128).to_string();
             // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
             // protocol, handshake or socket failure is what an operator must see.
             if matches!(reason, driver::Closed::PeerClosed) {
-                tracing::info!(peer = %info.peer, node = %info.node(), %reason, "bus transport closed");
+                tracing::info!(peer = %t.peer, %node, %reason, "bus transport closed");
             } else {
-                tracing::warn!(peer = %info.peer, node = %info.node(), %reason, "bus transport closed");
+                tracing::warn!(peer = %t.peer, %node, %reason, "bus transport closed");
             }
         });
     }
@@ -483,8 +479,14 @@ impl Node {
     }
 
     /// Stops accepting, tells peers we are going away, lets sessions finish for up to `grace`,
-    /// then closes what is left and removes the socket files the node created.
+    /// then closes what is left, waits (within what is left of `grace`) until every transport
+    /// has written what its sessions queued, and removes the socket files the node created.
+    ///
+    /// A session is over once its last bytes and fin are queued on its stream; the transport
+    /// writes them afterwards, so the wait for transports is what keeps those bytes from being
+    /// dropped when the process exits.
     pub async fn shutdown(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         for svc in self.services() {
             svc.close_listeners();
         }
@@ -497,9 +499,7 @@ impl Node {
             h.close();
         }
         for t in self.transports.all() {
-            let _ = t.cmd.try_send(Cmd::GoAway {
-                reason: "node shutting down".into(),
-            });
+            t.go_away("node shutting down");
         }
         let open = self.sessions.count();
         if open > 0 {
@@ -517,6 +517,12 @@ impl Node {
             self.sessions.kill_all();
             self.sessions.wait_empty(Duration::from_millis(500)).await;
         }
+        let flush_until = deadline.max(tokio::time::Instant::now() + Duration::from_millis(500));
+        if !self.wait_transports_flushed(flush_until).await {
+            tracing::warn!(
+                "some transports still had bytes to send at the end of the grace period"
+            );
+        }
         for svc in self.services() {
             svc.stop_gateway();
         }
@@ -527,6 +533,19 @@ impl Node {
             .take()
         {
             h.close();
+        }
+    }
+
+    /// Waits until every transport has sent everything queued on it, or `deadline`.
+    async fn wait_transports_flushed(&self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            if self.transports.all().iter().all(|t| t.flushed()) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -1,11 +1,14 @@
 //! Moving a session's bytes: two copy loops, one per direction, between a client end and a
 //! target end, each of which is a socket or a bus stream.
 //!
-//! Half-close passes through: EOF on one side becomes `shutdown(SHUT_WR)` or a `fin` on the other,
-//! and the opposite direction keeps running until it ends too. An idle session holds no buffer:
-//! socket reads wait for readiness first and then read into a per-thread scratch buffer, copying
-//! out exactly what arrived; only a direction that keeps filling whole buffers (bulk transfer)
-//! reads straight into a fresh allocation to save that copy.
+//! Half-close passes through: EOF on one side becomes `shutdown(SHUT_WR)` or a `fin` on the
+//! other, and the opposite direction keeps running until it ends too. A socket is read only
+//! once the bus stream it feeds has credit, so a session never reads what it cannot send; bus
+//! bytes are released only once written to the socket, so a slow reader holds back its own
+//! stream and nothing else. An idle session holds no buffer: socket reads wait for readiness and
+//! then read into a per-thread scratch buffer, copying out exactly what arrived; only a
+//! direction that keeps filling whole buffers (bulk transfer) reads straight into a fresh
+//! allocation, which then travels to the other socket without another copy.
 
 use std::cell::RefCell;
 use std::io;
@@ -15,7 +18,7 @@ use busway_net::Conn;
 use busway_proto::ResetCode;
 use bytes::{Bytes, BytesMut};
 
-use crate::bus::{BusRecv, BusSend, Inbound};
+use crate::bus::{BusStream, StreamEnd};
 use crate::mirror::Mirrors;
 use crate::sessions::SessionEntry;
 
@@ -23,9 +26,10 @@ use crate::sessions::SessionEntry;
 pub const MAX_CHUNK: usize = 64 * 1024;
 
 /// One side of a session.
+#[derive(Clone, Copy)]
 pub enum End<'a> {
     Sock(&'a Conn),
-    Bus(BusSend, BusRecv),
+    Bus(&'a BusStream),
 }
 
 /// How a session ended, when it did not end cleanly.
@@ -57,10 +61,24 @@ impl Abort {
     }
 }
 
+impl From<StreamEnd> for Abort {
+    fn from(e: StreamEnd) -> Abort {
+        match e {
+            StreamEnd::Reset(code, reason) => Abort::Reset(code, reason),
+            StreamEnd::Closed(why) => Abort::TransportClosed(why),
+        }
+    }
+}
+
 impl std::fmt::Display for Abort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Abort::Reset(code, reason) => write!(f, "reset by peer ({}): {reason}", code.as_str()),
+            Abort::Reset(code, reason) => write!(
+                f,
+                "reset by peer ({}): {}",
+                code.as_str(),
+                busway_proto::clip(reason, 128)
+            ),
             Abort::TransportClosed(r) => write!(f, "transport closed: {r}"),
             Abort::Io(e) => write!(f, "socket error: {e}"),
             Abort::Kicked => f.write_str("closed by operator"),
@@ -70,157 +88,159 @@ impl std::fmt::Display for Abort {
     }
 }
 
-pub(crate) enum Reader<'a> {
-    Sock(&'a Conn, bool),
-    Bus(&'a mut BusRecv),
-}
-
-pub(crate) enum Writer<'a> {
-    Sock(&'a Conn),
-    Bus(&'a BusSend),
-}
-
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_CHUNK]);
 }
 
-impl Reader<'_> {
-    /// The next chunk, at most `max` bytes; `None` at EOF.
-    pub(crate) async fn next(&mut self, max: usize) -> Result<Option<Bytes>, Abort> {
-        match self {
-            Reader::Sock(conn, bulk) => loop {
-                conn.readable().await.map_err(Abort::Io)?;
-                let r = if *bulk {
-                    let mut buf = BytesMut::with_capacity(max);
-                    conn.try_read_buf(&mut buf).map(|n| (n, buf.freeze()))
-                } else {
-                    SCRATCH.with(|s| {
-                        let mut s = s.borrow_mut();
-                        let n = conn.try_read(&mut s[..max])?;
-                        Ok((n, Bytes::copy_from_slice(&s[..n])))
-                    })
-                };
-                match r {
-                    Ok((0, _)) => return Ok(None),
-                    Ok((n, b)) => {
-                        *bulk = n == max;
-                        return Ok(Some(b));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(Abort::Io(e)),
-                }
-            },
-            Reader::Bus(rx) => match rx.recv().await {
-                Inbound::Data(b) => Ok(Some(b)),
-                Inbound::Fin => Ok(None),
-                Inbound::Reset(code, reason) => Err(Abort::Reset(code, reason)),
-                Inbound::Closed(r) => Err(Abort::TransportClosed(r)),
-            },
+/// Reads a socket once it is readable, at most `max` bytes; `Ok(None)` at EOF and `Ok(Some(
+/// empty))` when the readiness was stale. `bulk` switches to reading into a fresh buffer while
+/// reads keep filling it.
+pub(crate) fn try_read_sock(conn: &Conn, max: usize, bulk: &mut bool) -> io::Result<Option<Bytes>> {
+    let r = if *bulk {
+        let mut buf = BytesMut::with_capacity(max);
+        conn.try_read_buf(&mut buf).map(|n| (n, buf.freeze()))
+    } else {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let n = conn.try_read(&mut s[..max])?;
+            Ok((n, Bytes::copy_from_slice(&s[..n])))
+        })
+    };
+    match r {
+        Ok((0, _)) => Ok(None),
+        Ok((n, b)) => {
+            *bulk = n == max;
+            Ok(Some(b))
         }
-    }
-
-    pub(crate) async fn delivered(&self, n: usize) {
-        if let Reader::Bus(rx) = self {
-            rx.consumed(n).await;
-        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(Bytes::new())),
+        Err(e) => Err(e),
     }
 }
 
-impl Writer<'_> {
-    /// Credit to read against: a bus stream's window, or one chunk for a socket.
-    pub(crate) async fn budget(&self) -> Result<usize, Abort> {
+impl End<'_> {
+    /// Waits until a chunk may be written here, and says how large (a socket takes a whole one).
+    pub(crate) async fn capacity(&self) -> Result<usize, Abort> {
         match self {
-            Writer::Sock(_) => Ok(MAX_CHUNK),
-            Writer::Bus(tx) => tx
-                .reserve(MAX_CHUNK)
-                .await
-                .map_err(|_| Abort::TransportClosed("stream closed".into())),
+            End::Sock(_) => Ok(MAX_CHUNK),
+            End::Bus(s) => Ok(s.capacity().await?.min(MAX_CHUNK)),
         }
     }
 
-    pub(crate) async fn write(&self, b: Bytes, unused_budget: usize) -> Result<(), Abort> {
+    /// The capacity now, without waiting (0 when blocked).
+    fn capacity_now(&self) -> Result<usize, Abort> {
         match self {
-            Writer::Sock(c) => c.write_all(&b).await.map_err(Abort::Io),
-            Writer::Bus(tx) => {
-                tx.unreserve(unused_budget);
-                tx.send(b, false)
-                    .await
-                    .map_err(|_| Abort::TransportClosed("stream closed".into()))
-            }
+            End::Sock(_) => Ok(MAX_CHUNK),
+            End::Bus(s) => Ok(s.capacity_now()?.min(MAX_CHUNK)),
         }
     }
 
-    pub(crate) async fn finish(&self, unused_budget: usize) -> Result<(), Abort> {
+    /// The next chunk from this end, at most `max` bytes; `None` at EOF.
+    pub(crate) async fn next(&self, max: usize, bulk: &mut bool) -> Result<Option<Bytes>, Abort> {
         match self {
-            Writer::Sock(c) => {
+            End::Sock(c) => loop {
+                c.readable().await.map_err(Abort::Io)?;
+                match try_read_sock(c, max, bulk).map_err(Abort::Io)? {
+                    Some(b) if b.is_empty() => continue,
+                    other => return Ok(other),
+                }
+            },
+            End::Bus(s) => Ok(s.read(max).await?),
+        }
+    }
+
+    /// The next chunk from this end, no larger than `to` can take now; `None` at EOF. A socket
+    /// is read only once `to` has room, so what is read can always be sent.
+    pub(crate) async fn next_for(
+        &self,
+        to: &End<'_>,
+        bulk: &mut bool,
+    ) -> Result<Option<Bytes>, Abort> {
+        match self {
+            End::Sock(c) => loop {
+                to.capacity().await?;
+                c.readable().await.map_err(Abort::Io)?;
+                // Readiness may come long after the capacity did; ask again, without waiting.
+                let max = to.capacity_now()?;
+                if max == 0 {
+                    continue;
+                }
+                match try_read_sock(c, max, bulk).map_err(Abort::Io)? {
+                    Some(b) if b.is_empty() => continue,
+                    other => return Ok(other),
+                }
+            },
+            End::Bus(s) => Ok(s.read(MAX_CHUNK).await?),
+        }
+    }
+
+    /// The bytes of a chunk read here are written out: a bus stream may take that much more.
+    pub(crate) fn release(&self, n: usize) {
+        if let End::Bus(s) = self {
+            s.release(n);
+        }
+    }
+
+    /// Writes a whole chunk, waiting for the socket or for credit.
+    pub(crate) async fn write_all(&self, b: Bytes) -> Result<(), Abort> {
+        match self {
+            End::Sock(c) => c.write_all(&b).await.map_err(Abort::Io),
+            End::Bus(s) => Ok(s.write_all(b).await?),
+        }
+    }
+
+    /// Passes EOF on: `shutdown(SHUT_WR)` or a fin.
+    pub(crate) fn finish(&self) -> Result<(), Abort> {
+        match self {
+            End::Sock(c) => {
                 // The peer may already be gone; that is its EOF, not our error.
                 let _ = c.shutdown_write();
                 Ok(())
             }
-            Writer::Bus(tx) => {
-                tx.unreserve(unused_budget);
-                tx.send(Bytes::new(), true)
-                    .await
-                    .map_err(|_| Abort::TransportClosed("stream closed".into()))
-            }
+            End::Bus(s) => Ok(s.finish()?),
         }
     }
 }
 
 /// Copies one direction; `tap` sees every chunk (`Some`) and the EOF (`None`) for counting and
 /// mirroring.
-async fn copy(
-    mut from: Reader<'_>,
-    to: Writer<'_>,
-    tap: impl Fn(Option<&Bytes>),
-) -> Result<(), Abort> {
+async fn copy(from: End<'_>, to: End<'_>, tap: impl Fn(Option<&Bytes>)) -> Result<(), Abort> {
+    let mut bulk = false;
     loop {
-        let budget = to.budget().await?;
-        match from.next(budget).await? {
+        match from.next_for(&to, &mut bulk).await? {
             Some(b) => {
                 let n = b.len();
                 tap(Some(&b));
-                to.write(b, budget.saturating_sub(n)).await?;
-                from.delivered(n).await;
+                to.write_all(b).await?;
+                from.release(n);
             }
             None => {
                 tap(None);
-                return to.finish(budget).await;
+                return to.finish();
             }
         }
     }
 }
 
-pub(crate) fn split<'a>(end: &'a mut End<'_>) -> (Reader<'a>, Writer<'a>) {
-    match end {
-        End::Sock(c) => (Reader::Sock(c, false), Writer::Sock(c)),
-        End::Bus(tx, rx) => (Reader::Bus(rx), Writer::Bus(tx)),
-    }
-}
-
 /// Runs a session until both directions have ended, one fails, it is kicked, or it idles out.
 pub async fn pump(
-    mut client: End<'_>,
-    mut target: End<'_>,
+    client: End<'_>,
+    target: End<'_>,
     entry: &SessionEntry,
     idle_timeout: Duration,
     mirrors: &Mirrors,
 ) -> Result<(), Abort> {
-    let (client_r, client_w) = split(&mut client);
-    let (target_r, target_w) = split(&mut target);
     // The copy futures are built inside the join, not bound to locals first: an async block keeps
     // its captured futures beside the join's own copies, doubling every idle session's state.
     let both = async move {
         tokio::try_join!(
-            copy(client_r, target_w, |b| match b {
+            copy(client, target, |b| match b {
                 Some(b) => {
                     entry.add_in(b.len());
                     mirrors.offer(b);
                 }
                 None => mirrors.finish(),
             }),
-            copy(target_r, client_w, |b| entry
-                .add_out(b.map_or(0, |b| b.len()))),
+            copy(target, client, |b| entry.add_out(b.map_or(0, |b| b.len()))),
         )
         .map(|_| ())
     };
@@ -260,7 +280,7 @@ pub(crate) async fn idle(entry: &SessionEntry, limit: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{stream::Shared, TransportInfo};
+    use crate::bus::Transport;
     use crate::metrics::ServiceMetrics;
     use crate::sessions::Sessions;
     use std::sync::Arc;
@@ -284,14 +304,17 @@ mod tests {
             "one-to-one",
             Arc::new(ServiceMetrics::default()),
         );
-        let (tx, _rx) = tokio::sync::mpsc::channel(1);
-        let info = TransportInfo::new("p".into(), tx);
-        let (send, recv) = crate::bus::stream::new_stream(1, info, Shared::new(0));
+        let tr = Transport::new(
+            "p".into(),
+            busway_proto::Side::Initiator,
+            busway_proto::Config::default(),
+        );
+        let stream = BusStream::new(tr, 1);
         let m = Mirrors::default();
         let sock = pump(End::Sock(&a), End::Sock(&b), &t.entry, Duration::ZERO, &m);
         let bus = pump(
             End::Sock(&a),
-            End::Bus(send, recv),
+            End::Bus(&stream),
             &t.entry,
             Duration::ZERO,
             &m,
@@ -301,7 +324,7 @@ mod tests {
             std::mem::size_of_val(&sock),
             std::mem::size_of_val(&bus)
         );
-        // 1.2 KiB today; the bound leaves room but catches a doubling.
+        // About 1 KiB today; the bound leaves room but catches a doubling.
         assert!(std::mem::size_of_val(&bus) < 2048);
         assert!(std::mem::size_of_val(&sock) < 2048);
     }

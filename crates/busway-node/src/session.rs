@@ -11,7 +11,8 @@ use busway_net::{dial, Conn, DialError, Endpoint, TargetSet};
 use busway_proto::{OpenParams, ResetCode};
 
 use crate::bus::driver::Opened;
-use crate::fanout::{fan_out, Target};
+use crate::bus::PoolState;
+use crate::fanout::{fan_out, join_all, Target};
 use crate::mirror::Mirrors;
 use crate::node::Node;
 use crate::pump::{pump, Abort, End};
@@ -151,28 +152,38 @@ impl Begun {
     }
 }
 
-/// Carries a client's session over the bus to one of the service's peers.
+/// Carries a client's session over the bus to one of the service's peers: one whose pool is up
+/// if any, else one being dialled (waiting for it up to `connect_timeout`, CONTRACT 9.4); peers
+/// known to be down are skipped, and another is tried while time is left.
 async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
     let (cfg, targets, entry) = (&s.cfg, &s.targets, &s.ticket.entry);
+    let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
     let mut tried: Vec<Arc<Endpoint>> = Vec::new();
-    let mut wait = cfg.connect_timeout;
     loop {
+        let state = |e: &Endpoint| node.pools.state(&e.addr);
         let ep = targets
-            .pick(cfg.balance, &tried, |e| node.pools.is_up(&e.addr))
-            .or_else(|| targets.pick(cfg.balance, &tried, |_| true));
+            .pick(cfg.balance, &tried, |e| state(e) == PoolState::Up)
+            .or_else(|| targets.pick(cfg.balance, &tried, |e| state(e) == PoolState::Pending));
         let Some(ep) = ep else {
             tracing::warn!(service = %cfg.name, session = %entry.id, "no peer can take the session");
             return "refused";
         };
         tried.push(ep.clone());
-        match node.pools.get(&ep.addr).open(s.open_params(), wait).await {
-            Ok((send, recv)) => {
-                let (client, target) = (End::Sock(conn), End::Bus(send, recv));
+        match node
+            .pools
+            .get(&ep.addr)
+            .open(s.open_params(), deadline)
+            .await
+        {
+            Ok(stream) => {
+                let (client, target) = (End::Sock(conn), End::Bus(&stream));
                 return s.carry(node, &ep, client, target).await;
             }
             Err(e) => {
                 tracing::warn!(service = %cfg.name, peer = %ep.addr, error = %e, "cannot open a stream to the peer");
-                wait = std::time::Duration::ZERO;
+                if tokio::time::Instant::now() >= deadline {
+                    return "timeout";
+                }
             }
         }
     }
@@ -180,21 +191,21 @@ async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
 
 /// Serves a stream a peer opened: connects the service's backend and pumps.
 pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str>>) {
-    let Opened { open, send, recv } = opened;
+    let Opened { open, stream } = opened;
     let name: Arc<str> = pinned.unwrap_or_else(|| open.service.as_str().into());
     let svc = node
         .service(&name)
         .filter(|s| matches!(s.config().targets, Targets::Backends(_)));
     let Some(svc) = svc else {
-        tracing::warn!(service = %name, peer = %send.transport().peer, "session for a service this node does not serve");
-        send.reset(
+        let name = busway_proto::clip(&name, 128);
+        tracing::warn!(service = %name, peer = %stream.transport().peer, "session for a service this node does not serve");
+        stream.reset(
             ResetCode::UnknownService,
             &format!("no service {name} here"),
-        )
-        .await;
+        );
         return;
     };
-    let id = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
+    let id: Arc<str> = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
         open.session_id.as_str().into()
     } else {
         new_id()
@@ -202,25 +213,25 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     let client = format!(
         "{} via {}",
         truncate(&open.client, 128),
-        send.transport().node()
+        truncate(&stream.transport().node(), 128)
     );
     let s = begin(&node, &svc, id, client).await;
     let entry = &s.ticket.entry;
     if let Some(gw) = svc.gateway() {
-        let client = End::Bus(send, recv);
+        let client = End::Bus(&stream);
         let serve =
             crate::grpc_session::serve(&node, &gw, entry, s.started, s.cfg.idle_timeout, client);
         svc.metrics.finished(Box::pin(serve).await);
         return;
     }
     if s.cfg.mode != Mode::OneToOne {
-        let outcome = Box::pin(backends_fan(&node, &s, End::Bus(send, recv))).await;
+        let outcome = Box::pin(backends_fan(&node, &s, End::Bus(&stream))).await;
         svc.metrics.finished(outcome);
         return;
     }
     let outcome = match connect_backend(&s.cfg, &s.targets).await {
         Ok((backend, ep)) => {
-            let (client, target) = (End::Bus(send, recv), End::Sock(&backend));
+            let (client, target) = (End::Bus(&stream), End::Sock(&backend));
             s.carry(&node, &ep, client, target).await
         }
         Err(e) => {
@@ -230,28 +241,36 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
                 DialError::Timeout(_) => ResetCode::Timeout,
                 DialError::Io(..) => ResetCode::Unreachable,
             };
-            send.reset(code, &e.to_string()).await;
+            stream.reset(code, &e.to_string());
             e.outcome()
         }
     };
     svc.metrics.finished(outcome);
 }
 
-/// A one-to-N session over the bus: one stream to every peer that is up.
+/// A one-to-N session over the bus: one stream to every peer that is up once the pools being
+/// dialled have settled (up to `connect_timeout`, CONTRACT 9.4), so a session right after start
+/// or during a redial reaches every peer that comes up in time.
 async fn ingress_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
-    let mut peers = s.targets.endpoints();
-    peers.retain(|e| node.pools.is_up(&e.addr));
-    let opens = peers.iter().map(|ep| {
+    let deadline = tokio::time::Instant::now() + s.cfg.connect_timeout;
+    let peers = s.targets.endpoints();
+    let pools: Vec<_> = peers.iter().map(|ep| node.pools.get(&ep.addr)).collect();
+    join_all(pools.iter().map(|p| p.settled(deadline))).await;
+    let opens = pools.iter().map(|pool| {
         let params = s.open_params();
-        let pool = node.pools.get(&ep.addr);
-        async move { pool.open(params, std::time::Duration::ZERO).await }
+        async move {
+            if pool.state() != PoolState::Up {
+                return Err(format!("peer {} is {:?}", pool.endpoint, pool.state()));
+            }
+            pool.open(params, deadline).await
+        }
     });
     let mut targets = Vec::new();
     let mut used = Vec::new();
     for (ep, opened) in peers.iter().zip(join_all(opens).await) {
         match opened {
-            Ok((send, recv)) => {
-                targets.push(Target::Bus(send, recv));
+            Ok(stream) => {
+                targets.push(Target::Bus(stream));
                 used.push(ep.clone());
             }
             Err(e) => tracing::warn!(peer = %ep.addr, error = %e, "fan-out: cannot open a stream"),
@@ -284,33 +303,6 @@ async fn backends_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
         }
     }
     s.fan(node, client, targets, used).await
-}
-
-/// Runs every future to completion, concurrently, keeping their order.
-async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futs {
-        set.push(Box::pin(f));
-    }
-    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in set.iter_mut().enumerate() {
-            if out[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => out[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
 }
 
 /// Connects one healthy backend, trying others after a failure until `connect_timeout` is spent.

@@ -111,7 +111,12 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         self.entry.metrics.active.fetch_sub(1, Ordering::Relaxed);
         let mut m = self.registry.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.remove(&self.entry.id);
+        // Only our own entry: the id is unique while we hold it.
+        if m.get(&self.entry.id)
+            .is_some_and(|e| Arc::ptr_eq(e, &self.entry))
+        {
+            m.remove(&self.entry.id);
+        }
         if m.is_empty() {
             self.registry.emptied.notify_waiters();
         }
@@ -124,6 +129,10 @@ pub fn new_id() -> Arc<str> {
 }
 
 impl Sessions {
+    /// Registers a session under `id`, or under `id.2`, `id.3`… if that id is taken: the ids
+    /// an ingress sends are unique at the ingress, but a fan-out that reaches one egress twice
+    /// (two addresses of one node) brings the same id twice, and each leg must be listed and
+    /// kickable on its own.
     pub fn register(
         self: &Arc<Self>,
         id: Arc<str>,
@@ -133,8 +142,15 @@ impl Sessions {
         metrics: Arc<ServiceMetrics>,
     ) -> Ticket {
         metrics.active.fetch_add(1, Ordering::Relaxed);
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = id.clone();
+        let mut n = 1u64;
+        while m.contains_key(&key) {
+            n += 1;
+            key = format!("{id}.{n}").into();
+        }
         let entry = Arc::new(SessionEntry {
-            id: id.clone(),
+            id: key.clone(),
             service,
             client,
             mode,
@@ -148,10 +164,8 @@ impl Sessions {
             metrics,
             kill: Notify::new(),
         });
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, entry.clone());
+        m.insert(key, entry.clone());
+        drop(m);
         Ticket {
             entry,
             registry: self.clone(),
@@ -208,5 +222,34 @@ impl Sessions {
                 return self.count() == 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_colliding_id_gets_its_own_entry_and_each_leaves_alone() {
+        let reg = Arc::new(Sessions::default());
+        let m = Arc::new(ServiceMetrics::default());
+        let reg_one =
+            |id: &str| reg.register(id.into(), "s".into(), "c".into(), "one-to-one", m.clone());
+        let a = reg_one("abc");
+        let b = reg_one("abc");
+        let c = reg_one("abc");
+        assert_eq!(&*a.entry.id, "abc");
+        assert_eq!(&*b.entry.id, "abc.2");
+        assert_eq!(&*c.entry.id, "abc.3");
+        assert_eq!(reg.count(), 3);
+        // The first to end removes only itself; the others stay listed and kickable.
+        drop(a);
+        assert_eq!(reg.count(), 2);
+        assert!(reg.kill("abc.2") && reg.kill("abc.3"));
+        assert!(!reg.kill("abc"));
+        drop(b);
+        drop(c);
+        assert_eq!(reg.count(), 0);
+        assert_eq!(m.active.load(Ordering::Relaxed), 0);
     }
 }

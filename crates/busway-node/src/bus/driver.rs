@@ -1,86 +1,57 @@
-//! The driver of one transport: the only task that touches its socket and its
-//! [`Connection`] state machine.
+//! The driver of one transport: the only task that touches its socket.
 //!
-//! One `select!` loop reads, writes and takes commands, with every branch cancel-safe (readiness
-//! plus `try_*` calls), so a transport never blocks on a full socket while the peer waits for us
-//! to read — the classic multiplexer deadlock. Writes are batched: every command waiting in the
-//! queue is applied before one flush. While the unflushed output is above a high-water mark the
-//! driver stops taking commands, which pushes back on sessions through their bounded queue.
+//! It moves bytes between the socket and the shared [`busway_proto::Connection`] and wakes the
+//! sessions whose streams can make progress. One poll function does everything — write what is
+//! queued, read what arrived, fire the protocol's timer — with every I/O call non-blocking, so a
+//! transport never blocks on a full socket while the peer waits for us to read (the classic
+//! multiplexer deadlock). Frames are decoded and encoded outside the connection's lock; only
+//! the state changes happen under it.
+//!
+//! Output is batched: what sessions queue is written with one vectored write per wakeup, and a
+//! wakeup caused by a session yields once first, so the other sessions ready now add their frames
+//! to the same write. Reading stops while the connection holds more control frames for the peer
+//! than it keeps (`Connection::wants_input`): a peer that floods and never reads is bounded.
+//!
+//! It is generic over the socket, so tests run it over an in-memory pipe with paused time.
 
-use std::io;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use busway_net::Conn;
-use busway_proto::{Config, Connection, Event, Open, OpenParams, ProtoError, ResetCode, Side};
-use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use busway_proto::{decode, Event, Frame, Open, ProtoError, Segments};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 
-use super::info::TransportInfo;
-use super::stream::{new_stream, BusRecv, BusSend, Inbound, Shared};
+use super::stream::BusStream;
+use super::transport::Transport;
 use crate::metrics::Metrics;
-
-/// What sessions (and the node) ask of a transport.
-#[derive(Debug)]
-pub enum Cmd {
-    /// Boxed: commands are moved through every session's send path, so the largest variant
-    /// sets the size of every session's state machine.
-    Open(Box<OpenRequest>),
-    Data {
-        id: u64,
-        data: Bytes,
-        fin: bool,
-    },
-    Consume {
-        id: u64,
-        n: usize,
-    },
-    Reset {
-        id: u64,
-        code: ResetCode,
-        reason: String,
-    },
-    /// Both halves of a session's stream were dropped.
-    Close {
-        id: u64,
-    },
-    /// Drain: no new streams either way.
-    GoAway {
-        reason: String,
-    },
-}
-
-/// A session asking for a new stream.
-#[derive(Debug)]
-pub struct OpenRequest {
-    pub params: OpenParams,
-    pub reply: oneshot::Sender<Result<(BusSend, BusRecv), String>>,
-}
 
 /// A stream the peer opened, handed to the node's egress.
 #[derive(Debug)]
 pub struct Opened {
     pub open: Open,
-    pub send: BusSend,
-    pub recv: BusRecv,
+    pub stream: BusStream,
 }
 
 /// Called for every stream the peer opens.
 pub type OnOpen = Arc<dyn Fn(Opened) + Send + Sync>;
 
-/// Commands queued per transport before sessions wait.
-pub const CMD_QUEUE: usize = 1024;
-/// Bytes read from the socket per wakeup at most.
-const READ_CHUNK: usize = 128 * 1024;
-/// Unflushed output above which no new command is taken.
-const WRITE_HIGH_WATER: usize = 1024 * 1024;
-/// Commands applied per wakeup at most.
-const MAX_BATCH: usize = 512;
-/// Payloads smaller than this are copied out of the read buffer, so that one small message held
-/// by a slow session does not pin a whole read buffer.
-const COPY_BELOW: usize = 4096;
+/// A fresh read buffer: room for one envelope of the largest kind and most of another, and
+/// below the allocator's 128 KiB mmap threshold, so buffers come from the heap instead of a
+/// map and unmap per read.
+const READ_BUF: usize = 112 * 1024;
+/// Encoded bytes held for the socket above which no more frames are taken from the
+/// connection: the socket's own buffer is the queue beyond that.
+const OUT_HIGH: usize = 256 * 1024;
+/// Pieces per vectored write.
+const MAX_IOV: usize = 64;
+/// Rounds of reading and writing per poll before the driver yields to other tasks.
+const ROUNDS: usize = 16;
 
 /// Why a transport ended.
 #[derive(Debug, thiserror::Error)]
@@ -93,19 +64,8 @@ pub enum Closed {
     PeerClosed,
 }
 
-struct Driver {
-    conn: Connection,
-    slots: HashMap<u64, Arc<Shared>>,
-    info: Arc<TransportInfo>,
-    on_open: Option<OnOpen>,
-    established: Option<oneshot::Sender<()>>,
-}
-
 /// How to run one transport.
 pub struct Spec {
-    pub side: Side,
-    pub config: Config,
-    pub info: Arc<TransportInfo>,
     /// Where streams the peer opens go (`None`: refuse them).
     pub on_open: Option<OnOpen>,
     pub metrics: Arc<Metrics>,
@@ -113,244 +73,260 @@ pub struct Spec {
     pub established: Option<oneshot::Sender<()>>,
 }
 
-/// Runs a transport until it ends; returns why.
-pub async fn run(sock: Conn, spec: Spec, mut cmds: mpsc::Receiver<Cmd>) -> Closed {
-    let nonce: [u8; 32] = rand::random();
-    let metrics = spec.metrics;
+struct Driver<S> {
+    io: S,
+    t: Arc<Transport>,
+    spec: Spec,
+    rbuf: BytesMut,
+    out: Segments,
+    frames: Vec<Frame>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Instant>,
+    /// Yielded once for a session's wakeup and not polled since.
+    yielded: bool,
+}
+
+/// Runs a transport until it ends; returns why. Every stream still open learns it.
+pub async fn run<S>(io: S, t: Arc<Transport>, spec: Spec) -> Closed
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut d = Driver {
-        conn: Connection::new(spec.side, spec.config, nonce, Instant::now()),
-        slots: HashMap::new(),
-        info: spec.info,
-        on_open: spec.on_open,
-        established: spec.established,
+        io,
+        t,
+        spec,
+        rbuf: BytesMut::with_capacity(READ_BUF),
+        out: Segments::default(),
+        frames: Vec::new(),
+        timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+        deadline: None,
+        yielded: false,
     };
-    let result = d.run_loop(&sock, &mut cmds).await;
-    let reason = match result {
+    let reason = match poll_fn(|cx| d.poll(cx)).await {
         Ok(()) => Closed::PeerClosed,
         Err(e) => e,
     };
-    // Best effort: after a protocol or handshake failure the state machine queues a GoAway
-    // naming the reason, so the peer logs why we hung up instead of a bare close.
-    let mut last = BytesMut::new();
-    d.conn.transmit(&mut last);
-    let _ = sock.try_write(&last);
-    if let Closed::Proto(e) = &reason {
-        if e.is_handshake() {
-            metrics.handshake_failures.inc(e.reason());
-        } else if !matches!(e, ProtoError::DeadPeer) {
-            metrics.frames_rejected.inc(e.reason());
-        }
-    }
-    d.info.set_state("down");
-    let text = reason.to_string();
-    for (_, slot) in d.slots.drain() {
-        slot.close(Some(Inbound::Closed(text.clone())));
-    }
-    let _ = sock.shutdown_both();
+    d.finish(&reason).await;
     reason
 }
 
-impl Driver {
-    async fn run_loop(
-        &mut self,
-        sock: &Conn,
-        cmds: &mut mpsc::Receiver<Cmd>,
-    ) -> Result<(), Closed> {
-        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-        let mut wbuf = BytesMut::with_capacity(64 * 1024);
-        loop {
-            self.conn.transmit(&mut wbuf);
-            self.flush(sock, &mut wbuf)?;
-            let deadline = self.conn.poll_timeout();
-            let timer = async {
-                match deadline {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        for _ in 0..ROUNDS {
+            let (progress, wants_input) = self.exchange(cx)?;
+            if progress.is_none() {
+                // A session woke us: let the others that are ready queue their frames too.
+                self.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut moved = progress == Some(true);
+            moved |= self.write(cx)?;
+            if wants_input {
+                match self.read(cx)? {
+                    Some(true) => moved = true,
+                    Some(false) => {}
+                    None => return Poll::Ready(Ok(())),
                 }
-            };
-            tokio::select! {
-                r = sock.readable() => {
-                    r?;
-                    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-                        rbuf.reserve(READ_CHUNK);
-                    }
-                    match sock.try_read_buf(&mut rbuf) {
-                        Ok(0) => return Ok(()),
-                        Ok(n) => {
-                            self.info.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                            self.conn.handle_input(&mut rbuf, Instant::now())?;
-                            self.dispatch();
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                r = sock.writable(), if !wbuf.is_empty() => {
-                    r?;
-                }
-                c = cmds.recv(), if wbuf.len() < WRITE_HIGH_WATER => {
-                    // The driver holds a sender through `info`, so the queue never closes.
-                    if let Some(c) = c {
-                        self.apply(c);
-                        self.drain(cmds);
-                        // Let the sessions that are ready run before flushing, so that what they
-                        // send now leaves in the same write: one syscall for many frames.
-                        tokio::task::yield_now().await;
-                        self.drain(cmds);
-                    }
-                }
-                _ = timer => {
-                    self.conn.handle_timeout(Instant::now())?;
-                    self.dispatch();
-                }
+            }
+            moved |= self.timer(cx)?;
+            if !moved {
+                return Poll::Pending;
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
-    /// Applies the commands already queued, up to a bound so reads are not starved.
-    fn drain(&mut self, cmds: &mut mpsc::Receiver<Cmd>) {
-        for _ in 0..MAX_BATCH {
-            match cmds.try_recv() {
-                Ok(c) => self.apply(c),
-                Err(_) => break,
+    /// Under the lock: takes frames to send, hands out events, notes the deadline. `None` means
+    /// "yield first" (a session kicked us and we have not yielded for it yet).
+    fn exchange(&mut self, cx: &mut Context<'_>) -> Result<(Option<bool>, bool), Closed> {
+        let mut wake: Vec<Waker> = Vec::new();
+        let mut opened: Vec<(u64, Open)> = Vec::new();
+        let mut established = false;
+        let (wants_input, deadline) = {
+            let mut g = self.t.lock();
+            if !g.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                g.driver = Some(cx.waker().clone());
             }
-        }
-    }
-
-    /// Writes as much of `wbuf` as the socket takes now.
-    fn flush(&self, sock: &Conn, wbuf: &mut BytesMut) -> Result<(), Closed> {
-        while !wbuf.is_empty() {
-            match sock.try_write(wbuf) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
-                Ok(n) => {
-                    self.info.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                    let _ = wbuf.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
+            let kicked = std::mem::take(&mut g.driver_kicked);
+            if kicked && !self.yielded {
+                return Ok((None, false));
             }
-        }
-        if wbuf.is_empty() && wbuf.capacity() > 4 * WRITE_HIGH_WATER {
-            *wbuf = BytesMut::with_capacity(64 * 1024);
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, cmd: Cmd) {
-        match cmd {
-            Cmd::Open(req) => {
-                let OpenRequest { params, reply } = *req;
-                let r = if self.conn.can_open() {
-                    match self.conn.open_stream(params) {
-                        Ok((id, credit)) => Ok(self.new_slot(id, credit)),
-                        Err(e) => Err(e.to_string()),
-                    }
-                } else {
-                    Err("transport is not accepting new streams".to_string())
-                };
-                if let Err(Ok((_send, recv))) = reply.send(r) {
-                    // The session gave up waiting; dropping the halves closes the stream.
-                    drop(recv);
-                }
+            self.yielded = false;
+            if self.out.len() < OUT_HIGH {
+                let room = OUT_HIGH - self.out.len();
+                g.conn.poll_transmit(&mut self.frames, room);
             }
-            Cmd::Data { id, data, fin } => {
-                if let Err(e) = self.conn.send_data(id, data, fin) {
-                    tracing::error!(stream = id, error = %e, "session sent beyond its credit");
-                    self.conn.reset(id, ResetCode::Internal, "flow control");
-                }
-            }
-            Cmd::Consume { id, n } => self.conn.consume(id, n),
-            Cmd::Reset { id, code, reason } => {
-                self.conn.reset(id, code, &reason);
-                self.drop_slot(id);
-            }
-            Cmd::Close { id } => {
-                self.conn.reset(id, ResetCode::Cancel, "session closed");
-                self.drop_slot(id);
-            }
-            Cmd::GoAway { reason } => {
-                self.conn.go_away(&reason);
-                self.info.going_away.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn new_slot(&mut self, id: u64, credit: u32) -> (BusSend, BusRecv) {
-        let shared = Shared::new(credit);
-        self.slots.insert(id, shared.clone());
-        new_stream(id, self.info.clone(), shared)
-    }
-
-    fn drop_slot(&mut self, id: u64) {
-        if let Some(slot) = self.slots.remove(&id) {
-            slot.close(None);
-        }
-    }
-
-    fn dispatch(&mut self) {
-        while let Some(ev) = self.conn.poll_event() {
-            match ev {
-                Event::Established { peer, rtt } => {
-                    self.info.set_node(&peer.node);
-                    self.info.set_rtt(rtt);
-                    self.info.set_state("up");
-                    tracing::info!(peer = %self.info.peer, node = %peer.node, rtt_us = rtt.as_micros() as u64, "transport established");
-                    if let Some(tx) = self.established.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::StreamOpened {
-                    id,
-                    open,
-                    send_credit,
-                } => {
-                    let (send, recv) = self.new_slot(id, send_credit);
-                    match &self.on_open {
-                        Some(f) => f(Opened { open, send, recv }),
-                        None => {
-                            self.conn.reset(
-                                id,
-                                ResetCode::Refused,
-                                "this node accepts no sessions here",
-                            );
-                            self.drop_slot(id);
+            while let Some(ev) = g.conn.poll_event() {
+                match ev {
+                    Event::Readable { id } => {
+                        if let Some(w) = g.wakers.get_mut(&id).and_then(|w| w.read.take()) {
+                            wake.push(w);
                         }
                     }
-                }
-                Event::Data { id, data, fin } => self.deliver(id, data, fin),
-                Event::Credit { id, credit } => {
-                    if let Some(s) = self.slots.get(&id) {
-                        s.add_credit(credit as usize);
+                    Event::Writable { id } => {
+                        if let Some(w) = g.wakers.get_mut(&id).and_then(|w| w.write.take()) {
+                            wake.push(w);
+                        }
                     }
-                }
-                Event::Reset { id, code, reason } => {
-                    if let Some(s) = self.slots.remove(&id) {
-                        s.close(Some(Inbound::Reset(code, reason)));
+                    Event::SendRoom => {
+                        wake.extend(g.wakers.values_mut().filter_map(|w| w.write.take()));
                     }
-                }
-                Event::Rtt(d) => self.info.set_rtt(d),
-                Event::GoAway { reason } => {
-                    tracing::info!(peer = %self.info.peer, %reason, "peer is going away");
-                    self.info.going_away.store(true, Ordering::Relaxed);
+                    Event::Opened { id, open } => opened.push((id, open)),
+                    Event::Established { peer, rtt } => {
+                        self.t.set_node(&peer.node);
+                        self.t.set_rtt(rtt);
+                        self.t.set_state("up");
+                        tracing::info!(peer = %self.t.peer, node = %busway_proto::clip(&peer.node, 128), rtt_us = rtt.as_micros() as u64, "transport established");
+                        established = true;
+                    }
+                    Event::Rtt(d) => self.t.set_rtt(d),
+                    Event::GoAway { reason } => {
+                        tracing::info!(peer = %self.t.peer, reason = %busway_proto::clip(&reason, 128), "peer is going away");
+                        self.t.set_going_away();
+                    }
                 }
             }
-        }
-    }
-
-    fn deliver(&mut self, id: u64, data: Bytes, fin: bool) {
-        let Some(slot) = self.slots.get(&id) else {
-            return;
+            (g.conn.wants_input(), g.conn.poll_timeout())
         };
-        if !data.is_empty() {
-            let data = if data.len() < COPY_BELOW {
-                Bytes::copy_from_slice(&data)
-            } else {
-                data
-            };
-            slot.push(Inbound::Data(data));
+        wake.into_iter().for_each(Waker::wake);
+        if established {
+            if let Some(tx) = self.spec.established.take() {
+                let _ = tx.send(());
+            }
         }
-        if fin {
-            slot.push(Inbound::Fin);
+        let took = !self.frames.is_empty();
+        for f in self.frames.drain(..) {
+            self.out.push(&f);
+        }
+        self.t.unsent.store(self.out.len(), Ordering::Relaxed);
+        for (id, open) in opened {
+            let stream = BusStream::new(self.t.clone(), id);
+            match &self.spec.on_open {
+                Some(f) => f(Opened { open, stream }),
+                None => stream.reset(
+                    busway_proto::ResetCode::Refused,
+                    "this node accepts no sessions here",
+                ),
+            }
+        }
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            if let Some(at) = deadline {
+                self.timer.as_mut().reset(at.into());
+            }
+        }
+        Ok((Some(took), wants_input))
+    }
+
+    /// Writes as much of the output as the socket takes now; true if it took any.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, Closed> {
+        let mut wrote = false;
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let n = self.out.io_slices(&mut slices);
+            match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Poll::Ready(Ok(n)) => {
+                    self.out.advance(n);
+                    self.t.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => break,
+            }
+        }
+        if wrote {
+            self.t.unsent.store(self.out.len(), Ordering::Relaxed);
+        }
+        Ok(wrote)
+    }
+
+    /// Reads what arrived and feeds it to the connection: `Some(true)` if anything came,
+    /// `None` at the peer's EOF.
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<Option<bool>, Closed> {
+        if self.rbuf.capacity() - self.rbuf.len() < busway_proto::MAX_FRAME_LEN {
+            // Payloads handed to sessions keep the old buffer alive; a fresh one is cheaper
+            // than waiting for them.
+            self.rbuf.reserve(READ_BUF);
+        }
+        let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            Poll::Ready(Ok(0)) => return Ok(None),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Pending => return Ok(Some(false)),
+        };
+        self.t.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        let mut failure = None;
+        loop {
+            match decode(&mut self.rbuf) {
+                Ok(Some(f)) => self.frames.push(f),
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        let mut g = self.t.lock();
+        for f in self.frames.drain(..) {
+            g.conn.handle_frame(f, now)?;
+        }
+        if let Some(e) = failure {
+            return Err(g.conn.handle_decode_error(e).into());
+        }
+        Ok(Some(true))
+    }
+
+    /// Fires the protocol's timer when due; true if it fired.
+    fn timer(&mut self, cx: &mut Context<'_>) -> Result<bool, Closed> {
+        if self.deadline.is_none() || self.timer.as_mut().poll(cx).is_pending() {
+            return Ok(false);
+        }
+        self.t.lock().conn.handle_timeout(Instant::now())?;
+        // The next deadline is taken at the next exchange.
+        self.deadline = None;
+        Ok(true)
+    }
+
+    /// After the end: one last write (the GoAway naming a protocol failure), counts, and
+    /// every stream told.
+    async fn finish(&mut self, reason: &Closed) {
+        let wakers: Vec<Waker> = {
+            let mut g = self.t.lock();
+            let mut last = Vec::new();
+            g.conn.poll_transmit(&mut last, 0);
+            for f in &last {
+                self.out.push(f);
+            }
+            g.closed = Some(reason.to_string().into());
+            g.driver = None;
+            g.wakers
+                .values_mut()
+                .flat_map(|w| [w.read.take(), w.write.take()])
+                .flatten()
+                .collect()
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        self.t.set_state("down");
+        self.t.set_going_away();
+        let last = self.out.to_bytes();
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+            use tokio::io::AsyncWriteExt;
+            let _ = self.io.write_all(&last).await;
+            let _ = self.io.shutdown().await;
+        })
+        .await;
+        self.out.clear();
+        self.t.unsent.store(0, Ordering::Relaxed);
+        if let Closed::Proto(e) = reason {
+            if e.is_handshake() {
+                self.spec.metrics.handshake_failures.inc(e.reason());
+            } else if !matches!(e, ProtoError::DeadPeer) {
+                self.spec.metrics.frames_rejected.inc(e.reason());
+            }
         }
     }
 }

@@ -1,16 +1,16 @@
 //! The bus: transports between nodes and the session streams they carry.
 //!
-//! - [`driver`] runs one transport: it owns the socket and the sans-IO
-//!   [`busway_proto::Connection`], and is the only task that touches either.
-//! - [`stream`] is a session's handle on one stream of a transport.
+//! - [`transport`] is one transport's shared state: the sans-IO [`busway_proto::Connection`]
+//!   behind one lock, with the wakers of the sessions waiting on it.
+//! - [`driver`] runs one transport: it alone touches the socket.
+//! - [`stream`] is a session's handle on one stream.
 //! - [`pool`] keeps `connections_per_peer` transports open to one peer, redialling with backoff.
-//! - [`info`] is what the admin API and metrics see of a transport.
 
 pub mod driver;
-pub mod info;
 pub mod pool;
 pub mod stream;
+pub mod transport;
 
-pub use info::{TransportInfo, Transports};
-pub use pool::{PeerPool, Pools};
-pub use stream::{BusRecv, BusSend, Inbound};
+pub use pool::{PeerPool, PoolState, Pools};
+pub use stream::{BusStream, StreamEnd};
+pub use transport::{PeerView, Transport, Transports};

@@ -1,0 +1,206 @@
+//! One transport, shared by its driver task and every session with a stream on it.
+//!
+//! The protocol state — every stream's buffers and credit — lives in one
+//! [`busway_proto::Connection`] behind one short-held lock, with the wakers of whoever waits
+//! on it (h2 and quinn share their connection the same way). A session's read, write, release
+//! or reset is a direct call under the lock, so nothing mirrors the state and nothing can be
+//! lost on the way: a handle's `Drop` stops its stream in place. After changing the state a
+//! caller wakes the driver if there is something to send; the driver wakes sessions as frames
+//! arrive. Wakers are woken after the lock is released.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use busway_proto::{Config, Connection, OpenParams, Side};
+use serde::Serialize;
+
+use super::stream::BusStream;
+
+/// The wakers of one stream's two halves.
+#[derive(Debug, Default)]
+pub(crate) struct StreamWakers {
+    pub read: Option<Waker>,
+    pub write: Option<Waker>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub conn: Connection,
+    pub wakers: HashMap<u64, StreamWakers>,
+    /// The driver's waker, to be woken when there is something to send.
+    pub driver: Option<Waker>,
+    /// Set when a caller woke the driver since its last poll: the driver then yields once, so
+    /// that what other ready sessions write now leaves in the same syscall.
+    pub driver_kicked: bool,
+    /// The transport is gone, and why.
+    pub closed: Option<Arc<str>>,
+}
+
+impl Inner {
+    /// Wakes the driver if the connection has something to send; returns the waker to call
+    /// once the lock is released.
+    pub fn driver_to_wake(&mut self) -> Option<Waker> {
+        if self.conn.wants_transmit() && !self.driver_kicked {
+            self.driver_kicked = true;
+            return self.driver.clone();
+        }
+        None
+    }
+}
+
+/// A transport: its protocol state, and what the admin API and the pools see of it.
+#[derive(Debug)]
+pub struct Transport {
+    inner: Mutex<Inner>,
+    /// The other end's address as this node sees it.
+    pub peer: String,
+    node: Mutex<String>,
+    state: Mutex<&'static str>,
+    rtt_us: AtomicU64,
+    /// Streams with a live handle: the pools' measure of load.
+    pub streams: AtomicUsize,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    going_away: AtomicBool,
+    /// Encoded bytes the driver holds and has not written yet.
+    pub(crate) unsent: AtomicUsize,
+}
+
+/// The admin API's row for a transport (`GET /v1/peers`).
+#[derive(Debug, Serialize)]
+pub struct PeerView {
+    pub peer: String,
+    pub node: String,
+    pub state: &'static str,
+    pub rtt_ms: f64,
+    pub sessions: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Transport {
+    pub fn new(peer: String, side: Side, config: Config) -> Arc<Transport> {
+        let conn = Connection::new(side, config, rand::random(), Instant::now());
+        Arc::new(Transport {
+            inner: Mutex::new(Inner {
+                conn,
+                wakers: HashMap::new(),
+                driver: None,
+                driver_kicked: false,
+                closed: None,
+            }),
+            peer,
+            node: Mutex::new(String::new()),
+            state: Mutex::new("handshaking"),
+            rtt_us: AtomicU64::new(0),
+            streams: AtomicUsize::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            going_away: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the shared state, then wakes the driver if it left something to send.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let (r, wake) = {
+            let mut g = self.lock();
+            let r = f(&mut g);
+            (r, g.driver_to_wake())
+        };
+        if let Some(w) = wake {
+            w.wake();
+        }
+        r
+    }
+
+    /// Opens a stream for a session.
+    pub fn open(self: &Arc<Self>, params: OpenParams) -> Result<BusStream, String> {
+        let id = self.with(|g| {
+            if let Some(why) = &g.closed {
+                return Err(format!("transport closed: {why}"));
+            }
+            g.conn.open(params).map_err(|e| e.to_string())
+        })?;
+        Ok(BusStream::new(self.clone(), id))
+    }
+
+    /// Drain: no new streams either way; open ones finish. The GoAway is queued in the
+    /// connection itself, so it goes out with the next write whatever else is queued.
+    pub fn go_away(&self, reason: &str) {
+        self.with(|g| g.conn.go_away(reason));
+        self.going_away.store(true, Ordering::Relaxed);
+    }
+
+    /// Established and not draining: may carry new sessions.
+    pub fn usable(&self) -> bool {
+        self.state() == "up" && !self.going_away.load(Ordering::Relaxed)
+    }
+
+    /// Nothing left to send: the connection's queues and the driver's buffer are empty.
+    pub fn flushed(&self) -> bool {
+        let g = self.lock();
+        g.closed.is_some()
+            || (!g.conn.wants_transmit()
+                && g.conn.queued_bytes() == 0
+                && self.unsent.load(Ordering::Relaxed) == 0)
+    }
+
+    pub(crate) fn set_going_away(&self) {
+        self.going_away.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_node(&self, node: &str) {
+        *self.node.lock().unwrap_or_else(|e| e.into_inner()) = node.to_string();
+    }
+    pub fn node(&self) -> String {
+        self.node.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn set_state(&self, s: &'static str) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+    pub fn state(&self) -> &'static str {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn set_rtt(&self, d: Duration) {
+        self.rtt_us.store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+    pub fn rtt(&self) -> Duration {
+        Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
+    }
+
+    pub fn view(&self) -> PeerView {
+        PeerView {
+            peer: self.peer.clone(),
+            node: self.node(),
+            state: self.state(),
+            rtt_ms: self.rtt().as_secs_f64() * 1000.0,
+            sessions: self.streams.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every live transport of the node, dialled or accepted.
+#[derive(Debug, Default)]
+pub struct Transports(Mutex<Vec<std::sync::Weak<Transport>>>);
+
+impl Transports {
+    pub fn add(&self, t: &Arc<Transport>) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(t));
+    }
+    pub fn all(&self) -> Vec<Arc<Transport>> {
+        let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.iter().filter_map(|w| w.upgrade()).collect()
+    }
+}
