@@ -293,23 +293,21 @@ mod tests {
         linger: Duration::from_millis(200),
     };
 
-    /// A mirror's listener, and a copier to it with a queue of `queue` chunks.
-    async fn copier_to_mirror(queue: usize) -> (TcpListener, Sink, tokio::task::JoinHandle<()>) {
+    /// A copier to a fresh mirror, the mirror's accepted end, and `n` chunks of 64 KiB queued
+    /// (far more than loopback socket buffers hold when `n` is large).
+    async fn mirror_with_queued(n: usize) -> (TcpStream, Sink, tokio::task::JoinHandle<()>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = Address::Tcp {
             host: "127.0.0.1".into(),
             port: l.local_addr().unwrap().port(),
         };
-        let (sink, task) = spawn_copier(addr, LIMITS, queue);
-        (l, sink, task)
-    }
-
-    /// Queues `n` chunks of 64 KiB, far more than loopback socket buffers hold when `n` is large.
-    fn fill(sink: &Sink, n: usize) {
+        let (sink, task) = spawn_copier(addr, LIMITS, n);
+        let (m, _) = l.accept().await.unwrap();
         let chunk = Bytes::from(vec![7u8; 64 * 1024]);
         for _ in 0..n {
             sink.chunks.try_send(chunk.clone()).unwrap();
         }
+        (m, sink, task)
     }
 
     /// Reads until EOF or an error: the byte count, and whether it ended in a reset.
@@ -331,9 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mirror_that_takes_nothing_is_reset_after_the_write_timeout_mid_session() {
-        let (l, sink, task) = copier_to_mirror(256).await;
-        let (mut m, _) = l.accept().await.unwrap();
-        fill(&sink, 256);
+        let (mut m, sink, task) = mirror_with_queued(256).await;
         // The session goes on (the sink is alive), and the mirror reads nothing.
         let started = Instant::now();
         assert!(
@@ -351,9 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn after_the_session_a_stalled_mirror_has_the_write_timeout_to_take_its_queue() {
-        let (l, sink, task) = copier_to_mirror(256).await;
-        let (mut m, _) = l.accept().await.unwrap();
-        fill(&sink, 256);
+        let (mut m, sink, task) = mirror_with_queued(256).await;
         drop(sink);
         assert!(ends_within(task, LIMITS.write + 500 * MS).await, "held on");
         assert!(
@@ -364,9 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mirror_that_never_closes_gets_everything_and_fin_then_is_closed_after_the_linger() {
-        let (l, sink, task) = copier_to_mirror(8).await;
-        let (mut m, _) = l.accept().await.unwrap();
-        fill(&sink, 8);
+        let (mut m, sink, task) = mirror_with_queued(8).await;
         drop(sink);
         assert_eq!(read_to_end(&mut m).await, (8 * 64 * 1024, false));
         // EOF read; the mirror keeps its side open.
@@ -377,9 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_off_mirror_is_reset_without_waiting_for_its_queue() {
-        let (l, sink, task) = copier_to_mirror(64).await;
-        let (mut m, _) = l.accept().await.unwrap();
-        fill(&sink, 64);
+        let (mut m, sink, task) = mirror_with_queued(64).await;
         sink.cut_off();
         assert!(ends_within(task, 200 * MS).await, "held on");
         let (got, reset) = read_to_end(&mut m).await;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -96,12 +97,19 @@ fn assert_fds_back(p: &Proc, baseline: usize) {
     );
 }
 
-#[test]
-fn a_mirror_that_never_reads_nor_closes_is_closed_after_the_session_and_costs_no_descriptor() {
+/// A chain whose ingress mirrors to a [`backends::held_mirror`], and the ingress's descriptor
+/// count before any session.
+fn held_mirror_chain(reads: bool) -> (Chain, backends::Backend, Arc<Mutex<backends::Held>>, usize) {
     let backend = backends::echo();
-    let (mirror, held) = backends::held_mirror(false);
+    let (mirror, held) = backends::held_mirror(reads);
     let chain = mirrored_chain(&backend.url(), &[mirror.url()]);
     let baseline = settled_fds(&chain.ingress);
+    (chain, mirror, held, baseline)
+}
+
+#[test]
+fn a_mirror_that_never_reads_nor_closes_is_closed_after_the_session_and_costs_no_descriptor() {
+    let (chain, mirror, held, baseline) = held_mirror_chain(false);
     let mut c = chain.client();
     // Whether this fits in the mirror's socket buffers (then it gets our FIN and the linger) or
     // not (then its queue times out and it is reset), the node must let go within the bound.
@@ -122,10 +130,7 @@ fn a_mirror_that_never_reads_nor_closes_is_closed_after_the_session_and_costs_no
 
 #[test]
 fn a_mirror_that_reads_but_never_closes_is_closed_within_the_linger_after_our_fin() {
-    let backend = backends::echo();
-    let (mirror, held) = backends::held_mirror(true);
-    let chain = mirrored_chain(&backend.url(), &[mirror.url()]);
-    let baseline = settled_fds(&chain.ingress);
+    let (chain, _mirror, held, baseline) = held_mirror_chain(true);
     let mut c = chain.client();
     roundtrip(&mut c, b"to the mirror too");
     c.shutdown(std::net::Shutdown::Write).unwrap();
