@@ -171,7 +171,10 @@ async fn copier(
             }
         }
         Err(why) => {
-            tracing::warn!(mirror = %addr, why, "mirror cut off; its connection is reset");
+            // A cut-off by the session was logged by `offer` already.
+            if why != CUT_BY_SESSION {
+                tracing::warn!(mirror = %addr, why, "mirror cut off; its connection is reset");
+            }
             conn.abort();
         }
     }
@@ -181,6 +184,9 @@ async fn copier(
 async fn discard(conn: &Conn) {
     while let Ok(Some(_)) = conn.read_chunk(16 * 1024).await {}
 }
+
+/// Why a copy stopped when its session cut it off (its queue was full).
+const CUT_BY_SESSION: &str = "cut off by its session";
 
 /// When and how the session let go of a mirror.
 struct SessionEnd {
@@ -206,7 +212,7 @@ impl SessionEnd {
         let cut = signal.await.is_ok();
         self.signal = None;
         if cut {
-            return Err("cut off by its session");
+            return Err(CUT_BY_SESSION);
         }
         self.flush_by = Some(Instant::now() + flush);
         Ok(())
@@ -240,7 +246,7 @@ async fn feed(
             // A cut-off drops the queue's sender right after signalling: look before taking
             // the closed queue for a normal end.
             return if end.was_cut() {
-                Err("cut off by its session")
+                Err(CUT_BY_SESSION)
             } else {
                 Ok(())
             };
