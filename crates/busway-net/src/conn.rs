@@ -203,6 +203,15 @@ impl Conn {
         self.shutdown(Shutdown::Both)
     }
 
+    /// Closes with a reset instead of a FIN (TCP: `SO_LINGER` 0), so the peer cannot take what
+    /// it got for the whole stream and the kernel drops unsent bytes at once. A Unix socket has
+    /// no reset: it just closes.
+    pub fn abort(self) {
+        if let Conn::Tcp(s) = &self {
+            let _ = SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+        }
+    }
+
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Conn::Tcp(s) => socket2::SockRef::from(s).shutdown(how),

@@ -2,167 +2,48 @@
 //!
 //! Each configured address (a literal, a DNS name, a Unix path) expands to endpoints; a DNS name
 //! to one endpoint per A/AAAA record, re-resolved when its TTL runs out. Endpoints keep their
-//! identity (and so their health and session counts) across re-resolutions that still list them.
-//!
-//! Health follows the contract: an endpoint whose connect fails is *ejected* for a backoff that
-//! starts at 1 s and doubles up to 30 s, and only a background connect probe brings it back —
-//! never a client's session, which would pay for the probe with its own latency.
+//! identity (and so their health and session counts) across re-resolutions that still list them;
+//! an endpoint that an answer no longer lists is retired (its probe stops), and
+//! [`TargetSet::changes`] tells whoever keeps something per endpoint that the list changed.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use busway_config::{Address, Balance, HealthCheck};
+use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::dial::dial;
 use crate::dns::Resolver;
+use crate::endpoint::contract_backoff;
+pub use crate::endpoint::{Endpoint, EndpointAddr, SessionGuard};
 
-/// Where one endpoint lives.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum EndpointAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
+/// A DNS answer: every address with its SRV priority and weight (0 for A/AAAA records), and
+/// until when it holds.
+type Answer = (Vec<(SocketAddr, u16, u16)>, Instant);
 
-impl fmt::Display for EndpointAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EndpointAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            EndpointAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
-
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Default)]
-struct Health {
-    ejected_until: Option<Instant>,
-    backoff: Duration,
-    probing: bool,
-    reason: String,
-}
-
-/// One connectable endpoint and its health.
 #[derive(Debug)]
-pub struct Endpoint {
-    pub addr: EndpointAddr,
-    /// From an SRV record: lower is preferred while any such endpoint is usable.
-    pub priority: u16,
-    /// From an SRV record: share of the sessions within its priority (0 for non-SRV targets).
-    pub weight: u16,
-    sessions: AtomicUsize,
-    health: Mutex<Health>,
-}
-
-impl Endpoint {
-    pub fn new(addr: EndpointAddr) -> Arc<Endpoint> {
-        Self::ranked(addr, 0, 0)
-    }
-
-    /// An endpoint from an SRV record.
-    pub fn ranked(addr: EndpointAddr, priority: u16, weight: u16) -> Arc<Endpoint> {
-        Arc::new(Endpoint {
-            addr,
-            priority,
-            weight,
-            sessions: AtomicUsize::new(0),
-            health: Mutex::new(Health::default()),
-        })
-    }
-
-    /// False while ejected.
-    pub fn is_up(&self) -> bool {
-        self.health().ejected_until.is_none()
-    }
-
-    /// Why it is down (empty when up).
-    pub fn down_reason(&self) -> String {
-        self.health().reason.clone()
-    }
-
-    pub fn sessions(&self) -> usize {
-        self.sessions.load(Ordering::Relaxed)
-    }
-
-    /// Counts a session for `least-sessions` and the admin API until the guard drops.
-    pub fn session_guard(self: &Arc<Self>) -> SessionGuard {
-        self.sessions.fetch_add(1, Ordering::Relaxed);
-        SessionGuard(self.clone())
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Ejects the endpoint after a failed connect and starts the probe that will bring it back.
-    pub fn eject(self: &Arc<Self>, reason: &str, connect_timeout: Duration) {
-        let start_probe = {
-            let mut h = self.health();
-            h.backoff = if h.backoff.is_zero() {
-                FIRST_BACKOFF
-            } else {
-                (h.backoff * 2).min(MAX_BACKOFF)
-            };
-            h.ejected_until = Some(Instant::now() + h.backoff);
-            h.reason = reason.to_string();
-            !std::mem::replace(&mut h.probing, true)
-        };
-        tracing::warn!(endpoint = %self.addr, reason, "target ejected");
-        if start_probe {
-            let ep = self.clone();
-            tokio::spawn(async move { ep.probe(connect_timeout).await });
-        }
-    }
-
-    /// Waits out the backoff, then connect-probes until one probe succeeds.
-    async fn probe(self: Arc<Self>, connect_timeout: Duration) {
-        loop {
-            let until = self.health().ejected_until;
-            let Some(until) = until else { break };
-            tokio::time::sleep_until(until.into()).await;
-            match dial(&self.addr, connect_timeout).await {
-                Ok(c) => {
-                    let _ = c.shutdown_both();
-                    let mut h = self.health();
-                    *h = Health::default();
-                    drop(h);
-                    tracing::info!(endpoint = %self.addr, "target back after a successful probe");
-                    break;
-                }
-                Err(e) => {
-                    let mut h = self.health();
-                    h.backoff = (h.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-                    h.ejected_until = Some(Instant::now() + h.backoff);
-                    h.reason = e.to_string();
-                }
-            }
-        }
-        self.health().probing = false;
-    }
-}
-
-/// Decrements the endpoint's session count on drop.
-#[derive(Debug)]
-pub struct SessionGuard(Arc<Endpoint>);
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-#[derive(Debug, Default)]
 struct Resolved {
     endpoints: Vec<Arc<Endpoint>>,
     valid_until: Option<Instant>,
     error: Option<String>,
-    /// Lookups failed in a row: the retry waits 1 s, doubling up to 30 s.
-    failures: u32,
+    /// When a failed lookup is retried: 1 s doubling up to 30 s, jittered so that the sets of
+    /// every service do not all ask a recovering DNS server at once; reset by a good answer.
+    retry: Backoff,
+}
+
+impl Resolved {
+    fn new() -> Resolved {
+        Resolved {
+            endpoints: Vec::new(),
+            valid_until: None,
+            error: None,
+            retry: contract_backoff(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -178,6 +59,8 @@ pub struct TargetSet {
     /// Lookups that failed (the last good answer was kept).
     lookup_failures: AtomicUsize,
     resolver: Resolver,
+    /// Bumped whenever the endpoint list changes.
+    changes: watch::Sender<u64>,
 }
 
 impl fmt::Debug for TargetSet {
@@ -194,7 +77,7 @@ impl TargetSet {
         let entries = addresses
             .iter()
             .map(|a| {
-                let mut r = Resolved::default();
+                let mut r = Resolved::new();
                 if let Some(ep) = static_endpoint(a) {
                     r.endpoints.push(Endpoint::new(ep));
                     r.valid_until = Some(Instant::now() + Duration::from_secs(1 << 30));
@@ -210,12 +93,22 @@ impl TargetSet {
             rr: AtomicUsize::new(0),
             lookup_failures: AtomicUsize::new(0),
             resolver,
+            changes: watch::Sender::new(0),
         })
     }
 
     /// The configured addresses, as written.
     pub fn addresses(&self) -> Vec<Address> {
         self.entries.iter().map(|e| e.address.clone()).collect()
+    }
+
+    /// A counter bumped whenever the endpoint list changes (an answer added or dropped an
+    /// endpoint), so that whoever keeps something per endpoint, like the node's transport pools
+    /// of peers, can stop it for the endpoints that vanished ([`Endpoint::is_retired`]) and start
+    /// it for new ones. A new receiver has seen the current value: its `changed()` waits for the
+    /// next change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// True when some entry's answer has expired (a cheap check before [`Self::refresh`]).
@@ -240,42 +133,57 @@ impl TargetSet {
                     .resolver
                     .lookup(host, *port)
                     .await
-                    .map(|(a, t)| (a.into_iter().map(|a| (a, 0, 0)).collect::<Vec<_>>(), t)),
+                    .map(|(a, t)| (a.into_iter().map(|a| (a, 0, 0)).collect(), t)),
                 Address::Srv(name) => self.resolver.lookup_srv(name).await.map(|(v, t)| {
                     let v = v.into_iter().map(|s| (s.addr, s.priority, s.weight));
                     (v.collect(), t)
                 }),
                 _ => continue,
             };
-            match looked_up {
-                Ok((found, until)) => {
-                    let mut r = lock(&e.resolved);
-                    let old = std::mem::take(&mut r.endpoints);
-                    r.endpoints = found
-                        .into_iter()
-                        .map(|(a, priority, weight)| {
-                            let ep = EndpointAddr::Tcp(a);
-                            old.iter()
-                                .find(|o| {
-                                    o.addr == ep && o.priority == priority && o.weight == weight
-                                })
-                                .cloned()
-                                .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
-                        })
-                        .collect();
-                    r.valid_until = Some(until);
-                    r.error = None;
-                    r.failures = 0;
+            self.apply(e, looked_up);
+        }
+    }
+
+    /// Takes one entry's lookup result: a good answer replaces its endpoints (keeping those it
+    /// still lists, retiring the others), a failure keeps them and schedules the retry.
+    fn apply(&self, e: &Entry, looked_up: Result<Answer, String>) {
+        let mut r = lock(&e.resolved);
+        match looked_up {
+            Ok((found, until)) => {
+                let old = std::mem::take(&mut r.endpoints);
+                r.endpoints = found
+                    .into_iter()
+                    .map(|(a, priority, weight)| {
+                        let ep = EndpointAddr::Tcp(a);
+                        old.iter()
+                            .find(|o| o.addr == ep && o.priority == priority && o.weight == weight)
+                            .cloned()
+                            .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
+                    })
+                    .collect();
+                r.valid_until = Some(until);
+                r.error = None;
+                r.retry.reset();
+                let kept = |o: &Arc<Endpoint>| r.endpoints.iter().any(|n| Arc::ptr_eq(n, o));
+                let mut changed = r.endpoints.len() != old.len();
+                for gone in old.iter().filter(|o| !kept(o)) {
+                    tracing::info!(address = %e.address, endpoint = %gone.addr, "target no longer listed");
+                    gone.retire();
+                    changed = true;
                 }
-                Err(err) => {
-                    self.lookup_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(address = %e.address, %err, "lookup failed; keeping the last good targets");
-                    let mut r = lock(&e.resolved);
-                    let retry = (FIRST_BACKOFF * 2u32.saturating_pow(r.failures)).min(MAX_BACKOFF);
-                    r.failures = r.failures.saturating_add(1);
-                    r.valid_until = Some(now + retry);
-                    r.error = Some(err);
+                drop(r);
+                if changed {
+                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
                 }
+            }
+            Err(err) => {
+                self.lookup_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(address = %e.address, %err, "lookup failed; keeping the last good targets");
+                // From now, not from before the lookup: a resolver that took its time must not
+                // eat into the wait.
+                let retry = r.retry.next_delay();
+                r.valid_until = Some(Instant::now() + retry);
+                r.error = Some(err);
             }
         }
     }
@@ -363,13 +271,26 @@ impl TargetSet {
                 tick.tick().await;
                 let Some(set) = weak.upgrade() else { break };
                 set.refresh().await;
-                for ep in set.endpoints().into_iter().filter(|e| e.is_up()) {
+                // Lazy: an endpoint retired by a refresh meanwhile is skipped.
+                let live = set.endpoints().into_iter();
+                for ep in live.filter(|e| e.is_up() && !e.is_retired()) {
                     if let Err(e) = dial(&ep.addr, hc.timeout).await {
                         ep.eject(&format!("health check: {e}"), connect_timeout);
                     }
                 }
             }
         });
+    }
+}
+
+/// A replaced or removed set's endpoints are used by no new session: their probes stop too.
+impl Drop for TargetSet {
+    fn drop(&mut self) {
+        for e in &self.entries {
+            for ep in &lock(&e.resolved).endpoints {
+                ep.retire();
+            }
+        }
     }
 }
 
@@ -393,7 +314,10 @@ mod tests {
     use super::*;
     use busway_config::DnsConfig;
 
-    fn set(addrs: &[&str]) -> Arc<TargetSet> {
+    const S: Duration = Duration::from_secs(1);
+
+    /// A set of `HOST:PORT` addresses, resolving through `dns`.
+    fn set_via(addrs: &[&str], dns: SocketAddr) -> Arc<TargetSet> {
         let addrs: Vec<Address> = addrs
             .iter()
             .map(|a| {
@@ -404,7 +328,36 @@ mod tests {
                 }
             })
             .collect();
-        TargetSet::new(&addrs, Resolver::new(&DnsConfig::default()))
+        let cfg = DnsConfig {
+            servers: vec![dns],
+            min_ttl: S,
+        };
+        TargetSet::new(&addrs, Resolver::new(&cfg))
+    }
+
+    /// A set of IP literals: no lookup ever happens, so the resolver's server is a placeholder.
+    fn set(addrs: &[&str]) -> Arc<TargetSet> {
+        set_via(addrs, ([127, 0, 0, 1], 9).into())
+    }
+
+    /// A DNS server on a loopback port that answers every query at once with NXDOMAIN: a name
+    /// fails to resolve quickly and in the same way on every machine, whatever its resolver.
+    async fn nxdomain_dns() -> SocketAddr {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                if n < 12 {
+                    continue;
+                }
+                // The query itself, turned into its answer: QR set, RCODE 3 (NXDOMAIN).
+                buf[2] |= 0x80;
+                buf[3] = (buf[3] & 0xf0) | 3;
+                let _ = sock.send_to(&buf[..n], from).await;
+            }
+        });
+        addr
     }
 
     #[tokio::test]
@@ -482,27 +435,122 @@ mod tests {
         s.pick(Balance::RoundRobin, &[], usable)
     }
 
+    /// Every address on port 80, as a DNS answer valid for a minute.
+    fn answer(last_octets: &[u8]) -> Result<Answer, String> {
+        let found = last_octets
+            .iter()
+            .map(|o| (SocketAddr::from(([127, 0, 0, *o], 80)), 0, 0))
+            .collect();
+        Ok((found, Instant::now() + 60 * S))
+    }
+
+    fn retry_in(s: &TargetSet) -> Duration {
+        let until = lock(&s.entries[0].resolved).valid_until;
+        until.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        })
+    }
+
     #[tokio::test]
-    async fn failed_lookups_are_retried_with_backoff() {
-        let s = set(&["name.invalid:80"]);
-        let mut waits = Vec::new();
-        for _ in 0..3 {
+    async fn lookup_retries_follow_the_contract_schedule_and_a_good_answer_resets_it() {
+        let s = set(&["svc.test:80"]);
+        let e = &s.entries[0];
+        let fail = || Err::<Answer, _>("svc.test does not resolve".to_string());
+        for base in [1, 2, 4, 8, 16, 30, 30] {
+            s.apply(e, fail());
+            let wait = retry_in(&s);
+            // Never sooner than the base (a few ms may have passed since), at most 25 % later.
+            let base = base * S;
+            assert!(
+                wait + S / 20 >= base && wait <= base + base / 4,
+                "{wait:?} for {base:?}"
+            );
+        }
+        assert_eq!(s.lookup_failures(), 7);
+        s.apply(e, answer(&[1]));
+        assert!(s.problems().is_empty());
+        s.apply(e, fail());
+        assert!(retry_in(&s) <= S + S / 4, "not reset: {:?}", retry_in(&s));
+        // The last good answer is kept through failures.
+        assert_eq!(s.endpoints().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_that_an_answer_drops_is_retired_and_its_probe_ends() {
+        let s = set(&["svc.test:80"]);
+        let e = &s.entries[0];
+        let mut changes = s.changes();
+        s.apply(e, answer(&[1, 2]));
+        assert!(
+            changes.has_changed().unwrap_or(false),
+            "the first answer is a change"
+        );
+        changes.borrow_and_update();
+        let eps = s.endpoints();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let base = tasks();
+        eps[0].eject("test", Duration::from_millis(100));
+        assert_eq!(tasks(), base + 1, "its probe");
+        // The same answer again: same endpoints, no change.
+        s.apply(e, answer(&[2, 1]));
+        assert!(!changes.has_changed().unwrap_or(true));
+        assert!(s
+            .endpoints()
+            .iter()
+            .all(|n| eps.iter().any(|o| Arc::ptr_eq(n, o))));
+        // 127.0.0.1 vanishes: retired, its probe gone well before its 1 s backoff ends.
+        s.apply(e, answer(&[2]));
+        assert!(changes.has_changed().unwrap_or(false));
+        assert!(eps[0].is_retired() && !eps[1].is_retired());
+        let deadline = Instant::now() + S / 2;
+        while (tasks() > base || eps[0].is_probing()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(tasks(), base, "a probe is left behind");
+        assert!(!eps[0].is_probing());
+        // A new address is a change too, and is not retired.
+        changes.borrow_and_update();
+        s.apply(e, answer(&[2, 3]));
+        assert!(changes.has_changed().unwrap_or(false));
+        assert!(s.endpoints().iter().all(|n| !n.is_retired()));
+    }
+
+    #[tokio::test]
+    async fn dropping_a_set_retires_its_endpoints() {
+        let s = set(&["127.0.0.1:1"]);
+        let ep = s.endpoints()[0].clone();
+        drop(s);
+        assert!(ep.is_retired());
+    }
+
+    #[tokio::test]
+    async fn failed_lookups_through_a_dns_server_are_retried_with_backoff() {
+        let s = set_via(&["name.invalid:80"], nxdomain_dns().await);
+        for base in [1, 2, 4] {
             lock(&s.entries[0].resolved).valid_until = None;
             let before = Instant::now();
             s.refresh().await;
-            let until = lock(&s.entries[0].resolved).valid_until.unwrap();
-            waits.push((until - before).as_millis() / 100);
+            let after = Instant::now();
+            let until = lock(&s.entries[0].resolved).valid_until.unwrap_or(before);
+            // Measured from the failure, which lies between `before` and `after`: bounds that
+            // hold however long the lookup took.
+            let base = base * S;
+            assert!(until >= before + base, "retry sooner than {base:?}");
+            assert!(
+                until <= after + base + base / 4,
+                "retry later than {base:?} + 25 %"
+            );
         }
-        // 1 s, 2 s, 4 s (in tenths, allowing for the lookup's own time).
-        assert_eq!(
-            waits.iter().map(|w| w / 10).collect::<Vec<_>>(),
-            vec![1, 2, 4]
-        );
+        assert_eq!(s.lookup_failures(), 3);
     }
 
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_a_problem_not_a_panic() {
-        let s = set(&["name.invalid:80"]);
+        let s = set_via(&["name.invalid:80"], nxdomain_dns().await);
         s.refresh().await;
         assert!(s.endpoints().is_empty());
         let p = s.problems();

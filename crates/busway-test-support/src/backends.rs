@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running test backend.
 #[derive(Debug, Clone)]
@@ -252,4 +252,46 @@ pub fn recorder(reply: &'static [u8]) -> (Backend, Arc<std::sync::Mutex<Recordin
         }
     });
     (b, rec)
+}
+
+/// What a [`held_mirror`] saw, and when.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Bytes read (always 0 for a mirror that does not read).
+    pub bytes: usize,
+    /// When it read EOF.
+    pub eof_at: Option<Instant>,
+    /// When a write failed because the other side had closed the connection.
+    pub closed_at: Option<Instant>,
+}
+
+/// A mirror that never closes its side. With `reads` it reads everything until EOF; without, it
+/// never reads. Either way it then writes one byte every 50 ms until a write fails, which is
+/// how it learns, without closing or reading, that the other side closed the connection (a
+/// closed socket answers data with a reset). It gives up after 60 s.
+pub fn held_mirror(reads: bool) -> (Backend, Arc<std::sync::Mutex<Held>>) {
+    let held = Arc::new(std::sync::Mutex::new(Held::default()));
+    let h = held.clone();
+    let b = serve(move |mut s| {
+        if reads {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => h.lock().unwrap_or_else(|e| e.into_inner()).bytes += n,
+                    Err(_) => return,
+                }
+            }
+            h.lock().unwrap_or_else(|e| e.into_inner()).eof_at = Some(Instant::now());
+        }
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < give_up {
+            if s.write_all(b".").is_err() {
+                h.lock().unwrap_or_else(|e| e.into_inner()).closed_at = Some(Instant::now());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    (b, held)
 }

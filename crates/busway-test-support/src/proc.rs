@@ -255,6 +255,13 @@ impl Proc {
         }
     }
 
+    /// How many descriptors the process has open, from /proc (0 once it is gone).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();

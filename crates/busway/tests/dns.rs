@@ -1,5 +1,6 @@
 //! Living target sets through a real DNS server (dnsmasq on a loopback port): every A record is
-//! a target, SRV priority and weight are honoured, and a changed answer is picked up at its TTL.
+//! a target, SRV priority and weight are honoured, and a changed answer is picked up at its TTL
+//! (and the addresses it dropped cost nothing more).
 
 mod common;
 
@@ -10,6 +11,11 @@ use common::*;
 
 /// A direct (L4) node resolving through `dns`, in front of `backends`.
 fn direct_node(dir: &TempDir, dns: &Dnsmasq, backends: &str) -> Proc {
+    direct_node_with(dir, dns, backends, "")
+}
+
+/// [`direct_node`] with `extra` keys in its service.
+fn direct_node_with(dir: &TempDir, dns: &Dnsmasq, backends: &str, extra: &str) -> Proc {
     let cfg = format!(
         r#"
 [node]
@@ -24,6 +30,7 @@ name = "chat"
 listen = ["tcp://127.0.0.1:0"]
 backends = [{backends}]
 mode = "one-to-one"
+{extra}
 "#,
         dns.addr
     );
@@ -127,5 +134,38 @@ fn a_name_that_does_not_resolve_is_not_fatal_and_readyz_names_it() {
         "busway_dns_lookup_failures_total{service=\"chat\"}"
     )
     .is_some_and(|v| v >= 1.0));
+    assert_eq!(http::get(&node.addr("admin"), "/healthz").status, 200);
+}
+
+#[test]
+fn an_address_the_answer_dropped_gets_no_more_health_checks() {
+    let dir = TempDir::new("dns-gone");
+    let echoes = backends::echo_on_loopbacks(&[6, 7]);
+    let port = echoes[0].addr.rsplit(':').next().unwrap().to_string();
+    let dns = Dnsmasq::start(&dir, "127.0.0.6 gone.test\n", &[]);
+    let node = direct_node_with(
+        &dir,
+        &dns,
+        &format!("\"tcp://gone.test:{port}\""),
+        "health_check = { interval = \"100ms\", timeout = \"500ms\" }",
+    );
+    // Each health check is one connection accepted by the backend.
+    assert!(
+        wait_for(Duration::from_secs(3), || echoes[0].accepted() >= 3),
+        "127.0.0.6 is not health-checked"
+    );
+    dns.set_hosts("127.0.0.7 gone.test\n");
+    assert!(
+        wait_for(Duration::from_secs(5), || echoes[1].accepted() >= 3),
+        "the new address is not health-checked"
+    );
+    let before = echoes[0].accepted();
+    // Ten check intervals.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        echoes[0].accepted(),
+        before,
+        "the address that left the answer is still checked"
+    );
     assert_eq!(http::get(&node.addr("admin"), "/healthz").status, 200);
 }
