@@ -7,10 +7,15 @@
       currently holds is written to STATUS_FILE (at most every 50 ms).
 
   idle.py measure --port P --sessions N --status STATUS_FILE [--pids 1,2] [--settle 2]
+                 [--timeout 60] [--stall S] [--prime]
       Opens N idle client connections to 127.0.0.1:P, waits until the backend
-      holds N (bounded), waits --settle seconds, and reports the RSS (VmRSS) of
-      the given pids before and after as one JSON object on stdout. Then closes
-      every connection and reports how long the backend took to see them all go.
+      holds N (bounded by --timeout, and by --stall seconds without the count
+      moving), waits --settle seconds, and reports the RSS (VmRSS) of the given
+      pids before and after as one JSON object on stdout. Then closes every
+      connection and reports how long the backend took to see them all go.
+      --prime sends one byte on each connection right after it connects (for a
+      proxy that opens nothing onward until the client sends data); the backend
+      reads and discards it, and never writes.
 """
 
 import argparse
@@ -136,6 +141,8 @@ def measure(args):
         s.settimeout(5)
         try:
             s.connect(("127.0.0.1", args.port))
+            if args.prime:
+                s.sendall(b"x")
             socks.append(s)
         except OSError as e:
             s.close()
@@ -146,11 +153,22 @@ def measure(args):
     out["opened"] = len(socks)
     out["connect_seconds"] = round(time.monotonic() - t0, 3)
     out["connect_errors"] = errors
-    # wait until the backend holds every session (bounded)
+    # wait until the backend holds every session (bounded; also by a stall of the count)
     want = max(base, 0) + len(socks)
-    while time.monotonic() < deadline and read_status(args.status) < want:
+    seen, moved = read_status(args.status), time.monotonic()
+    stalled = False
+    while time.monotonic() < deadline and seen < want:
         time.sleep(0.05)
+        now_seen = read_status(args.status)
+        if now_seen != seen:
+            seen, moved = now_seen, time.monotonic()
+        elif args.stall and time.monotonic() - moved > args.stall:
+            stalled = True
+            break
     out["backend_held"] = read_status(args.status) - max(base, 0)
+    out["primed"] = bool(args.prime)
+    if stalled:
+        out["stalled_s"] = args.stall
     out["reach_backend_seconds"] = round(time.monotonic() - t0, 3)
     time.sleep(args.settle)
     # sessions closed by the proxy while idle would show up as readable EOF
@@ -200,6 +218,9 @@ def main():
     m.add_argument("--settle", type=float, default=2.0)
     m.add_argument("--timeout", type=float, default=60.0)
     m.add_argument("--drain-timeout", type=float, default=10.0)
+    m.add_argument("--stall", type=float, default=0.0,
+                   help="stop waiting for the backend after this many seconds without progress (0: off)")
+    m.add_argument("--prime", action="store_true", help="send one byte on each connection")
     a = ap.parse_args()
     if a.cmd == "serve":
         serve(a.port, a.status)

@@ -8,7 +8,8 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ["direct", "haproxy", "busway"]
+SYSTEMS = ["direct", "haproxy", "busway", "cloudbus"]
+HEADS = {"direct": "direct", "haproxy": "haproxy ×2", "busway": "busway ×2", "cloudbus": "Cloudbus ×2"}
 
 # key, label, test, field, higher_is_better, target on busway/haproxy (op, value) or None, decimals
 METRICS = [
@@ -19,12 +20,17 @@ METRICS = [
     ("close_rps", "HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, (">=", 1.5), 0),
     ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
     ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, ("<=", 1.0), 2),
+    # the same on fresh proxies, each session having sent one byte: compares with a chain that
+    # opens its onward connections only on the client's first data (Cloudbus)
+    ("idle_primed", "idle memory, 1 byte sent per session (KiB/session)", "idle_primed",
+     "kib_per_session", False, None, 2),
     ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, ("<=", 1.0), 3),
     # informational: the proxies' CPU per HTTP request (less sensitive to other load on the box)
     ("ka_cpu", "proxy CPU per keep-alive request (µs)", "wrk_ka", "cpu_us_per_req", False, None, 1),
     ("close_cpu", "proxy CPU per `Connection: close` request (µs)", "wrk_close", "cpu_us_per_req", False, None, 1),
 ]
-NO_PROXY = ("idle", "cpu", "ka_cpu", "close_cpu")
+NO_PROXY = ("idle", "idle_primed", "cpu", "ka_cpu", "close_cpu")
+IDLE_TESTS = ("idle", "idle_primed")
 
 
 def fmt(v, d):
@@ -48,12 +54,36 @@ def load(path):
     return rows
 
 
+def unforwarded(r):
+    """An idle measurement in which no session reached the backend: the chain held nothing
+    onward (Cloudbus dials only on a client's first byte), so its RSS growth is not a figure
+    per session through the chain."""
+    return (r.get("test") in IDLE_TESTS and not r.get("error") and (r.get("opened") or 0) > 0
+            and (r.get("backend_held") or 0) <= 0)
+
+
 def values(rows, system, test, field):
     out = []
     for r in rows:
-        if r.get("system") == system and r.get("test") == test and r.get(field) is not None:
+        if r.get("system") == system and r.get("test") == test and r.get(field) is not None \
+                and not unforwarded(r):
             out.append((r.get("round"), r[field]))
     return out
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def machine(meta):
+    """One line naming the machine the figures came from."""
+    cpu = meta.get("cpu", "?")
+    if meta.get("cpu_id"):
+        cpu += f" ({meta['cpu_id']})"
+    kernel = meta.get("kernel", "?")
+    if meta.get("kernel_version"):
+        kernel += f" {meta['kernel_version']}"
+    return f"**Machine:** {cpu}; {meta.get('nproc', '?')} CPUs; Linux {kernel}"
 
 
 def main():
@@ -62,22 +92,38 @@ def main():
     p = print
     p("# busway comparison benchmark")
     p()
+    p(machine(meta))
+    p()
     p(f"Run `{meta.get('run_id', '?')}`: {meta.get('rounds', '?')} round(s), "
       f"{meta.get('duration', '?')} s per load test, {meta.get('idle_sessions', '?')} idle sessions; "
       f"systems interleaved per round.")
     p()
-    for k in ("cpu", "nproc", "kernel", "haproxy", "nginx", "wrk", "iperf3", "busway"):
+    for k in ("haproxy", "nginx", "wrk", "iperf3", "busway", "cloudbus"):
         if k in meta:
             p(f"- {k}: {meta[k]}")
+    for k, why in (meta.get("skipped") or {}).items():
+        p(f"- {k}: **skipped**: {why}")
     p()
-    p("Cells: median (min–max over rounds). Ratios are of medians. Targets apply to busway/haproxy.")
+    # Cloudbus gets columns when this run asked for it (older runs have no "systems": then
+    # when it has rows)
+    with_cb = "cloudbus" in meta.get("systems", []) or any(r.get("system") == "cloudbus" for r in rows)
+    shown = [s for s in SYSTEMS if s != "cloudbus" or with_cb]
+    p("Cells: median (min–max over rounds). Ratios are of medians. Targets apply to busway/haproxy"
+      + ("; \"ahead\" says whether busway beats Cloudbus on that row." if with_cb else "."))
     p()
-    p("| metric | direct | haproxy ×2 | busway ×2 | busway/haproxy | target | met | busway/direct |")
-    p("|---|---|---|---|---|---|---|---|")
+    head = ["metric"] + [HEADS[s] for s in shown] + ["busway/haproxy", "target", "met"]
+    if with_cb:
+        head += ["busway/Cloudbus", "ahead"]
+    head += ["busway/direct"]
+    p("| " + " | ".join(head) + " |")
+    p("|" + "---|" * len(head))
     med = {}
+    na_notes = {}   # system -> unforwarded idle records, explained under the table
     for key, label, test, field, higher, target, d in METRICS:
+        if key == "idle_primed" and not any(r.get("test") == test for r in rows):
+            continue   # IDLE_PRIMED=0, or a run from before the test existed
         cells = []
-        for s in SYSTEMS:
+        for s in shown:
             vs = [v for _, v in values(rows, s, test, field)]
             if s == "direct" and key in NO_PROXY:
                 med[(key, s)] = None
@@ -85,8 +131,13 @@ def main():
                 continue
             if not vs:
                 med[(key, s)] = None
+                unf = [r for r in rows if r.get("system") == s and r.get("test") == test and unforwarded(r)]
                 ran = any(r.get("system") == s for r in rows)
-                cells.append("failed" if ran else "not run")
+                if unf:
+                    na_notes.setdefault(s, []).extend(unf)
+                    cells.append("n/a †")
+                else:
+                    cells.append("failed" if ran else "not run")
                 continue
             m = statistics.median(vs)
             med[(key, s)] = m
@@ -95,8 +146,8 @@ def main():
             else:
                 cells.append(f"{fmt(m, d)} ({fmt(min(vs), d)}–{fmt(max(vs), d)})")
         b, h, dr = med[(key, "busway")], med[(key, "haproxy")], med[(key, "direct")]
-        rh = b / h if b is not None and h not in (None, 0) else None
-        rd = b / dr if b is not None and dr not in (None, 0) else None
+        c = med.get((key, "cloudbus"))
+        rh, rd, rc = ratio(b, h), ratio(b, dr), ratio(b, c)
         if target is None:
             tcell, met = "—", "—"
         else:
@@ -111,10 +162,36 @@ def main():
             else:
                 ok = rh >= tv if op == ">=" else rh <= tv
                 met = "**yes**" if ok else "**no**"
-        p(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | "
-          f"{fmt(rh, 2) + '×' if rh is not None else '—'} | {tcell} | {met} | "
-          f"{fmt(rd, 2) + '×' if rd is not None else '—'} |")
+        line = [label] + cells + [fmt(rh, 2) + "×" if rh is not None else "—", tcell, met]
+        if with_cb:
+            if b is None or c is None:
+                ahead = "—"
+            else:
+                ahead = "yes" if (b > c if higher else b < c) else "**no**"
+            line += [fmt(rc, 2) + "×" if rc is not None else "—", ahead]
+        line += [fmt(rd, 2) + "×" if rd is not None else "—"]
+        p("| " + " | ".join(line) + " |")
     p()
+    for s, recs in na_notes.items():
+        recs = sorted(recs, key=lambda r: (str(r.get("test")), r.get("round") or 0))
+        growth = [r["kib_per_session"] for r in recs if r.get("kib_per_session") is not None]
+        tests = sorted({r.get("test") for r in recs})
+        what = (f"† n/a for {HEADS[s]} ({', '.join(tests)}): none of the "
+                f"{recs[0].get('opened')} sessions reached the backend "
+                f"(it held {', '.join(str(r.get('backend_held')) for r in recs)} when the wait ended)")
+        if s == "cloudbus":
+            what += (". Cloudbus's controller opens nothing onward until the client sends data: "
+                     "an idle session is one accepted socket at the controller, with no connection "
+                     "to the segment or the backend, so its memory does not compare with a chain "
+                     "that holds the whole path open")
+        if growth:
+            what += (f"; the proxies' RSS grew by {', '.join(fmt(g, 2) for g in growth)} KiB per "
+                     f"accepted session")
+        if s == "cloudbus" and "idle_primed" not in tests and any(
+                r.get("test") == "idle_primed" and r.get("system") == s for r in rows):
+            what += ". The row \"1 byte sent per session\" gives the comparable figure"
+        p(what + ".")
+        p()
 
     # per-round values
     p("## Per-round values")
@@ -123,10 +200,16 @@ def main():
     p("| metric | system | " + " | ".join(f"round {i}" for i in rounds) + " |")
     p("|---|---|" + "---|" * len(rounds))
     for key, label, test, field, higher, target, d in METRICS:
-        for s in SYSTEMS:
+        if key == "idle_primed" and not any(r.get("test") == test for r in rows):
+            continue
+        for s in shown:
             if s == "direct" and key in NO_PROXY:
                 continue
             by = dict(values(rows, s, test, field))
+            if not by and any(r.get("system") == s and r.get("test") == test and unforwarded(r) for r in rows):
+                by = {r.get("round"): None for r in rows if r.get("system") == s and r.get("test") == test}
+                p(f"| {label} | {s} | " + " | ".join("n/a †" if i in by else "—" for i in rounds) + " |")
+                continue
             p(f"| {label} | {s} | " + " | ".join(fmt(by.get(i), d) for i in rounds) + " |")
     p()
 
@@ -142,7 +225,7 @@ def main():
                 notes.append(f"round {rd}, {s}, {t}: wrk socket errors {se}")
             if r.get("non_2xx"):
                 notes.append(f"round {rd}, {s}, {t}: {r['non_2xx']} non-2xx/3xx responses")
-        if t == "idle" and not r.get("error"):
+        if t in IDLE_TESTS and not r.get("error"):
             want = r.get("sessions_wanted")
             extra = []
             if r.get("opened") != want:
@@ -154,8 +237,10 @@ def main():
             if r.get("backend_held_after_close", 0) > 0:
                 extra.append(f"backend still held {r['backend_held_after_close']} "
                              f"{r.get('release_seconds')} s after the clients closed")
+            if r.get("stalled_s"):
+                extra.append(f"stopped waiting after {r['stalled_s']} s without progress")
             if extra:
-                notes.append(f"round {rd}, {s}, idle: " + "; ".join(extra))
+                notes.append(f"round {rd}, {s}, {t}: " + "; ".join(extra))
         if t == "stop" and r.get("forced"):
             notes.append(f"round {rd}, {s}: {r.get('proc')} did not exit within "
                          f"{r.get('waited_s')} s of SIGTERM; killed")
@@ -205,16 +290,18 @@ def main():
             p(f"- round {r.get('round')}, {r.get('system')}: "
               f"{starts.get((r.get('round'), r.get('system')))} → {r.get('rss_kib')}")
         p()
-    idle = [r for r in rows if r.get("test") == "idle" and r.get("rss_before_each_kib")]
+    idle = [r for r in rows if r.get("test") in IDLE_TESTS and r.get("rss_before_each_kib")]
     if idle:
         p("Idle test detail (RSS in KiB of each proxy process, before → after):")
         p()
         for r in idle:
-            p(f"- round {r.get('round')}, {r.get('system')}: "
+            reach = (f"all at backend after {r.get('reach_backend_seconds')} s"
+                     if r.get("backend_held") == r.get("opened") else
+                     f"{r.get('backend_held')} at backend after {r.get('reach_backend_seconds')} s")
+            p(f"- round {r.get('round')}, {r.get('system')}, {r.get('test')}: "
               f"{r.get('rss_before_each_kib')} → {r.get('rss_after_each_kib')}, "
               f"{r.get('opened')} sessions, connect {r.get('connect_seconds')} s, "
-              f"all at backend after {r.get('reach_backend_seconds')} s, "
-              f"released in {r.get('release_seconds')} s")
+              f"{reach}, released in {r.get('release_seconds')} s")
         p()
 
 
