@@ -17,6 +17,7 @@ pub mod listen;
 pub mod metrics;
 pub mod mirror;
 pub mod node;
+mod peers;
 pub mod pump;
 pub mod service;
 pub mod session;

@@ -44,6 +44,8 @@ pub struct Node {
     admin_listener: Mutex<Option<ListenerHandle>>,
     admin_token: RwLock<Option<Secret>>,
     config: Mutex<NodeConfig>,
+    /// Bumped after every applied reload.
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 /// Listeners bound but not yet serving.
@@ -155,6 +157,7 @@ impl Node {
             admin_listener: Mutex::new(None),
             admin_token: RwLock::new(cfg.admin.as_ref().and_then(|a| a.token.clone())),
             config: Mutex::new(cfg.clone()),
+            reloads: tokio::sync::watch::channel(0).0,
         });
         for s in &cfg.services {
             node.add_service(s.clone());
@@ -179,6 +182,7 @@ impl Node {
             });
         }
         node.warm_up().await;
+        crate::peers::spawn(&node);
         Ok((node, lines))
     }
 
@@ -267,7 +271,7 @@ impl Node {
             let node = busway_proto::clip(&t.node(), 128).to_string();
             // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
             // protocol, handshake or socket failure is what an operator must see.
-            if matches!(reason, driver::Closed::PeerClosed) {
+            if reason.is_routine() {
                 tracing::info!(peer = %t.peer, %node, %reason, "bus transport closed");
             } else {
                 tracing::warn!(peer = %t.peer, %node, %reason, "bus transport closed");
@@ -463,18 +467,8 @@ impl Node {
             new.admin.as_ref().and_then(|a| a.token.clone());
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = new;
         self.warm_up().await;
-        let mut used = Vec::new();
-        for svc in self.services() {
-            if matches!(svc.config().targets, Targets::Peers(_)) {
-                used.extend(
-                    svc.targets()
-                        .endpoints()
-                        .into_iter()
-                        .map(|e| e.addr.clone()),
-                );
-            }
-        }
-        self.pools.retain(|ep| used.contains(ep));
+        self.prune_pools();
+        self.reloads.send_modify(|v| *v += 1);
         Ok(())
     }
 
@@ -547,6 +541,11 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Changes after every applied reload.
+    pub(crate) fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     /// The node's configuration as last applied.

@@ -62,6 +62,16 @@ pub enum Closed {
     Io(#[from] io::Error),
     #[error("the peer closed the connection")]
     PeerClosed,
+    /// A GoAway was said or heard and the last stream ended: nothing more can use it.
+    #[error("drained: going away and no stream left")]
+    Drained,
+}
+
+impl Closed {
+    /// Routine ends (a peer hanging up, a drain), as opposed to failures an operator must see.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, Closed::PeerClosed | Closed::Drained)
+    }
 }
 
 /// How to run one transport.
@@ -114,6 +124,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         for _ in 0..ROUNDS {
             let (progress, wants_input) = self.exchange(cx)?;
+            if self.drained() {
+                return Poll::Ready(Err(Closed::Drained));
+            }
             if progress.is_none() {
                 // A session woke us: let the others that are ready queue their frames too.
                 self.yielded = true;
@@ -218,6 +231,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         }
         Ok((Some(took), wants_input))
+    }
+
+    /// Said or heard GoAway, no stream left, nothing left to write: the transport is done.
+    fn drained(&self) -> bool {
+        if !self.out.is_empty() {
+            return false;
+        }
+        let g = self.t.lock();
+        g.conn.is_going_away() && g.conn.stream_count() == 0 && !g.conn.wants_transmit()
     }
 
     /// Writes as much of the output as the socket takes now; true if it took any.

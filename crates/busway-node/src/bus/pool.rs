@@ -1,7 +1,8 @@
 //! Transports kept open to each peer.
 //!
 //! A pool dials `connections_per_peer` transports to one peer endpoint and keeps redialling each
-//! with backoff (100 ms doubling to 5 s, reset once a transport has lived 10 s), so a peer that
+//! with the jittered [`Backoff`] (100 ms doubling to 5 s, reset once a transport has lived 10 s:
+//! nodes that lost the same peer do not all redial it in step), so a peer that
 //! comes back is used again without any session paying for the dial. Sessions go to the usable
 //! transport carrying the fewest streams.
 //!
@@ -16,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use busway_net::{dial, EndpointAddr};
+use busway_net::{dial, Backoff, EndpointAddr};
 use busway_proto::{OpenParams, Side};
 use tokio::sync::{oneshot, watch};
 
@@ -183,7 +184,7 @@ impl PeerPool {
 }
 
 async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         let Some(p) = pool.upgrade() else { return };
         if *p.stopped.borrow() {
@@ -216,9 +217,9 @@ async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
                         p.set_phase(slot, Phase::Up);
                     }
                 }
-                let reason = match run.await {
-                    Ok(r) => r.to_string(),
-                    Err(e) => e.to_string(),
+                let (reason, routine) = match run.await {
+                    Ok(r) => (r.to_string(), r.is_routine()),
+                    Err(e) => (e.to_string(), false),
                 };
                 if let Some(p) = pool.upgrade() {
                     p.live().retain(|x| !Arc::ptr_eq(x, &t));
@@ -229,9 +230,17 @@ async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
                         *lock(&p.last_error) = reason.clone();
                     }
                 }
-                tracing::warn!(peer = %endpoint, %reason, "transport closed; redialling");
+                if *stopped.borrow() {
+                    tracing::info!(peer = %endpoint, %reason, "transport closed; peer no longer used");
+                    return;
+                }
+                if routine {
+                    tracing::info!(peer = %endpoint, %reason, "transport closed; redialling");
+                } else {
+                    tracing::warn!(peer = %endpoint, %reason, "transport closed; redialling");
+                }
                 if started.elapsed() > STABLE_AFTER {
-                    backoff = FIRST_BACKOFF;
+                    backoff.reset();
                 }
             }
             Err(e) => {
@@ -243,10 +252,9 @@ async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stopped.changed() => return,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
