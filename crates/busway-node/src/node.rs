@@ -485,6 +485,7 @@ impl Node {
     /// Stops accepting, tells peers we are going away, lets sessions finish for up to `grace`,
     /// then closes what is left and removes the socket files the node created.
     pub async fn shutdown(&self, grace: Duration) {
+        let draining_since = tokio::time::Instant::now();
         for svc in self.services() {
             svc.close_listeners();
         }
@@ -516,6 +517,19 @@ impl Node {
             );
             self.sessions.kill_all();
             self.sessions.wait_empty(Duration::from_millis(500)).await;
+        }
+        // What sessions queued for gRPC upstreams is handed over before the runtime stops, within
+        // what is left of the grace; every gateway at once.
+        let left = grace.saturating_sub(draining_since.elapsed());
+        let flushes: Vec<_> = self
+            .services()
+            .into_iter()
+            .map(|svc| tokio::spawn(async move { svc.flush_gateway(left).await }))
+            .collect();
+        for f in flushes {
+            if !f.await.unwrap_or(false) {
+                tracing::warn!("messages queued for a gRPC upstream may be lost: not handed over within shutdown_grace");
+            }
         }
         for svc in self.services() {
             svc.stop_gateway();
