@@ -7,23 +7,14 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use busway_grpc::reference::{Mode, Options};
 use busway_grpc::{EVENT_QUEUE, QUEUE};
-use bytes::Bytes;
-use common::{fill, metric, until, Server, ANSWER};
+use common::{metric, sink, until, ANSWER, CHUNK};
 
 const DROPPED: &str = "busway_grpc_events_dropped_total{service=\"gw\"}";
 
-/// One client read: the most the node puts in one message.
-const CHUNK: usize = 16 * 1024;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn departures_while_the_queue_is_full_spawn_nothing_and_every_drop_is_counted() {
-    let s = Server::start(Options {
-        mode: Mode::Sink,
-        ..Options::default()
-    })
-    .await;
+    let s = sink().await;
     let gw = s.gateway(true).await;
     let k = EVENT_QUEUE + 100;
     let mut clients = Vec::with_capacity(k);
@@ -37,10 +28,7 @@ async fn departures_while_the_queue_is_full_spawn_nothing_and_every_drop_is_coun
     );
 
     // The upstream stops reading; one client fills its queue and the HTTP/2 window behind it.
-    s.controls.pause(true);
-    let flooder = gw.attach("flooder".into()).await.expect("attached");
-    let chunk = Bytes::from(vec![7u8; CHUNK]);
-    let taken = fill(&flooder, chunk, Duration::from_millis(300)).await;
+    let (_flooder, taken) = s.stall(&gw).await;
     // The queue, the call's 1 MiB stream window and what tonic and h2 hold between them.
     let bound = (QUEUE * CHUNK + (1 << 20) + 4 * CHUNK) as u64;
     assert!(taken <= bound, "{taken} bytes taken, bound {bound}");
@@ -82,20 +70,9 @@ async fn departures_while_the_queue_is_full_spawn_nothing_and_every_drop_is_coun
 /// queue was full) is not announced as leaving either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_never_announced_is_not_announced_leaving() {
-    let s = Server::start(Options {
-        mode: Mode::Sink,
-        ..Options::default()
-    })
-    .await;
+    let s = sink().await;
     let gw = s.gateway(true).await;
-    s.controls.pause(true);
-    let flooder = gw.attach("flooder".into()).await.expect("attached");
-    let taken = fill(
-        &flooder,
-        Bytes::from(vec![1u8; CHUNK]),
-        Duration::from_millis(300),
-    )
-    .await;
+    let (flooder, taken) = s.stall(&gw).await;
     let late = tokio::time::timeout(Duration::from_millis(200), gw.attach("late".into())).await;
     assert!(late.is_err(), "an arrival waits for room in the queue");
     drop(flooder);

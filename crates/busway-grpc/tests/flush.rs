@@ -6,31 +6,13 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use busway_grpc::reference::{Mode, Options};
-use bytes::Bytes;
-use common::{fill, Server, ANSWER};
-
-const CHUNK: usize = 16 * 1024;
-
-fn sink() -> Options {
-    Options {
-        mode: Mode::Sink,
-        ..Options::default()
-    }
-}
+use common::{sink, ANSWER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_returns_once_the_upstream_has_read_everything_queued() {
-    let s = Server::start(sink()).await;
+    let s = sink().await;
     let gw = s.gateway(false).await;
-    s.controls.pause(true);
-    let d = gw.attach("c".into()).await.expect("attached");
-    let taken = fill(
-        &d,
-        Bytes::from(vec![3u8; CHUNK]),
-        Duration::from_millis(300),
-    )
-    .await;
+    let (d, taken) = s.stall(&gw).await;
     drop(d);
     assert!(s.seen.data_bytes.load(Ordering::Acquire) < taken);
     // The upstream reads again only while flush is already waiting.
@@ -46,16 +28,9 @@ async fn flush_returns_once_the_upstream_has_read_everything_queued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_gives_up_at_its_limit_and_says_so() {
-    let s = Server::start(sink()).await;
+    let s = sink().await;
     let gw = s.gateway(false).await;
-    s.controls.pause(true);
-    let d = gw.attach("c".into()).await.expect("attached");
-    fill(
-        &d,
-        Bytes::from(vec![3u8; CHUNK]),
-        Duration::from_millis(300),
-    )
-    .await;
+    let (d, _) = s.stall(&gw).await;
     drop(d);
     let limit = Duration::from_millis(300);
     let t0 = Instant::now();
@@ -73,7 +48,7 @@ async fn flush_gives_up_at_its_limit_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_gateway_flushes_at_once() {
-    let s = Server::start(sink()).await;
+    let s = sink().await;
     let gw = s.gateway(false).await;
     let t0 = Instant::now();
     assert!(gw.flush(ANSWER).await);

@@ -197,17 +197,36 @@ pub fn metric(gw: &Arc<Gateway>, series: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Fills `d`'s upstream, which must have stopped reading: sends `chunk`s until one is not taken
-/// within `stall`. Returns the bytes taken.
-pub async fn fill(d: &busway_grpc::Downstream, chunk: bytes::Bytes, stall: Duration) -> u64 {
-    let mut sent = 0u64;
-    while let Ok(r) = tokio::time::timeout(stall, d.send(chunk.clone())).await {
-        r.expect("the downstream is open");
-        sent += chunk.len() as u64;
-        assert!(
-            sent < 64 << 20,
-            "64 MiB taken for an upstream that reads nothing"
-        );
+/// One client read: the most the node puts in one message.
+pub const CHUNK: usize = 16 * 1024;
+
+/// A reference upstream that reads data and never answers it.
+pub async fn sink() -> Server {
+    Server::start(Options {
+        mode: busway_grpc::reference::Mode::Sink,
+        ..Options::default()
+    })
+    .await
+}
+
+impl Server {
+    /// Stops reading, then fills `gw`'s queue for it (and the HTTP/2 window behind it) from a
+    /// new downstream, a [`CHUNK`] at a time, until one is not taken within 300 ms. Returns that
+    /// downstream and the bytes taken.
+    pub async fn stall(&self, gw: &Arc<Gateway>) -> (busway_grpc::Downstream, u64) {
+        self.controls.pause(true);
+        let d = gw.attach("flooder".into()).await.expect("attached");
+        let chunk = bytes::Bytes::from(vec![7u8; CHUNK]);
+        let mut taken = 0u64;
+        let stall = Duration::from_millis(300);
+        while let Ok(r) = tokio::time::timeout(stall, d.send(chunk.clone())).await {
+            r.expect("the downstream is open");
+            taken += CHUNK as u64;
+            assert!(
+                taken < 64 << 20,
+                "64 MiB taken for an upstream that reads nothing"
+            );
+        }
+        (d, taken)
     }
-    sent
 }
