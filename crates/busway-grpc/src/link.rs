@@ -283,3 +283,19 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     cap_owned(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_upstream_says_is_cut_short() {
+        let st = tonic::Status::internal("é".repeat(64 * 1024));
+        let line = status(&st);
+        assert_eq!(line.chars().count(), crate::text::LOG_TEXT + 1, "{line}");
+        assert!(
+            line.starts_with("Internal: éé") && line.ends_with('…'),
+            "{line}"
+        );
+    }
+}

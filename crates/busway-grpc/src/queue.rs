@@ -199,7 +199,12 @@ impl Stream for Outgoing {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if !self.rx_closed {
-            *self.shared.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            {
+                let mut w = self.shared.waker.lock().unwrap_or_else(|e| e.into_inner());
+                if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *w = Some(cx.waker().clone());
+                }
+            }
             if self.shared.closing.load(Ordering::Acquire) {
                 // From here a send is refused by the channel itself, so nothing can be queued
                 // after the stream has ended; what is already in it is still handed over.
