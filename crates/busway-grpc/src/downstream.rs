@@ -46,6 +46,8 @@ pub(crate) struct DownShared {
     pub started_ms: u64,
     out: Mutex<OutQueue>,
     kicked: AtomicBool,
+    /// A `CONNECTED` was queued for it: only then does an upstream hear it leave.
+    pub announced: AtomicBool,
     /// Wakes the writer (a reply queued, or kicked).
     wake: Notify,
     /// Wakes whoever waits in [`Downstream::kicked`], even while the writer is blocked.
@@ -87,6 +89,7 @@ impl DownShared {
             started_ms: now_ms,
             out: Mutex::new(OutQueue::default()),
             kicked: AtomicBool::new(false),
+            announced: AtomicBool::new(false),
             wake: Notify::new(),
             kick: Notify::new(),
         }

@@ -10,6 +10,8 @@
 //! - [`downstream`]: one client's uuid, counters and bounded reply queue;
 //! - [`upstream`]: one upstream's health flags and counters;
 //! - `link`: the task that keeps an upstream's connection and three calls alive;
+//! - `queue`: the bounded queue into one upstream's call, for data and lifecycle events;
+//! - [`text`]: peer-supplied text cut short before it is logged;
 //! - [`reference`]: the reference upstream used by tests, demos and benchmarks.
 
 pub mod downstream;
@@ -17,11 +19,14 @@ pub mod gateway;
 mod link;
 pub mod metrics;
 pub mod pb;
+mod queue;
 pub mod reference;
+pub mod text;
 pub mod time;
 pub mod upstream;
 
 pub use downstream::{Closed, Downstream, DownstreamView, Undelivered, OUT_CAP};
 pub use gateway::{AddError, Broadcast, Gateway, NoUpstream, Settings};
 pub use link::MAX_MESSAGE;
+pub use queue::{EVENT_QUEUE, QUEUE};
 pub use upstream::UpstreamView;

@@ -5,47 +5,46 @@
 //! healthy upstreams, what was lost is counted, and the connection is redialled with backoff.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use busway_config::Address;
 use tokio::sync::mpsc;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
-use tonic::codegen::tokio_stream::Stream;
+use tokio::time::{sleep, sleep_until, timeout, timeout_at, Instant};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::gateway::Gateway;
 use crate::pb::upstream_peer_service_client::UpstreamPeerServiceClient;
-use crate::pb::InputStreamRequest;
-use crate::upstream::{CallCounters, CallHandle, Flag, Upstream};
+use crate::queue::{call_queue, CallCounters};
+use crate::text::cap_owned;
+use crate::upstream::{Flag, Upstream};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A connection that stayed up this long starts the next backoff from the minimum again.
 const STABLE: Duration = Duration::from_secs(10);
-/// Messages queued for one upstream's call beyond what HTTP/2 flow control already holds.
-/// Small: these are what is lost if the upstream dies, and a full queue is what slows clients.
-const QUEUE: usize = 128;
 /// The largest message accepted from (and sent to) an upstream: gRPC's usual default.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 /// How long a removed upstream gets to take what was already queued for it.
-const DRAIN: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN: Duration = Duration::from_secs(5);
 
 type Client = UpstreamPeerServiceClient<Channel>;
 
 /// Runs until the upstream is removed or the gateway shuts down.
 pub(crate) async fn run(gw: Arc<Gateway>, up: Arc<Upstream>) {
     let mut backoff = MIN_BACKOFF;
+    // Whether the connection open when the link was stopped left nothing queued behind (true
+    // if there was none: what earlier connections lost is counted already).
+    let mut clean = true;
     while !up.removed() && !gw.is_closed() {
         let started = Instant::now();
-        let why = connection(&gw, &up).await;
+        let (why, left_nothing) = connection(&gw, &up).await;
         for f in [Flag::Stream, Flag::Live, Flag::Ready] {
             gw.flag(&up, f, false);
         }
         if up.removed() || gw.is_closed() {
+            clean = left_nothing;
             break;
         }
         up.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -53,31 +52,33 @@ pub(crate) async fn run(gw: Arc<Gateway>, up: Arc<Upstream>) {
         if started.elapsed() >= STABLE {
             backoff = MIN_BACKOFF;
         }
-        tracing::warn!(service = %gw.service, upstream = %up.address, reason = %why, retry_in = ?backoff, "upstream connection ended");
+        tracing::warn!(service = %gw.service, upstream = %up.label, reason = %why, retry_in = ?backoff, "upstream connection ended");
         tokio::select! {
             _ = sleep(backoff) => {}
             _ = up.stop.notified() => {}
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    tracing::debug!(service = %gw.service, upstream = %up.address, "upstream link stopped");
+    tracing::debug!(service = %gw.service, upstream = %up.label, clean, "upstream link stopped");
+    up.set_ended(clean);
 }
 
-/// One connection's life; returns why it ended.
-async fn connection(gw: &Gateway, up: &Arc<Upstream>) -> String {
-    let channel = match connect(&up.address, gw.settings().connect_timeout).await {
-        Ok(c) => c,
-        Err(e) => return e,
+/// One connection's life; returns why it ended, and whether nothing queued was left behind.
+async fn connection(gw: &Gateway, up: &Arc<Upstream>) -> (String, bool) {
+    let connecting = connect(&up.address, gw.settings().connect_timeout);
+    let channel = tokio::select! {
+        r = connecting => match r {
+            Ok(c) => c,
+            Err(e) => return (e, true),
+        },
+        // Nothing was queued yet: a removal or a flush need not wait for the dial.
+        _ = up.stop.notified() => return ("removed while connecting".to_string(), true),
     };
     let client = UpstreamPeerServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    let (sender, rx) = mpsc::channel(QUEUE);
-    let counters = Arc::new(CallCounters::default());
-    let outgoing = Outgoing {
-        rx,
-        counters: counters.clone(),
-    };
+    let (handle, outgoing) = call_queue();
+    let counters = handle.counters().clone();
     let mut bidi_client = client.clone();
     let bidi = async move {
         let mut replies = bidi_client
@@ -90,10 +91,7 @@ async fn connection(gw: &Gateway, up: &Arc<Upstream>) -> String {
         Ok::<_, tonic::Status>(())
     };
     tokio::pin!(bidi);
-    up.set_call(Some(CallHandle {
-        sender,
-        counters: counters.clone(),
-    }));
+    up.set_call(Some(handle.clone()));
     gw.flag(up, Flag::Stream, true);
     let why = tokio::select! {
         r = &mut bidi => match r {
@@ -103,27 +101,36 @@ async fn connection(gw: &Gateway, up: &Arc<Upstream>) -> String {
         why = live(gw, up, client.clone(), &counters) => why,
         why = ready(gw, up, client.clone()) => why,
         _ = up.stop.notified() => {
-            // Removed: no new messages; let the call send what is queued and end cleanly.
+            // Removed (or flushed at shutdown): no new messages; the request stream ends once
+            // what is queued has been pulled, and the upstream ending its side of the call is
+            // what says that everything before our end of stream reached it.
             gw.flag(up, Flag::Stream, false);
             up.set_call(None);
-            return match timeout(DRAIN, &mut bidi).await {
-                Ok(Ok(())) => "removed".to_string(),
-                _ => {
-                    count_losses(gw, up, &counters);
-                    "removed before its call ended".to_string()
+            handle.close();
+            let by = up.drain_deadline(Instant::now() + DRAIN);
+            return match timeout_at(by, &mut bidi).await {
+                Ok(Ok(())) => ("removed".to_string(), true),
+                Ok(Err(s)) => {
+                    let lost = count_losses(gw, up, &counters);
+                    (format!("removed; bidirectionalStreaming: {}", status(&s)), !lost)
+                }
+                Err(_) => {
+                    let lost = count_losses(gw, up, &counters);
+                    ("removed before its call ended".to_string(), !lost)
                 }
             };
         }
     };
     gw.flag(up, Flag::Stream, false);
     up.set_call(None);
-    count_losses(gw, up, &counters);
-    why
+    let lost = count_losses(gw, up, &counters);
+    (why, !lost)
 }
 
 /// Counts what the dead call may have lost: messages still queued (never sent) and messages sent
 /// after the last heartbeat the upstream answered (sent, but not known to have arrived).
-fn count_losses(gw: &Gateway, up: &Upstream, c: &CallCounters) {
+/// Returns whether there were any.
+fn count_losses(gw: &Gateway, up: &Upstream, c: &CallCounters) -> bool {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Acquire);
     let queued = get(&c.enqueued).saturating_sub(get(&c.pulled));
     let queued_bytes = get(&c.enqueued_bytes).saturating_sub(get(&c.pulled_bytes));
@@ -137,8 +144,9 @@ fn count_losses(gw: &Gateway, up: &Upstream, c: &CallCounters) {
     s.unconfirmed_bytes
         .fetch_add(unconfirmed_bytes, Ordering::Relaxed);
     if queued + unconfirmed > 0 {
-        tracing::warn!(service = %gw.service, upstream = %up.address, queued, queued_bytes, unconfirmed, unconfirmed_bytes, "messages lost or unconfirmed with the upstream's call");
+        tracing::warn!(service = %gw.service, upstream = %up.label, queued, queued_bytes, unconfirmed, unconfirmed_bytes, "messages lost or unconfirmed with the upstream's call");
     }
+    queued + unconfirmed > 0
 }
 
 async fn connect(addr: &Address, connect_timeout: Duration) -> Result<Channel, String> {
@@ -248,46 +256,46 @@ async fn live(gw: &Gateway, up: &Arc<Upstream>, mut client: Client, c: &CallCoun
     }
 }
 
-/// A status in one line, with the transport error behind it if there is one.
+/// A status in one line, with the transport error behind it if there is one; cut to
+/// [`crate::text::LOG_TEXT`], since the message is the upstream's.
 fn status(s: &tonic::Status) -> String {
     use std::error::Error;
-    let mut out = format!("{:?}: {}", s.code(), s.message());
+    let mut out = format!("{:?}: {}", s.code(), crate::text::cap(s.message()));
     if let Some(src) = s.source() {
         out.push_str(": ");
         out.push_str(&chain(src));
     }
-    out
+    cap_owned(out)
 }
 
-/// An error and its sources, joined.
+/// An error and its sources, joined, cut to [`crate::text::LOG_TEXT`]. Sources stop being
+/// added once the line is long enough: what follows would be cut anyway.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
+        if out.len() > crate::text::LOG_TEXT * 4 {
+            break;
+        }
         out.push_str(": ");
         out.push_str(&s.to_string());
         cur = s.source();
     }
-    out
+    cap_owned(out)
 }
 
-/// The request stream of the bidirectional call: the queue, counting what tonic takes from it.
-struct Outgoing {
-    rx: mpsc::Receiver<InputStreamRequest>,
-    counters: Arc<CallCounters>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Stream for Outgoing {
-    type Item = InputStreamRequest;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let p = self.rx.poll_recv(cx);
-        if let Poll::Ready(Some(m)) = &p {
-            self.counters.pulled.fetch_add(1, Ordering::AcqRel);
-            self.counters
-                .pulled_bytes
-                .fetch_add(m.payload.len() as u64, Ordering::AcqRel);
-        }
-        p
+    #[test]
+    fn what_an_upstream_says_is_cut_short() {
+        let st = tonic::Status::internal("é".repeat(64 * 1024));
+        let line = status(&st);
+        assert_eq!(line.chars().count(), crate::text::LOG_TEXT + 1, "{line}");
+        assert!(
+            line.starts_with("Internal: éé") && line.ends_with('…'),
+            "{line}"
+        );
     }
 }

@@ -144,6 +144,11 @@ pub fn render(gateways: &[Arc<Gateway>], out: &mut String) {
             "New clients closed because no upstream was ready within upstream_wait.",
             |g: &Gateway| &g.stats.no_upstream,
         ),
+        (
+            "busway_grpc_events_dropped_total",
+            "Lifecycle events not sent: their upstream had EVENT_QUEUE events waiting, was closing, or none was healthy.",
+            |g: &Gateway| &g.stats.events_dropped,
+        ),
     ] {
         family(out, name, "counter", help);
         for g in gateways {

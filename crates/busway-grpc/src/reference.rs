@@ -8,18 +8,23 @@
 //!   `@big:N` replies N bytes (to test message limits).
 //! - `ready` answers `ready = !not_ready`; `live` answers one `LiveResult` per `Empty` unless
 //!   `silent_live`. Both can be toggled while running ([`Controls`]).
+//! - `sink`: data is read and counted, never answered (a pure consumer).
 //! - `crash_after`: the process exits after that many data messages, as a crash would.
+//! - `delay`: after each data message it waits before reading the next (a slow upstream), and
+//!   [`Controls::pause`] stops it reading its `bidirectionalStreaming` calls at all while `ready`
+//!   and `live` still answer (an upstream that is healthy but stuck).
 //!
 //! It prints one line per call started, per lifecycle event and (verbose) per data message, so
-//! tests can see what an upstream saw.
+//! tests can see what an upstream saw, and counts them in [`Seen`].
 
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::codegen::tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -34,12 +39,13 @@ use crate::pb::{
 pub const SALUT: &str = "Salut à toi cher downstream";
 
 /// Replies queued per call before the server stops reading that call (flow control).
-const REPLY_QUEUE: usize = 256;
+pub const REPLY_QUEUE: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Salut,
     Echo,
+    Sink,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +59,8 @@ pub struct Options {
     pub crash_after: Option<u64>,
     /// Print a line per data message.
     pub verbose: bool,
+    /// Wait this long after each data message before reading the next.
+    pub delay: Duration,
 }
 
 impl Default for Options {
@@ -64,18 +72,40 @@ impl Default for Options {
             silent_live: false,
             crash_after: None,
             verbose: false,
+            delay: Duration::ZERO,
         }
     }
 }
 
 /// Switches that can be flipped while the server runs (the binary maps them to signals).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Controls {
     pub not_ready: Arc<AtomicBool>,
     pub silent_live: Arc<AtomicBool>,
+    paused: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Controls {
+    fn default() -> Self {
+        Controls {
+            not_ready: Arc::default(),
+            silent_live: Arc::default(),
+            paused: Arc::new(watch::channel(false).0),
+        }
+    }
 }
 
 impl Controls {
+    /// Stops (`true`) or resumes reading every `bidirectionalStreaming` call; `ready` and `live`
+    /// go on answering. HTTP/2 flow control then holds the gateway back.
+    pub fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    async fn unpaused(&self) {
+        let _ = self.paused.subscribe().wait_for(|p| !p).await;
+    }
+
     /// Flips `ready`; returns whether it now answers `ready = true`.
     pub fn toggle_ready(&self) -> bool {
         self.not_ready.fetch_xor(true, Ordering::AcqRel)
@@ -86,12 +116,21 @@ impl Controls {
     }
 }
 
+/// What the upstream has read, over all its calls.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub data: AtomicU64,
+    pub data_bytes: AtomicU64,
+    pub connected: AtomicU64,
+    pub disconnected: AtomicU64,
+}
+
 /// The service. Cheap to clone; clones share counters and controls.
 #[derive(Clone, Debug)]
 pub struct Reference {
     opts: Arc<Options>,
     pub controls: Controls,
-    data: Arc<AtomicU64>,
+    seen: Arc<Seen>,
     bidi_calls: Arc<AtomicU64>,
     live_calls: Arc<AtomicU64>,
 }
@@ -106,10 +145,15 @@ impl Reference {
         Reference {
             opts: Arc::new(opts),
             controls,
-            data: Arc::default(),
+            seen: Arc::default(),
             bidi_calls: Arc::default(),
             live_calls: Arc::default(),
         }
+    }
+
+    /// What it has read so far.
+    pub fn seen(&self) -> Arc<Seen> {
+        self.seen.clone()
     }
 
     /// The tonic service, with message limits large enough for `@big:` tests.
@@ -154,6 +198,7 @@ impl Reference {
         let to_sender = |payload| reply(Target::ClientUuid(m.client_uuid.clone()), payload);
         let broadcast = |b: Broadcast, payload| reply(Target::Broadcast(b as i32), payload);
         match self.opts.mode {
+            Mode::Sink => Vec::new(),
             Mode::Salut if nth.is_multiple_of(2) => {
                 vec![to_sender(Bytes::from_static(SALUT.as_bytes()))]
             }
@@ -227,22 +272,44 @@ impl UpstreamPeerService for Reference {
         let me = self.clone();
         tokio::spawn(async move {
             let mut answered = 0u64;
-            while let Ok(Some(m)) = inbound.message().await {
+            loop {
+                me.controls.unpaused().await;
+                let m = match inbound.message().await {
+                    Ok(Some(m)) => m,
+                    // The gateway ended its side: everything it sent was read.
+                    Ok(None) => {
+                        say(&format!("call bidirectionalStreaming {n} ended"));
+                        return;
+                    }
+                    Err(st) => {
+                        let why = crate::text::cap(st.message()).into_owned();
+                        say(&format!("call bidirectionalStreaming {n} failed: {why}"));
+                        return;
+                    }
+                };
+                // The uuid is the gateway's to choose: cut it short before printing it.
+                let uuid = crate::text::cap(&m.client_uuid);
                 match DownstreamEvent::try_from(m.event) {
                     Ok(DownstreamEvent::Connected) => {
-                        say(&format!("event {} CONNECTED", m.client_uuid));
+                        me.seen.connected.fetch_add(1, Ordering::AcqRel);
+                        say(&format!("event {uuid} CONNECTED"));
                         continue;
                     }
                     Ok(DownstreamEvent::Disconnected) => {
-                        say(&format!("event {} DISCONNECTED", m.client_uuid));
+                        me.seen.disconnected.fetch_add(1, Ordering::AcqRel);
+                        say(&format!("event {uuid} DISCONNECTED"));
                         continue;
                     }
                     _ => {}
                 }
-                let seen = me.data.fetch_add(1, Ordering::AcqRel) + 1;
                 if me.opts.verbose {
-                    say(&format!("data {} {}", m.client_uuid, m.payload.len()));
+                    say(&format!("data {uuid} {}", m.payload.len()));
                 }
+                drop(uuid);
+                me.seen
+                    .data_bytes
+                    .fetch_add(m.payload.len() as u64, Ordering::AcqRel);
+                let seen = me.seen.data.fetch_add(1, Ordering::AcqRel) + 1;
                 if me.opts.crash_after.is_some_and(|limit| seen >= limit) {
                     say("crash");
                     std::process::exit(3);
@@ -253,6 +320,9 @@ impl UpstreamPeerService for Reference {
                     }
                 }
                 answered += 1;
+                if !me.opts.delay.is_zero() {
+                    tokio::time::sleep(me.opts.delay).await;
+                }
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

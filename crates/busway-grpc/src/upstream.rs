@@ -3,13 +3,14 @@
 //! [`crate::link`].
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use busway_config::Address;
 use serde::Serialize;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
-use crate::pb::InputStreamRequest;
+pub(crate) use crate::queue::CallHandle;
 
 const READY: u8 = 1;
 const LIVE: u8 = 2;
@@ -35,27 +36,6 @@ impl Flag {
             Flag::Stream => STREAM,
         }
     }
-}
-
-/// Counters of one call, shared by the senders and the stream that tonic pulls from, so that
-/// what was lost when the call died can be told apart from what reached the wire.
-#[derive(Debug, Default)]
-pub(crate) struct CallCounters {
-    pub enqueued: AtomicU64,
-    pub enqueued_bytes: AtomicU64,
-    pub pulled: AtomicU64,
-    pub pulled_bytes: AtomicU64,
-    /// The `pulled` counts at the last `Empty` whose `LiveResult` came back: everything up to it
-    /// was read by the upstream's HTTP/2 stack before that heartbeat was.
-    pub confirmed: AtomicU64,
-    pub confirmed_bytes: AtomicU64,
-}
-
-/// The way into the current call.
-#[derive(Clone, Debug)]
-pub(crate) struct CallHandle {
-    pub sender: mpsc::Sender<InputStreamRequest>,
-    pub counters: Arc<CallCounters>,
 }
 
 /// Totals over the upstream's life, for the admin API and metrics.
@@ -88,6 +68,13 @@ pub struct Upstream {
     last_error: Mutex<String>,
     /// Wakes the link task when the upstream is removed or the gateway shuts down.
     pub(crate) stop: Notify,
+    /// How long the link may take to hand over what is queued once stopped (a removal gives
+    /// it [`crate::link::DRAIN`]; a flush, what is left of the node's grace).
+    drain_by: Mutex<Option<Instant>>,
+    /// `Some(clean)` once the link task has ended; `clean` when nothing queued was left behind.
+    ended: watch::Sender<Option<bool>>,
+    /// The address as logs show it, cut to [`crate::text::LOG_TEXT`] once.
+    pub(crate) label: String,
 }
 
 /// `GET /v1/services/{name}/upstreams`.
@@ -112,7 +99,6 @@ impl Upstream {
     pub(crate) fn new(id: String, address: Address, from_config: bool) -> Self {
         Upstream {
             id,
-            address,
             from_config,
             flags: AtomicU8::new(0),
             call: Mutex::new(None),
@@ -120,6 +106,10 @@ impl Upstream {
             stats: UpstreamStats::default(),
             last_error: Mutex::new("not connected yet".to_string()),
             stop: Notify::new(),
+            drain_by: Mutex::new(None),
+            ended: watch::channel(None).0,
+            label: crate::text::cap(&address.to_string()).into_owned(),
+            address,
         }
     }
 
@@ -154,6 +144,41 @@ impl Upstream {
         healthy(old)
     }
 
+    /// Marks it removed, its link to hand over what is queued by `deadline` (or sooner, if
+    /// an earlier one was given).
+    pub(crate) fn stop_by(&self, deadline: Instant) {
+        {
+            let mut by = self.drain_by.lock().unwrap_or_else(|e| e.into_inner());
+            *by = Some(by.map_or(deadline, |d| d.min(deadline)));
+        }
+        self.mark_removed();
+    }
+
+    /// When the stopped link must give up handing over what is queued.
+    pub(crate) fn drain_deadline(&self, default: Instant) -> Instant {
+        self.drain_by
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(default)
+    }
+
+    /// Called by the link task as it ends.
+    pub(crate) fn set_ended(&self, clean: bool) {
+        self.ended.send_replace(Some(clean));
+    }
+
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.borrow().is_some()
+    }
+
+    /// Waits until the link task has ended (or `deadline`); whether it left nothing behind.
+    pub(crate) async fn ended(&self, deadline: Instant) -> bool {
+        let mut rx = self.ended.subscribe();
+        let ended = tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await;
+        let clean = matches!(ended.as_ref().map(|r| r.as_deref()), Ok(Ok(Some(true))));
+        clean
+    }
+
     pub(crate) fn call(&self) -> Option<CallHandle> {
         self.call.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -163,7 +188,7 @@ impl Upstream {
     pub(crate) fn drop_call(&self, h: &CallHandle) -> bool {
         let mut c = self.call.lock().unwrap_or_else(|e| e.into_inner());
         match c.as_ref() {
-            Some(cur) if Arc::ptr_eq(&cur.counters, &h.counters) => {
+            Some(cur) if cur.same(h) => {
                 *c = None;
                 true
             }
@@ -176,7 +201,10 @@ impl Upstream {
     }
 
     pub(crate) fn set_error(&self, e: impl Into<String>) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e.into();
+        // What an upstream or its transport says can be long: keep what admin and logs show
+        // small.
+        let e = crate::text::cap_owned(e.into());
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = e;
     }
 
     pub(crate) fn last_error(&self) -> String {
@@ -258,10 +286,7 @@ mod tests {
     #[test]
     fn a_stale_call_cannot_drop_the_current_one() {
         let u = Upstream::new("u1".into(), "grpc://127.0.0.1:1".parse().unwrap(), true);
-        let handle = || CallHandle {
-            sender: mpsc::channel(1).0,
-            counters: Arc::default(),
-        };
+        let handle = || crate::queue::call_queue().0;
         let (old, new) = (handle(), handle());
         u.set_call(Some(new.clone()));
         assert!(!u.drop_call(&old));

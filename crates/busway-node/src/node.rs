@@ -511,11 +511,24 @@ impl Node {
             self.sessions.kill_all();
             self.sessions.wait_empty(Duration::from_millis(500)).await;
         }
+        // What sessions queued — on bus streams, for gRPC upstreams — is handed over before the
+        // runtime stops, within what is left of the grace (and at least a moment for the bus).
         let flush_until = deadline.max(tokio::time::Instant::now() + Duration::from_millis(500));
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let flushes: Vec<_> = self
+            .services()
+            .into_iter()
+            .map(|svc| tokio::spawn(async move { svc.flush_gateway(left).await }))
+            .collect();
         if !self.wait_transports_flushed(flush_until).await {
             tracing::warn!(
                 "some transports still had bytes to send at the end of the grace period"
             );
+        }
+        for f in flushes {
+            if !f.await.unwrap_or(false) {
+                tracing::warn!("messages queued for a gRPC upstream may be lost: not handed over within shutdown_grace");
+            }
         }
         for svc in self.services() {
             svc.stop_gateway();

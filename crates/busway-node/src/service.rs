@@ -83,6 +83,15 @@ impl ServiceState {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
     }
 
+    /// Hands the gateway's upstreams what is queued for them, within `limit`, before the node
+    /// stops (see [`Gateway::flush`]); true at once for a service without a gateway.
+    pub async fn flush_gateway(&self, limit: std::time::Duration) -> bool {
+        match self.gateway() {
+            Some(g) => g.flush(limit).await,
+            None => true,
+        }
+    }
+
     /// Stops the gateway's upstream links and closes its downstreams (the service is gone).
     pub fn stop_gateway(&self) {
         if let Some(g) = self.gateway() {

@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::grpc::{is_uuid_v4, up_url, upstream, Gateway};
+use common::grpc::{calls_started, is_uuid_v4, up_url, upstream, Gateway};
 use common::{connect, http, read_n, wait_for, Chain};
 
 #[test]
@@ -32,11 +32,7 @@ fn twenty_clients_share_one_call_per_upstream() {
     }
     for up in [&a, &b] {
         let lines = up.stdout_lines();
-        let calls: Vec<_> = lines
-            .iter()
-            .filter(|l| l.starts_with("call bidirectionalStreaming"))
-            .collect();
-        assert_eq!(calls, ["call bidirectionalStreaming 1"], "{lines:?}");
+        assert_eq!(calls_started(up), [1], "{lines:?}");
         // The upstream saw the same uuids the admin API lists.
         let uuids: Vec<&str> = lines
             .iter()
@@ -108,11 +104,16 @@ fn salut_replies_alternate_between_sender_and_everyone() {
     // The second reply is a broadcast: both get it.
     assert_eq!(read_n(&mut a, SALUT.len()), SALUT.as_bytes());
     assert_eq!(read_n(&mut b, SALUT.len()), SALUT.as_bytes());
-    // And nothing else is pending for a.
-    a.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = [0u8; 1];
-    assert!(a.read(&mut buf).is_err(), "a got an extra reply");
+    // Exactly two replies came from the upstream, and each downstream was written exactly what
+    // it read: nothing else is pending for either.
+    let out = format!(
+        "busway_upstream_messages_total{{service=\"plex\",upstream=\"{}\",direction=\"out\"}}",
+        up_url(&up)
+    );
+    assert_eq!(gw.metric(&out), Some(2.0));
+    let n = SALUT.len() as u64;
+    assert_eq!(gw.downstream_of(&a)["bytes_out"], 2 * n);
+    assert_eq!(gw.downstream_of(&b)["bytes_out"], n);
 }
 
 #[test]
@@ -124,7 +125,13 @@ fn broadcasts_reach_active_or_inactive_downstreams() {
     quiet.write_all(b"q").unwrap();
     assert_eq!(read_n(&mut quiet, 1), b"q");
     gw.wait_downstreams(2);
-    std::thread::sleep(Duration::from_millis(1600));
+    // Both go inactive once active_window has passed without a byte.
+    let idle = || gw.downstreams().iter().all(|d| d["active"] == false);
+    assert!(
+        wait_for(Duration::from_secs(5), idle),
+        "{:?}",
+        gw.downstreams()
+    );
     busy.write_all(b"b").unwrap();
     assert_eq!(read_n(&mut busy, 1), b"b");
 
@@ -152,12 +159,9 @@ fn broadcasts_reach_active_or_inactive_downstreams() {
     assert_eq!((r.status, r.body.as_str()), (200, "{\"delivered\":2}"));
     assert_eq!(read_n(&mut quiet, 1), b"!");
     assert_eq!(read_n(&mut busy, 1), b"!");
-    // Nothing else reached either.
-    for c in [&mut busy, &mut quiet] {
-        c.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        assert!(c.read(&mut [0u8; 1]).is_err());
-    }
+    // Nothing else reached either: each was written exactly what it read.
+    assert_eq!(gw.downstream_of(&busy)["bytes_out"], 1 + 9 + 1);
+    assert_eq!(gw.downstream_of(&quiet)["bytes_out"], 1 + 11 + 1);
 }
 
 #[test]
@@ -233,14 +237,31 @@ fn lifecycle_events_announce_arrivals_and_departures() {
         up.stdout_lines()
     );
     // Without the option the upstream hears no events (old upstreams would see empty payloads).
-    let quiet = upstream(&["--mode", "echo"]);
+    let quiet = upstream(&["--mode", "echo", "--verbose"]);
     let gw2 = Gateway::start(&[up_url(&quiet)], "", 1);
     let mut c2 = connect(&gw2.addr());
     c2.write_all(b"x").unwrap();
     assert_eq!(read_n(&mut c2, 1), b"x");
     drop(c2);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!quiet.stdout_lines().iter().any(|l| l.starts_with("event")));
+    gw2.wait_downstreams(0);
+    // Everything goes over one call in order: once a later client's data has arrived, any
+    // event for the first one's departure (or this one's arrival) would have too.
+    let mut c3 = connect(&gw2.addr());
+    c3.write_all(b"y").unwrap();
+    assert_eq!(read_n(&mut c3, 1), b"y");
+    let uuid3 = gw2.wait_downstreams(1)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let data3 = format!("data {uuid3} 1");
+    assert!(quiet.wait_stdout(|l| l == data3, Duration::from_secs(5)));
+    let lines = quiet.stdout_lines();
+    assert!(!lines.iter().any(|l| l.starts_with("event")), "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("data ")).count(),
+        2,
+        "{lines:?}"
+    );
 }
 
 /// A client of an ingress reaches gRPC upstreams behind an egress node.
@@ -388,7 +409,17 @@ fn a_tls_upstream_is_reached_with_grpcs() {
         ],
     );
     let admin2 = strict.addr("admin");
-    std::thread::sleep(Duration::from_millis(500));
+    // No roots to check the certificate against: readyz names that as the reason.
+    let refused = || {
+        http::get(&admin2, "/readyz")
+            .body
+            .contains("no native certs found")
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), refused),
+        "{}",
+        http::get(&admin2, "/readyz").body
+    );
     let r = http::get(&admin2, "/readyz");
     assert_eq!(r.status, 503, "{}", r.body);
 }

@@ -19,11 +19,11 @@ impl Gateway {
         match up.set(flag, on) {
             Some(true) => {
                 up.set_error("");
-                tracing::info!(service = %self.service, upstream = %up.address, "upstream healthy");
+                tracing::info!(service = %self.service, upstream = %up.label, "upstream healthy");
                 self.health.send_modify(|g| *g += 1);
             }
             Some(false) => {
-                tracing::warn!(service = %self.service, upstream = %up.address, why = %up.why_down(), "upstream unhealthy; moving its downstreams");
+                tracing::warn!(service = %self.service, upstream = %up.label, why = %up.why_down(), "upstream unhealthy; moving its downstreams");
                 self.move_off(up);
             }
             None => {}
@@ -41,10 +41,9 @@ impl Gateway {
         for d in affected {
             self.stats.reassignments.fetch_add(1, Ordering::Relaxed);
             let to = self.pick();
-            if let Some(to) = &to {
-                if self.settings().grpc.lifecycle_events {
-                    self.event_nowait(to, &d, DownstreamEvent::Connected);
-                }
+            // With none healthy, the CONNECTED goes with its next message instead.
+            if to.is_some() && self.settings().grpc.lifecycle_events {
+                self.event_nowait(to.as_ref(), &d, DownstreamEvent::Connected);
             }
             d.set_assigned(to);
         }
@@ -129,10 +128,10 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&d.uuid);
         let up = d.detach();
-        if self.settings().grpc.lifecycle_events && !self.is_closed() {
-            if let Some(up) = up.filter(|u| u.healthy()).or_else(|| self.pick()) {
-                self.event_nowait(&up, d, DownstreamEvent::Disconnected);
-            }
+        let announced = d.announced.load(Ordering::Acquire);
+        if self.settings().grpc.lifecycle_events && announced && !self.is_closed() {
+            let up = up.filter(|u| u.healthy()).or_else(|| self.pick());
+            self.event_nowait(up.as_ref(), d, DownstreamEvent::Disconnected);
         }
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct GatewayStats {
     pub unknown_uuid: AtomicU64,
     pub overflow: AtomicU64,
     pub no_upstream: AtomicU64,
+    /// Lifecycle events not queued for any upstream (see `event_nowait`).
+    pub events_dropped: AtomicU64,
 }
 
 /// Why [`Gateway::add_upstream`] refused.
@@ -85,6 +87,8 @@ pub struct Gateway {
     pub service: Arc<str>,
     settings: RwLock<Settings>,
     upstreams: RwLock<Vec<Arc<Upstream>>>,
+    /// Upstreams removed whose link may still be handing over what was queued for them.
+    draining: Mutex<Vec<Arc<Upstream>>>,
     downs: Mutex<HashMap<Arc<str>, Arc<DownShared>>>,
     /// Bumped whenever an upstream becomes healthy, to wake what waits for one.
     health: watch::Sender<u64>,
@@ -102,6 +106,7 @@ impl Gateway {
             service: service.into(),
             settings: RwLock::new(settings),
             upstreams: RwLock::new(Vec::new()),
+            draining: Mutex::new(Vec::new()),
             downs: Mutex::new(HashMap::new()),
             health: watch::channel(0).0,
             rr: AtomicUsize::new(0),
@@ -167,7 +172,7 @@ impl Gateway {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(up.clone());
-        tracing::info!(service = %self.service, upstream = %up.address, id = %id, "upstream added");
+        tracing::info!(service = %self.service, upstream = %up.label, id = %id, "upstream added");
         tokio::spawn(crate::link::run(self.clone(), up));
         id
     }
@@ -184,8 +189,42 @@ impl Gateway {
         };
         up.mark_removed();
         self.move_off(&up);
-        tracing::info!(service = %self.service, upstream = %up.address, id = %id, "upstream removed");
+        tracing::info!(service = %self.service, upstream = %up.label, id = %id, "upstream removed");
+        let mut d = self.draining.lock().unwrap_or_else(|e| e.into_inner());
+        d.retain(|u| !u.has_ended());
+        d.push(up);
         true
+    }
+
+    /// Hands every upstream what is queued for it, for a node about to stop: by `limit`, each
+    /// upstream's queue is pulled into its call, the call's request stream is ended, and the
+    /// upstream has ended its side — which, HTTP/2 being in order, says it read every message
+    /// before our end of stream. Only then is stopping the runtime safe for those messages.
+    ///
+    /// Returns whether all of that happened in time for every upstream (an upstream without an
+    /// open call has nothing to hand over). The upstreams stop taking downstreams at once: this
+    /// is the first half of [`Gateway::shutdown`], which should follow.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut ups = self.upstream_list();
+        ups.extend(
+            self.draining
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        for u in &ups {
+            u.stop_by(deadline);
+        }
+        let mut clean = true;
+        for u in &ups {
+            if !u.ended(deadline).await {
+                tracing::warn!(service = %self.service, upstream = %u.label, "upstream's queue not handed over before shutdown");
+                clean = false;
+            }
+        }
+        clean
     }
 
     /// Stops every link and closes every downstream (service removed, or node shutdown).
@@ -247,7 +286,7 @@ impl Gateway {
         }
         let why: Vec<String> = ups
             .iter()
-            .map(|u| format!("{} {}: {}", u.id, u.address, u.why_down()))
+            .map(|u| format!("{} {}: {}", u.id, u.label, u.why_down()))
             .collect();
         Some(format!("no upstream is ready: {}", why.join("; ")))
     }

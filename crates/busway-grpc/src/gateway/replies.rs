@@ -21,7 +21,9 @@ impl Gateway {
             .fetch_add(msg.payload.len() as u64, Ordering::Relaxed);
         match msg.target {
             Some(Target::ClientUuid(u)) => {
-                let _ = self.send_to(&u, msg.payload);
+                if self.send_to(&u, msg.payload) == Err(Undelivered::Unknown) {
+                    tracing::debug!(service = %self.service, upstream = %up.label, uuid = %crate::text::cap(&u), "reply to an unknown uuid dropped");
+                }
             }
             Some(Target::Broadcast(b)) => {
                 let which = match PbBroadcast::try_from(b) {
@@ -29,7 +31,7 @@ impl Gateway {
                     Ok(PbBroadcast::Active) => Broadcast::Active,
                     Ok(PbBroadcast::NotActive) => Broadcast::Inactive,
                     Err(_) => {
-                        tracing::debug!(service = %self.service, value = b, "reply with an unknown broadcast value dropped");
+                        tracing::debug!(service = %self.service, upstream = %up.label, value = b, "reply with an unknown broadcast value dropped");
                         self.stats.unknown_uuid.fetch_add(1, Ordering::Relaxed);
                         return;
                     }

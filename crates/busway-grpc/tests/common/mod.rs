@@ -1,8 +1,16 @@
 //! An in-process reference upstream on a loopback port and a plain tonic client of it, so the
-//! reference's answers can be checked message by message without busway in between.
+//! reference's answers can be checked message by message without busway in between; and a
+//! gateway in front of it, for the tests of what the gateway sends.
+
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use busway_config::{Balance, Distribute, GrpcConfig};
+use busway_grpc::reference::Seen;
+use busway_grpc::{Gateway, Settings};
 
 use busway_grpc::pb::upstream_peer_service_client::UpstreamPeerServiceClient;
 use busway_grpc::pb::{DownstreamEvent, InputStreamRequest, LiveResult, OutputStreamRequest};
@@ -20,6 +28,8 @@ pub const ANSWER: Duration = Duration::from_secs(5);
 pub struct Server {
     pub addr: SocketAddr,
     pub controls: Controls,
+    /// What it has read.
+    pub seen: Arc<Seen>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -31,6 +41,7 @@ impl Server {
         let addr = listener.local_addr().expect("local address");
         let server = Reference::new(opts);
         let controls = server.controls.clone();
+        let seen = server.seen();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.serve(listener, None, async {
             let _ = stopped.await;
@@ -38,8 +49,36 @@ impl Server {
         Server {
             addr,
             controls,
+            seen,
             _stop: stop,
         }
+    }
+
+    /// A gateway (service `gw`) whose only upstream is this server, once that is healthy.
+    pub async fn gateway(&self, lifecycle_events: bool) -> Arc<Gateway> {
+        let grpc = GrpcConfig {
+            distribute: Distribute::PerClient,
+            ready_interval: Duration::from_millis(100),
+            ready_timeout: Duration::from_secs(1),
+            live_interval: Duration::from_millis(100),
+            live_timeout: Duration::from_secs(2),
+            active_window: Duration::from_secs(60),
+            upstream_wait: ANSWER,
+            lifecycle_events,
+        };
+        let settings = Settings {
+            grpc,
+            balance: Balance::RoundRobin,
+            connect_timeout: ANSWER,
+        };
+        let addr = format!("grpc://{}", self.addr).parse().expect("an address");
+        let gw = Gateway::start("gw", &[addr], settings);
+        assert!(
+            until(ANSWER, || gw.problem().is_none()).await,
+            "{:?}",
+            gw.problem()
+        );
+        gw
     }
 
     /// A new client on its own HTTP/2 connection.
@@ -134,5 +173,60 @@ impl Live {
             Ok(other) => panic!("the live call ended: {other:?}"),
             Err(_) => None,
         }
+    }
+}
+
+/// Polls `f` every 10 ms until it holds or `limit` passes; whether it held.
+pub async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// The value of one sample of the gateway's metrics, e.g.
+/// `busway_grpc_events_dropped_total{service="gw"}`.
+pub fn metric(gw: &Arc<Gateway>, series: &str) -> Option<u64> {
+    let mut text = String::new();
+    busway_grpc::metrics::render(std::slice::from_ref(gw), &mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// One client read: the most the node puts in one message.
+pub const CHUNK: usize = 16 * 1024;
+
+/// A reference upstream that reads data and never answers it.
+pub async fn sink() -> Server {
+    Server::start(Options {
+        mode: busway_grpc::reference::Mode::Sink,
+        ..Options::default()
+    })
+    .await
+}
+
+impl Server {
+    /// Stops reading, then fills `gw`'s queue for it (and the HTTP/2 window behind it) from a
+    /// new downstream, a [`CHUNK`] at a time, until one is not taken within 300 ms. Returns that
+    /// downstream and the bytes taken.
+    pub async fn stall(&self, gw: &Arc<Gateway>) -> (busway_grpc::Downstream, u64) {
+        self.controls.pause(true);
+        let d = gw.attach("flooder".into()).await.expect("attached");
+        let chunk = bytes::Bytes::from(vec![7u8; CHUNK]);
+        let mut taken = 0u64;
+        let stall = Duration::from_millis(300);
+        while let Ok(r) = tokio::time::timeout(stall, d.send(chunk.clone())).await {
+            r.expect("the downstream is open");
+            taken += CHUNK as u64;
+            assert!(
+                taken < 64 << 20,
+                "64 MiB taken for an upstream that reads nothing"
+            );
+        }
+        (d, taken)
     }
 }

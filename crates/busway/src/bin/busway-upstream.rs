@@ -20,8 +20,9 @@ struct Args {
     /// Address to listen on (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: std::net::SocketAddr,
-    /// `salut` answers like the original Go test server; `echo` sends payloads back.
-    #[arg(long, default_value = "salut", value_parser = ["salut", "echo"])]
+    /// `salut` answers like the original Go test server; `echo` sends payloads back; `sink`
+    /// reads and never answers.
+    #[arg(long, default_value = "salut", value_parser = ["salut", "echo", "sink"])]
     mode: String,
     /// Prefix of every echo.
     #[arg(long, default_value = "")]
@@ -38,6 +39,10 @@ struct Args {
     /// Print a line per data message.
     #[arg(long)]
     verbose: bool,
+    /// Wait this many milliseconds after each data message before reading the next (a slow
+    /// upstream).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
     /// Serve TLS with this PEM certificate chain (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
@@ -59,16 +64,17 @@ fn main() -> ExitCode {
         _ => None,
     };
     let opts = Options {
-        mode: if a.mode == "echo" {
-            Mode::Echo
-        } else {
-            Mode::Salut
+        mode: match a.mode.as_str() {
+            "echo" => Mode::Echo,
+            "sink" => Mode::Sink,
+            _ => Mode::Salut,
         },
         tag: a.tag,
         not_ready: a.not_ready,
         silent_live: a.silent_live,
         crash_after: a.crash_after,
         verbose: a.verbose,
+        delay: std::time::Duration::from_millis(a.delay_ms),
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

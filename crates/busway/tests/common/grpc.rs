@@ -17,6 +17,30 @@ pub fn up_url(p: &Proc) -> String {
     p.url("upstream")
 }
 
+/// The `bidirectionalStreaming` calls an upstream has seen start, by number (its `call
+/// bidirectionalStreaming N` lines).
+pub fn calls_started(p: &Proc) -> Vec<u64> {
+    lines_of_calls(p, "")
+}
+
+/// The calls the gateway ended cleanly, having sent everything (`call bidirectionalStreaming N
+/// ended`).
+pub fn calls_ended(p: &Proc) -> Vec<u64> {
+    lines_of_calls(p, " ended")
+}
+
+fn lines_of_calls(p: &Proc, suffix: &str) -> Vec<u64> {
+    p.stdout_lines()
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("call bidirectionalStreaming ")?
+                .strip_suffix(suffix)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// A node named `gw` with an admin listener and one gateway service, `plex`, listening on TCP
 /// port 0 and using `upstreams`; `grpc` is the body of its `[service.grpc]` table.
 pub fn gateway_toml(upstreams: &[String], service_extra: &str, grpc: &str) -> String {
@@ -99,6 +123,20 @@ impl Gateway {
         d
     }
 
+    /// The downstream whose client is `c` (by its local address), as the admin API lists it.
+    pub fn downstream_of(&self, c: &std::net::TcpStream) -> Value {
+        let local = c.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        self.downstreams()
+            .into_iter()
+            .find(|d| d["client"] == local.as_str())
+            .unwrap_or(Value::Null)
+    }
+
+    /// A metric of the gateway node.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        super::metric(&self.admin(), series)
+    }
+
     /// The upstream id a downstream is assigned to.
     pub fn upstream_of(&self, uuid: &str) -> String {
         self.downstreams()
@@ -124,4 +162,16 @@ pub fn is_uuid_v4(s: &str) -> bool {
         && matches!(b[19], b'8' | b'9' | b'a' | b'b')
         && s.chars()
             .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// One of the three sizes (min, default, max) in `/proc/sys/net/ipv4/NAME` (`tcp_rmem`,
+/// `tcp_wmem`): what the kernel may buffer for a socket, for tests that bound what a stalled
+/// connection can hold.
+pub fn tcp_buffer(name: &str, field: usize) -> usize {
+    let path = format!("/proc/sys/net/ipv4/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.split_whitespace()
+        .nth(field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{path}: {text}"))
 }
