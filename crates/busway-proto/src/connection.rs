@@ -262,6 +262,20 @@ impl Connection {
         }));
     }
 
+    /// The driver found the peer not reading: what we may send has waited for its socket for
+    /// the dead-peer delay. The connection fails as a flood.
+    pub fn handle_peer_not_reading(&mut self) -> ProtoError {
+        match &self.error {
+            Some(e) => e.clone(),
+            None => self.fail(ProtoError::Flood),
+        }
+    }
+
+    /// This transport's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Whether either side said GoAway.
     pub fn is_going_away(&self) -> bool {
         self.local_goaway || self.peer_goaway

@@ -19,8 +19,9 @@ pub enum ProtoError {
     /// Nothing received for `dead_after` ping intervals.
     #[error("peer is dead: nothing received for too long")]
     DeadPeer,
-    /// The peer made us queue more control frames than we keep and did not read them for
-    /// `dead_after` ping intervals.
+    /// The peer sends but does not read: we stopped reading it because it left more control
+    /// frames unread than we keep, or what we may send waited for its socket, for `dead_after`
+    /// ping intervals.
     #[error("peer floods us and does not read")]
     Flood,
 }

@@ -94,6 +94,16 @@ struct Driver<S> {
     deadline: Option<Instant>,
     /// Yielded once for a session's wakeup and not polled since.
     yielded: bool,
+    /// Since when output has waited for the socket without any of it being taken.
+    stalled_since: Option<Instant>,
+    /// How long that may last: the dead-peer delay (none when pings are off).
+    stall_limit: Option<std::time::Duration>,
+}
+
+/// The clock of the transport: tokio's, so that tests with paused time see one consistent
+/// clock in the connection's deadlines and the driver's timer.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Runs a transport until it ends; returns why. Every stream still open learns it.
@@ -101,8 +111,15 @@ pub async fn run<S>(io: S, t: Arc<Transport>, spec: Spec) -> Closed
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let stall_limit = {
+        let g = t.lock();
+        let c = g.conn.config();
+        Some(c.ping_interval.saturating_mul(c.dead_after.max(1))).filter(|d| !d.is_zero())
+    };
     let mut d = Driver {
         io,
+        stalled_since: None,
+        stall_limit,
         t,
         spec,
         rbuf: BytesMut::with_capacity(READ_BUF),
@@ -224,6 +241,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 ),
             }
         }
+        let deadline = match (deadline, self.stall_deadline()) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
         if deadline != self.deadline {
             self.deadline = deadline;
             if let Some(at) = deadline {
@@ -231,6 +252,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             }
         }
         Ok((Some(took), wants_input))
+    }
+
+    /// When output that waits for the socket makes the peer count as not reading.
+    fn stall_deadline(&self) -> Option<Instant> {
+        Some(self.stalled_since? + self.stall_limit?)
     }
 
     /// Said or heard GoAway, no stream left, nothing left to write: the transport is done.
@@ -245,6 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// Writes as much of the output as the socket takes now; true if it took any.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, Closed> {
         let mut wrote = false;
+        let pending = !self.out.is_empty();
         while !self.out.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_IOV];
             let n = self.out.io_slices(&mut slices);
@@ -261,6 +288,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
         if wrote {
             self.t.unsent.store(self.out.len(), Ordering::Relaxed);
+        }
+        if wrote || self.out.is_empty() {
+            self.stalled_since = None;
+        } else if pending && self.stalled_since.is_none() {
+            self.stalled_since = Some(now());
+            // Re-arm the timer so the stall limit is watched.
+            self.deadline = None;
         }
         Ok(wrote)
     }
@@ -291,7 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 }
             }
         }
-        let now = Instant::now();
+        let now = now();
         let mut g = self.t.lock();
         for f in self.frames.drain(..) {
             g.conn.handle_frame(f, now)?;
@@ -302,12 +336,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         Ok(Some(true))
     }
 
-    /// Fires the protocol's timer when due; true if it fired.
+    /// Fires the protocol's timer, or the stall limit, when due; true if it fired.
     fn timer(&mut self, cx: &mut Context<'_>) -> Result<bool, Closed> {
         if self.deadline.is_none() || self.timer.as_mut().poll(cx).is_pending() {
             return Ok(false);
         }
-        self.t.lock().conn.handle_timeout(Instant::now())?;
+        let now = now();
+        let mut g = self.t.lock();
+        if self.stall_deadline().is_some_and(|d| now >= d) {
+            // Bytes the peer's credit allowed have waited this long for its socket: it sends
+            // and does not read (a legitimate peer always reads; its own pings would stop too).
+            return Err(g.conn.handle_peer_not_reading().into());
+        }
+        g.conn.handle_timeout(now)?;
         // The next deadline is taken at the next exchange.
         self.deadline = None;
         Ok(true)

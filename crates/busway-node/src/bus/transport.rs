@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use busway_proto::{Config, Connection, OpenParams, Side};
 use serde::Serialize;
@@ -83,7 +83,8 @@ pub struct PeerView {
 
 impl Transport {
     pub fn new(peer: String, side: Side, config: Config) -> Arc<Transport> {
-        let conn = Connection::new(side, config, rand::random(), Instant::now());
+        let now = tokio::time::Instant::now().into_std();
+        let conn = Connection::new(side, config, rand::random(), now);
         Arc::new(Transport {
             inner: Mutex::new(Inner {
                 conn,
@@ -151,6 +152,21 @@ impl Transport {
             || (!g.conn.wants_transmit()
                 && g.conn.queued_bytes() == 0
                 && self.unsent.load(Ordering::Relaxed) == 0)
+    }
+
+    /// Streams the connection still tracks (a handle holds them, or they have not ended).
+    pub fn streams_open(&self) -> usize {
+        self.lock().conn.stream_count()
+    }
+
+    /// Payload bytes held for this node's sessions: received, not yet released.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.lock().conn.buffered_bytes()
+    }
+
+    /// Encoded bytes the driver holds for the socket.
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_going_away(&self) {
