@@ -222,11 +222,11 @@ fn errors_with_lines_and_keys() {
     assert_err("[svc\n", r, 1, "", "missing ']'");
     assert_err("[svc]\nbind tcp://a:1\n", r, 2, "svc", "expected KEY=VALUE");
     assert_err(
-        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackend=tcp://b:1\n",
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackends=tcp://b:1\n",
         r,
         4,
-        "svc.backend",
-        "unknown key `backend`, expected one of `bind`, `server`, `mode`",
+        "svc.backends",
+        "unknown key `backends`, expected one of `bind`, `server` (or `backend`), `mode`",
     );
     assert_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nbind=tcp://127.0.0.1:2\n",
