@@ -46,6 +46,7 @@ mod render;
 mod secret;
 mod toml_file;
 mod toml_grpc;
+mod toml_node;
 mod toml_service;
 mod toml_syntax;
 mod toml_table;

@@ -178,6 +178,22 @@ impl<'a, 'i> Table<'a, 'i> {
         Ok(Some((self.at(name, v, ()), out)))
     }
 
+    /// Every entry of a table whose values must all be strings (`labels`, `annotations`), in
+    /// file order, with the span of each key; `what` names a value in the error ("a label value").
+    pub fn string_entries(&self, what: &str) -> Res<Vec<(&'a str, Range<usize>, String)>> {
+        let mut out = Vec::new();
+        for (k, span, v) in self.entries() {
+            match v.get_ref() {
+                DeValue::String(s) => out.push((k, span, s.to_string())),
+                other => {
+                    let msg = format!("expected {what} (a string), found {}", kind(other));
+                    return Err(self.err(&v.span(), k, msg));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn table(&self, name: &str) -> Res<Option<Table<'a, 'i>>> {
         let Some(v) = self.get(name) else {
             return Ok(None);

@@ -133,3 +133,31 @@ fn status_prints_services_peers_and_sessions_from_the_admin_api() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+#[test]
+fn check_prints_node_annotations_and_state_dir() {
+    let dir = TempDir::new("checknode");
+    let path = dir.write(
+        "n.toml",
+        "[node]\nname = \"edge-a\"\nannotations = { owner = \"team-chat\", \"ticket id\" = \"OPS-1\" }\nstate_dir = \"/var/lib/busway\"\n",
+    );
+    let (code, out, err) = run_to_end(&["check", "-c", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l == r#"annotations = { owner = "team-chat", "ticket id" = "OPS-1" }"#),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l == r#"state_dir = "/var/lib/busway""#),
+        "{out}"
+    );
+
+    let path = dir.write("bad.toml", "[node]\nannotations = { owner = 7 }\n");
+    let (code, _, err) = run_to_end(&["check", "-c", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.toml:2: node.annotations.owner: expected an annotation value"),
+        "{err}"
+    );
+}
