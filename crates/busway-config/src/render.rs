@@ -39,9 +39,11 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         if let Some(service) = &l.service {
             line(
                 o,
+                // Quoted like every other value: a Unix path may hold control characters,
+                // which a TOML comment cannot.
                 &format!(
                     "# {} carries sessions for service {} only",
-                    l.address,
+                    address(&l.address),
                     string(service)
                 ),
             );
