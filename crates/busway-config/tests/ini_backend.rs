@@ -7,14 +7,10 @@ use std::path::{Path, PathBuf};
 
 use busway_config::*;
 
-const BOTH_ROLES: [Role; 2] = [Role::Controller, Role::Segment];
+mod common;
+use common::*;
 
-fn tcp(host: &str, port: u16) -> Address {
-    Address::Tcp {
-        host: host.into(),
-        port,
-    }
-}
+const BOTH_ROLES: [Role; 2] = [Role::Controller, Role::Segment];
 
 fn unix(path: &str) -> Address {
     Address::Unix(PathBuf::from(path))
@@ -86,37 +82,29 @@ fn backend_continuation_lines_each_add_an_address() {
 
 #[test]
 fn errors_on_backend_lines_name_the_backend_key() {
-    let e = parse_ini(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nbackend=tcp://a:1\n  tcp://nope\n",
-        "c.ini",
         Role::Segment,
-    )
-    .unwrap_err();
-    assert_eq!((e.line, e.key.as_str()), (Some(4), "svc.backend"), "{e}");
-    assert!(e.message.contains("invalid address \"tcp://nope\""), "{e}");
-    assert!(e.to_string().starts_with("c.ini:4: svc.backend: "), "{e}");
-
-    // An empty `backend=` with nothing below it is no target at all.
-    let e = parse_ini(
-        "[svc]\nbind=tcp://127.0.0.1:1\nbackend=\n",
-        "c.ini",
-        Role::Controller,
-    )
-    .unwrap_err();
-    assert_eq!((e.line, e.key.as_str()), (Some(1), "svc.server"), "{e}");
-    assert!(
-        e.message.contains("missing key `server` (or `backend`)"),
-        "{e}"
+        4,
+        "svc.backend",
+        "invalid address \"tcp://nope\"",
     );
-
-    // A gRPC upstream named by `backend=` in a controller is reported at its own line and key.
-    let e = parse_ini(
-        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackend=grpc://127.0.0.1:2\n",
-        "c.ini",
+    // An empty `backend=` with nothing below it is no target at all.
+    assert_ini_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nbackend=\n",
         Role::Controller,
-    )
-    .unwrap_err();
-    assert_eq!((e.line, e.key.as_str()), (Some(4), "svc.backend"), "{e}");
+        1,
+        "svc.server",
+        "missing key `server` (or `backend`)",
+    );
+    // A gRPC upstream named by `backend=` in a controller is reported at its own line and key.
+    assert_ini_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackend=grpc://127.0.0.1:2\n",
+        Role::Controller,
+        4,
+        "svc.backend",
+        "grpc:// upstreams are backends",
+    );
 }
 
 /// conf/controller.ini and conf/segment.ini as Cloudbus 0.4 installs them: an SSH service whose

@@ -5,24 +5,8 @@ use std::path::PathBuf;
 
 use busway_config::*;
 
-fn parse(text: &str) -> NodeConfig {
-    parse_toml(text, "busway.toml").unwrap_or_else(|e| panic!("{e}"))
-}
-
-#[track_caller]
-fn assert_err(text: &str, line: usize, key: &str, needle: &str) {
-    let e = match parse_toml(text, "busway.toml") {
-        Ok(c) => panic!("expected an error, parsed {c:?}"),
-        Err(e) => e,
-    };
-    assert_eq!((e.line, e.key.as_str()), (Some(line), key), "{e}");
-    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("busway.toml:{line}: {key}: ")),
-        "{e}"
-    );
-}
+mod common;
+use common::*;
 
 /// The contract's own example of the two keys.
 const CONTRACT_EXAMPLE: &str = r#"[node]
