@@ -7,6 +7,8 @@
 //! Errors use the key path `SECTION.key`, with the section name as written and the key
 //! lower-cased as written (`svc.backend` for a mistake on a `backend=` line).
 
+use std::collections::HashMap;
+
 use crate::defaults;
 use crate::draft::{parse_address, At, ServiceDraft, TargetKind};
 use crate::error::ConfigError;
@@ -29,7 +31,7 @@ type Res<T> = Result<T, ConfigError>;
 pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, ConfigError> {
     let mut bus = defaults::bus();
     let mut drafts = Vec::new();
-    let mut binds: Vec<(Address, String)> = Vec::new();
+    let mut binds: HashMap<Address, String> = HashMap::new();
     for section in sections(text, file)? {
         if section.name.eq_ignore_ascii_case("cloudbus") {
             cloudbus_section(file, &section)?;
@@ -88,12 +90,12 @@ fn unique_bind(
     file: &str,
     bind: &At<Address>,
     section: &str,
-    seen: &mut Vec<(Address, String)>,
+    seen: &mut HashMap<Address, String>,
 ) -> Res<()> {
     if matches!(bind.value, Address::Tcp { port: 0, .. }) {
         return Ok(());
     }
-    if let Some((_, other)) = seen.iter().find(|(a, _)| *a == bind.value) {
+    if let Some(other) = seen.get(&bind.value) {
         return Err(ConfigError::new(
             file,
             bind.line,
@@ -101,7 +103,7 @@ fn unique_bind(
             format!("{} is already the bind address of [{other}]", bind.value),
         ));
     }
-    seen.push((bind.value.clone(), section.to_string()));
+    seen.insert(bind.value.clone(), section.to_string());
     Ok(())
 }
 

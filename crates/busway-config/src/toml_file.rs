@@ -25,7 +25,7 @@ const SECTIONS: &[&str] = &["node", "admin", "bus", "dns", "service"];
 
 /// Parses a whole file, reading `env:` secrets through `env`.
 pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
-    let src = Source { file, text };
+    let src = Source::new(file, text);
     let doc = DeTable::parse(text).map_err(|e| syntax_error(&src, &e))?;
     let root = Table::root(&src, &doc);
     top_level_keys(&root)?;

@@ -104,10 +104,7 @@ mod tests {
     fn errors_are_one_line_with_file_line_and_key() {
         let text = "[node]\nname = \"x\"\nname = \"y\"\n";
         let err = toml::de::DeTable::parse(text).unwrap_err();
-        let src = Source {
-            file: "f.toml",
-            text,
-        };
+        let src = Source::new("f.toml", text);
         let e = syntax_error(&src, &err);
         assert_eq!(e.line, Some(3));
         assert_eq!(e.key, "node.name");
