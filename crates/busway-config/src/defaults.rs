@@ -21,7 +21,9 @@ pub(crate) fn node_section() -> NodeSection {
         name: crate::hostname(),
         namespace: NAMESPACE.to_string(),
         labels: Default::default(),
+        annotations: Default::default(),
         shutdown_grace: SHUTDOWN_GRACE,
+        state_dir: None,
     }
 }
 

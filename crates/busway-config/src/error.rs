@@ -30,12 +30,31 @@ impl ConfigError {
         message: impl Into<String>,
     ) -> Self {
         ConfigError {
-            file: file.to_string(),
+            file: one_line(file.to_string()),
             line,
-            key: key.into(),
-            message: message.into(),
+            key: one_line(key.into()),
+            message: one_line(message.into()),
         }
     }
+}
+
+/// A file name, a key or a value quoted in a message can hold a newline, a carriage return or
+/// an escape sequence (a TOML string or quoted key may contain any of them): printed raw, it
+/// would split the one-line error or rewrite the operator's terminal, so control characters
+/// are shown escaped (`\n`, `\u{1b}`).
+fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl fmt::Display for ConfigError {
@@ -65,5 +84,17 @@ mod tests {
         assert_eq!(e.to_string(), "busway.toml: node: bad");
         let e = ConfigError::new("busway.toml", None, "", "No such file or directory");
         assert_eq!(e.to_string(), "busway.toml: No such file or directory");
+    }
+
+    /// Found by the `toml` fuzz target: a lone `\r` in a table header became part of the key.
+    #[test]
+    fn control_characters_are_escaped_so_the_error_stays_one_line() {
+        let e = ConfigError::new("a\nb.toml", Some(1), "x\ry", "bad \"v\u{1b}[2J\u{0}\"\t");
+        assert_eq!(
+            e.to_string(),
+            "a\\nb.toml:1: x\\ry: bad \"v\\u{1b}[2J\\u{0}\"\\t"
+        );
+        let e = ConfigError::new("f", None, "k\u{e9}", "caf\u{e9} \u{2028}");
+        assert_eq!(e.to_string(), "f: k\u{e9}: caf\u{e9} \u{2028}");
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! Each section but `[Cloudbus]` is one service. In a controller, `bind` is where its clients
 //! connect and each `server` is a segment (a bus peer); in a segment, `bind` is a bus listener
-//! pinned to that service and each `server` is a backend. Errors use the key path
-//! `SECTION.key`, with the section name as written and the key lower-cased.
+//! pinned to that service and each `server` is a backend. `backend` is the same key as `server`
+//! (Cloudbus 0.4 ships its own files with `backend=`), and the two may be mixed in one section.
+//! Errors use the key path `SECTION.key`, with the section name as written and the key
+//! lower-cased as written (`svc.backend` for a mistake on a `backend=` line).
+
+use std::collections::HashMap;
 
 use crate::defaults;
 use crate::draft::{parse_address, At, ServiceDraft, TargetKind};
@@ -27,7 +31,7 @@ type Res<T> = Result<T, ConfigError>;
 pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, ConfigError> {
     let mut bus = defaults::bus();
     let mut drafts = Vec::new();
-    let mut binds: Vec<(Address, String)> = Vec::new();
+    let mut binds: HashMap<Address, String> = HashMap::new();
     for section in sections(text, file)? {
         if section.name.eq_ignore_ascii_case("cloudbus") {
             cloudbus_section(file, &section)?;
@@ -86,12 +90,12 @@ fn unique_bind(
     file: &str,
     bind: &At<Address>,
     section: &str,
-    seen: &mut Vec<(Address, String)>,
+    seen: &mut HashMap<Address, String>,
 ) -> Res<()> {
     if matches!(bind.value, Address::Tcp { port: 0, .. }) {
         return Ok(());
     }
-    if let Some((_, other)) = seen.iter().find(|(a, _)| *a == bind.value) {
+    if let Some(other) = seen.get(&bind.value) {
         return Err(ConfigError::new(
             file,
             bind.line,
@@ -99,7 +103,7 @@ fn unique_bind(
             format!("{} is already the bind address of [{other}]", bind.value),
         ));
     }
-    seen.push((bind.value.clone(), section.to_string()));
+    seen.insert(bind.value.clone(), section.to_string());
     Ok(())
 }
 
@@ -110,7 +114,8 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
     validate::name(name).map_err(|e| ConfigError::new(file, Some(section.line), name, e))?;
     let mut bind: Option<At<Address>> = None;
     let mut servers: Vec<At<Address>> = Vec::new();
-    let mut first_server_line = None;
+    // The line and key of the first target line, for errors about the target list as a whole.
+    let mut first_server: Option<At<()>> = None;
     let mut mode: Option<At<String>> = None;
     for e in &section.entries {
         let at = At::new(e.value.clone(), Some(e.line), key(&e.key));
@@ -125,9 +130,9 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
             }
             "bind" => bind = Some(parse_address(file, at)?),
             // `server=` with the addresses on continuation lines below it is a common layout.
-            "server" if e.value.is_empty() => {}
-            "server" => {
-                first_server_line.get_or_insert(e.line);
+            "server" | "backend" if e.value.is_empty() => {}
+            "server" | "backend" => {
+                first_server.get_or_insert_with(|| At::new((), at.line, &at.key));
                 servers.push(parse_address(file, at)?);
             }
             "mode" if e.continuation => {
@@ -141,21 +146,23 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
                     file,
                     at.line,
                     at.key,
-                    format!("unknown key `{other}`, expected one of `bind`, `server`, `mode`"),
+                    format!(
+                        "unknown key `{other}`, expected one of `bind`, `server` (or `backend`), `mode`"
+                    ),
                 ))
             }
         }
     }
-    let missing = |k: &str| {
+    let missing = |k: &str, also: &str| {
         ConfigError::new(
             file,
             Some(section.line),
             key(k),
-            format!("missing key `{k}`"),
+            format!("missing key `{k}`{also}"),
         )
     };
-    let bind = bind.ok_or_else(|| missing("bind"))?;
-    let first_server_line = first_server_line.ok_or_else(|| missing("server"))?;
+    let bind = bind.ok_or_else(|| missing("bind", ""))?;
+    let targets_at = first_server.ok_or_else(|| missing("server", " (or `backend`)"))?;
     let draft = ServiceDraft {
         name: At::new(name.clone(), Some(section.line), name.clone()),
         listen: Vec::new(),
@@ -163,7 +170,7 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
             Role::Controller => TargetKind::Peers,
             Role::Segment => TargetKind::Backends,
         },
-        targets_at: At::new((), Some(first_server_line), key("server")),
+        targets_at,
         targets: servers,
         mode: mode.map(|m| parse_mode(file, m)).transpose()?,
         balance: Balance::RoundRobin,

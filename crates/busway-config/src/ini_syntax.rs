@@ -6,6 +6,8 @@
 //! whitespace continues the previous key of the same section (blank and comment lines in between
 //! do not break it).
 
+use std::collections::HashMap;
+
 use crate::error::ConfigError;
 
 /// One `key=value`, or one continuation line of the key above it.
@@ -31,6 +33,8 @@ pub(crate) struct Section {
 pub(crate) fn sections(text: &str, file: &str) -> Result<Vec<Section>, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out: Vec<Section> = Vec::new();
+    // Lower-cased name -> header line, so a file of many sections is not quadratic to read.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let content = strip_comment(raw).trim();
@@ -46,12 +50,11 @@ pub(crate) fn sections(text: &str, file: &str) -> Result<Vec<Section>, ConfigErr
             if name.is_empty() {
                 return Err(err("", "empty section name".to_string()));
             }
-            if let Some(first) = out.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+            if let Some(first) = seen.insert(name.to_ascii_lowercase(), line) {
                 return Err(err(
                     name,
                     format!(
-                        "duplicate section [{name}] (first on line {}; section names are case-insensitive)",
-                        first.line
+                        "duplicate section [{name}] (first on line {first}; section names are case-insensitive)"
                     ),
                 ));
             }

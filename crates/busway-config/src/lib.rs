@@ -46,6 +46,7 @@ mod render;
 mod secret;
 mod toml_file;
 mod toml_grpc;
+mod toml_node;
 mod toml_service;
 mod toml_syntax;
 mod toml_table;
@@ -77,9 +78,26 @@ pub fn load_ini(path: &Path, role: Role) -> Result<NodeConfig, ConfigError> {
     parse_ini(&text, &path.display().to_string(), role)
 }
 
+/// Far above any real configuration. Without a cap, `--config /dev/zero` or a log file named by
+/// mistake is read until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&path.display().to_string(), None, "", e.to_string()))
+    use std::io::Read;
+    let file = path.display().to_string();
+    let err = |msg: String| ConfigError::new(&file, None, "", msg);
+    let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut text = String::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| err(e.to_string()))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "larger than {} MiB: not a configuration file",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
 }
 
 /// The host name, the default node name: `/proc/sys/kernel/hostname`, or `"busway"` where that

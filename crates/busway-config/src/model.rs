@@ -25,7 +25,13 @@ pub struct NodeSection {
     pub name: String,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// Free-form metadata published in the discovery record; unlike labels, nothing selects on
+    /// them, so keys and values may be any string.
+    pub annotations: BTreeMap<String, String>,
     pub shutdown_grace: Duration,
+    /// Where issued tokens, resumption keys and cluster history survive restarts; `None` keeps
+    /// them in memory only. Kept as written: the directory may not exist where `check` runs.
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -5,6 +5,7 @@
 //! valid busway TOML file (it parses back to the same config, secrets aside), which is what lets an
 //! operator turn a Cloudbus INI file into TOML with `busway check`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::duration::format_duration;
@@ -17,14 +18,12 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
     line(o, "[node]");
     kv(o, "name", &string(&cfg.node.name));
     kv(o, "namespace", &string(&cfg.node.namespace));
-    let labels: Vec<String> = cfg
-        .node
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{} = {}", key(k), string(v)))
-        .collect();
-    kv(o, "labels", &inline_table(&labels));
+    kv(o, "labels", &string_map(&cfg.node.labels));
+    kv(o, "annotations", &string_map(&cfg.node.annotations));
     kv(o, "shutdown_grace", &duration(cfg.node.shutdown_grace));
+    if let Some(dir) = &cfg.node.state_dir {
+        kv(o, "state_dir", &string(&dir.display().to_string()));
+    }
 
     if let Some(admin) = &cfg.admin {
         line(o, "\n[admin]");
@@ -40,9 +39,11 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         if let Some(service) = &l.service {
             line(
                 o,
+                // Quoted like every other value: a Unix path may hold control characters,
+                // which a TOML comment cannot.
                 &format!(
                     "# {} carries sessions for service {} only",
-                    l.address,
+                    address(&l.address),
                     string(service)
                 ),
             );
@@ -121,9 +122,27 @@ fn kv(o: &mut String, k: &str, v: &str) {
     let _ = writeln!(o, "{k} = {v}");
 }
 
-/// A TOML string literal, escaped by toml itself so any value stays valid TOML.
+/// A one-line TOML basic string for any value. toml's own encoder picks multi-line `"""`
+/// strings for values with newlines, which are not valid as keys and would split `check`'s
+/// one-setting-per-line output, so the escaping is done here.
 fn string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A key, bare when TOML allows it and quoted otherwise.
@@ -153,6 +172,14 @@ fn address(a: &Address) -> String {
 fn addresses<'a>(list: impl IntoIterator<Item = &'a Address>) -> String {
     let parts: Vec<String> = list.into_iter().map(address).collect();
     format!("[{}]", parts.join(", "))
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = map
+        .iter()
+        .map(|(k, v)| format!("{} = {}", key(k), string(v)))
+        .collect();
+    inline_table(&parts)
 }
 
 fn inline_table(parts: &[String]) -> String {

@@ -1,18 +1,15 @@
-//! The TOML file of CONTRACT section 3: `[node]`, `[admin]`, `[bus]`, `[dns]`; `[[service]]` is
-//! read by `toml_service`.
+//! The TOML file of CONTRACT section 3: `[admin]`, `[bus]`, `[dns]`; `[node]` is read by
+//! `toml_node` and `[[service]]` by `toml_service`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use crate::defaults;
-use crate::draft::At;
 use crate::error::ConfigError;
-use crate::model::{
-    AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, NodeSection, Secret,
-};
+use crate::model::{AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, Secret};
 use crate::secret::resolve_secret;
+use crate::toml_node::node;
 use crate::toml_service::services;
 use crate::toml_syntax::syntax_error;
 use crate::toml_table::{Source, Table};
@@ -28,7 +25,7 @@ const SECTIONS: &[&str] = &["node", "admin", "bus", "dns", "service"];
 
 /// Parses a whole file, reading `env:` secrets through `env`.
 pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
-    let src = Source { file, text };
+    let src = Source::new(file, text);
     let doc = DeTable::parse(text).map_err(|e| syntax_error(&src, &e))?;
     let root = Table::root(&src, &doc);
     top_level_keys(&root)?;
@@ -57,49 +54,6 @@ fn top_level_keys(root: &Table<'_, '_>) -> Res<()> {
         }
     }
     Ok(())
-}
-
-fn node(root: &Table<'_, '_>) -> Res<NodeSection> {
-    let mut node = defaults::node_section();
-    let Some(t) = root.table("node")? else {
-        return Ok(node);
-    };
-    t.deny_unknown(&["name", "namespace", "labels", "shutdown_grace"])?;
-    if let Some(name) = t.string("name")? {
-        checked_name(&t, &name)?;
-        node.name = name.value;
-    }
-    if let Some(ns) = t.string("namespace")? {
-        checked_name(&t, &ns)?;
-        node.namespace = ns.value;
-    }
-    if let Some(labels) = t.table("labels")? {
-        node.labels = node_labels(&labels)?;
-    }
-    if let Some(d) = t.duration("shutdown_grace")? {
-        node.shutdown_grace = d.value;
-    }
-    Ok(node)
-}
-
-fn checked_name(t: &Table<'_, '_>, name: &At<String>) -> Res<()> {
-    validate::name(&name.value).map_err(|e| ConfigError::new(t.src.file, name.line, &name.key, e))
-}
-
-/// Labels are matched by `label:K=V` selectors, so they use the characters a selector can spell.
-fn node_labels(t: &Table<'_, '_>) -> Res<BTreeMap<String, String>> {
-    let mut labels = BTreeMap::new();
-    for (k, span, v) in t.entries() {
-        let DeValue::String(value) = v.get_ref() else {
-            return Err(t.err(&v.span(), k, "expected a string label value"));
-        };
-        let selector = format!("label:{k}={value}");
-        if let Err(e) = selector.parse::<crate::model::Address>() {
-            return Err(t.err(&span, k, format!("invalid label: {e}")));
-        }
-        labels.insert(k.to_string(), value.to_string());
-    }
-    Ok(labels)
 }
 
 fn admin(root: &Table<'_, '_>, env: Env<'_>) -> Res<Option<AdminConfig>> {

@@ -5,19 +5,8 @@ use std::time::Duration;
 
 use busway_config::*;
 
-fn parse(text: &str) -> NodeConfig {
-    parse_toml(text, "busway.toml").unwrap_or_else(|e| panic!("{e}"))
-}
-
-#[track_caller]
-fn assert_err(text: &str, line: usize, key: &str, needle: &str) {
-    let e = match parse_toml(text, "busway.toml") {
-        Ok(c) => panic!("expected an error, parsed {c:?}"),
-        Err(e) => e,
-    };
-    assert_eq!((e.line, e.key.as_str()), (Some(line), key), "{e}");
-    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
-}
+mod common;
+use common::*;
 
 const SVC: &str = "[[service]]\nname = \"plex\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
 

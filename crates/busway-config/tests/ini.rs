@@ -5,33 +5,11 @@ use std::time::Duration;
 
 use busway_config::*;
 
+mod common;
+use common::*;
+
 fn parse(text: &str, role: Role) -> NodeConfig {
     parse_ini(text, "cloudbus.ini", role).unwrap_or_else(|e| panic!("{e}"))
-}
-
-#[track_caller]
-fn assert_err(text: &str, role: Role, line: usize, key: &str, needle: &str) {
-    let e = match parse_ini(text, "cloudbus.ini", role) {
-        Ok(c) => panic!("expected an error, parsed {c:?}"),
-        Err(e) => e,
-    };
-    assert_eq!(e.file, "cloudbus.ini", "{e}");
-    assert_eq!(e.line, Some(line), "{e}");
-    assert_eq!(e.key, key, "{e}");
-    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
-    let prefix = if key.is_empty() {
-        format!("cloudbus.ini:{line}: ")
-    } else {
-        format!("cloudbus.ini:{line}: {key}: ")
-    };
-    assert!(e.to_string().starts_with(&prefix), "{e}");
-}
-
-fn tcp(host: &str, port: u16) -> Address {
-    Address::Tcp {
-        host: host.into(),
-        port,
-    }
 }
 
 const BOTH_ROLES: [Role; 2] = [Role::Controller, Role::Segment];
@@ -175,7 +153,7 @@ fn cloudbus_section_is_optional_and_takes_no_keys() {
     assert_eq!(c.services.len(), 1);
     let c = parse("[Cloudbus]\n", Role::Segment);
     assert!(c.services.is_empty());
-    assert_err(
+    assert_ini_err(
         "[Cloudbus]\nthreads=4\n",
         Role::Segment,
         2,
@@ -211,87 +189,87 @@ fn several_servers_default_to_half_duplex() {
 #[test]
 fn errors_with_lines_and_keys() {
     let r = Role::Segment;
-    assert_err("bind=tcp://a:1\n", r, 1, "", "outside any section");
-    assert_err(
+    assert_ini_err("bind=tcp://a:1\n", r, 1, "", "outside any section");
+    assert_ini_err(
         "[a]\n[b]\n[A]\n",
         r,
         3,
         "A",
         "duplicate section [A] (first on line 1",
     );
-    assert_err("[svc\n", r, 1, "", "missing ']'");
-    assert_err("[svc]\nbind tcp://a:1\n", r, 2, "svc", "expected KEY=VALUE");
-    assert_err(
-        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackend=tcp://b:1\n",
+    assert_ini_err("[svc\n", r, 1, "", "missing ']'");
+    assert_ini_err("[svc]\nbind tcp://a:1\n", r, 2, "svc", "expected KEY=VALUE");
+    assert_ini_err(
+        "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nbackends=tcp://b:1\n",
         r,
         4,
-        "svc.backend",
-        "unknown key `backend`, expected one of `bind`, `server`, `mode`",
+        "svc.backends",
+        "unknown key `backends`, expected one of `bind`, `server` (or `backend`), `mode`",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nbind=tcp://127.0.0.1:2\n",
         r,
         3,
         "svc.bind",
         "exactly one",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\n  tcp://127.0.0.1:2\n",
         r,
         3,
         "svc.bind",
         "exactly one",
     );
-    assert_err(
+    assert_ini_err(
         "\n[svc]\nserver=tcp://a:1\n",
         r,
         2,
         "svc.bind",
         "missing key `bind`",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\n",
         r,
         1,
         "svc.server",
         "missing key `server`",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nserver=\n",
         r,
         1,
         "svc.server",
         "missing key `server`",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a\n",
         r,
         3,
         "svc.server",
         "invalid address \"tcp://a\"",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=127.0.0.1:1\nserver=tcp://a:1\n",
         r,
         2,
         "svc.bind",
         "missing scheme",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\nmode=simplex\n",
         r,
         4,
         "svc.mode",
         "invalid mode \"simplex\"",
     );
-    assert_err(
+    assert_ini_err(
         "[my svc]\nbind=tcp://127.0.0.1:1\nserver=tcp://a:1\n",
         r,
         1,
         "my svc",
         "not allowed",
     );
-    assert_err(
+    assert_ini_err(
         "[a]\nbind=tcp://127.0.0.1:5\nserver=tcp://x:1\n[b]\nbind=tcp://127.0.0.1:5\nserver=tcp://y:1\n",
         r,
         5,
@@ -308,21 +286,21 @@ fn port_zero_binds_may_repeat() {
 
 #[test]
 fn discovery_targets_and_grpc_listeners_not_yet() {
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=tcp://127.0.0.1:1\nserver=label:app=chat\n",
         Role::Segment,
         3,
         "svc.server",
         "label: targets are not yet supported",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=mdns:_busway._tcp.local\nserver=tcp://a:1\n",
         Role::Segment,
         2,
         "svc.bind",
         "bus listener must be a tcp:// or unix://",
     );
-    assert_err(
+    assert_ini_err(
         "[svc]\nbind=grpc://127.0.0.1:1\nserver=tcp://a:1\n",
         Role::Controller,
         2,

@@ -124,7 +124,7 @@ fn ini_configs_render_to_toml_that_parses() {
     let segment = parse_ini(ini, "s.ini", Role::Segment).unwrap();
     let text = render_toml(&segment);
     assert!(
-        text.contains("# tcp://127.0.0.1:8080 carries sessions for service \"chat\" only"),
+        text.contains("# \"tcp://127.0.0.1:8080\" carries sessions for service \"chat\" only"),
         "{text}"
     );
     let mut expected = segment.clone();
@@ -147,5 +147,25 @@ fn awkward_strings_stay_valid_toml() {
     assert_eq!(
         value["node"]["labels"]["k"].as_str(),
         Some("quote\" back\\slash")
+    );
+}
+
+/// Found by the `ini` fuzz target: a segment's pinned listener is written as a comment, and a
+/// Unix path with a control character in it made that comment invalid TOML.
+#[test]
+fn pinned_listener_comments_stay_valid_toml() {
+    let ini = "[s]\nbind=unix:///run/a\u{4}b\u{7f}.sock\nserver=tcp://a:1\n";
+    let segment = parse_ini(ini, "s.ini", Role::Segment).unwrap();
+    let text = render_toml(&segment);
+    assert!(
+        text.contains(
+            r#"# "unix:///run/a\u0004b\u007F.sock" carries sessions for service "s" only"#
+        ),
+        "{text}"
+    );
+    let again = round_trip(&segment);
+    assert_eq!(
+        again.bus.listen[0].address,
+        Address::Unix("/run/a\u{4}b\u{7f}.sock".into())
     );
 }

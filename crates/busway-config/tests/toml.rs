@@ -5,35 +5,8 @@ use std::time::Duration;
 
 use busway_config::*;
 
-fn parse(text: &str) -> NodeConfig {
-    parse_toml(text, "busway.toml").unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Asserts the error's line and key, and that its message contains `needle`.
-#[track_caller]
-fn assert_err(text: &str, line: usize, key: &str, needle: &str) {
-    let e = match parse_toml(text, "busway.toml") {
-        Ok(c) => panic!("expected an error, parsed {c:?}"),
-        Err(e) => e,
-    };
-    assert_eq!(e.file, "busway.toml", "{e}");
-    assert_eq!(e.line, Some(line), "{e}");
-    assert_eq!(e.key, key, "{e}");
-    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
-    let shown = e.to_string();
-    assert!(!shown.contains('\n'), "{shown}");
-    assert!(
-        shown.starts_with(&format!("busway.toml:{line}: {key}: ")),
-        "{shown}"
-    );
-}
-
-fn tcp(host: &str, port: u16) -> Address {
-    Address::Tcp {
-        host: host.into(),
-        port,
-    }
-}
+mod common;
+use common::*;
 
 const ONE_BACKEND: &str = "[[service]]\nname = \"echo\"\nbackends = [\"tcp://127.0.0.1:9000\"]\n";
 

@@ -26,7 +26,9 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
             name: name.into(),
             namespace: "default".into(),
             labels: Default::default(),
+            annotations: Default::default(),
             shutdown_grace: Duration::from_secs(2),
+            state_dir: None,
         },
         admin: None,
         bus: BusConfig {

@@ -395,7 +395,9 @@ mod tests {
                 name: "n".into(),
                 namespace: "default".into(),
                 labels: Default::default(),
+                annotations: Default::default(),
                 shutdown_grace: Duration::from_secs(1),
+                state_dir: None,
             },
             admin: None,
             bus: BusConfig {

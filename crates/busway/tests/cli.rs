@@ -86,10 +86,16 @@ fn check_prints_normalised_toml_with_defaults() {
     let dir = TempDir::new("check");
     let path = dir.write(
         "n.toml",
-        "[[service]]\nname = \"chat\"\nlisten = [\"tcp://127.0.0.1:7000\"]\nbackends = [\"tcp://127.0.0.1:9000\"]\n",
+        "[node]\nannotations = { owner = \"team-chat\", \"ticket id\" = \"OPS-1\" }\nstate_dir = \"/var/lib/busway\"\n\n[[service]]\nname = \"chat\"\nlisten = [\"tcp://127.0.0.1:7000\"]\nbackends = [\"tcp://127.0.0.1:9000\"]\n",
     );
     let (code, out, err) = run_to_end(&["check", "-c", path.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{err}");
+    for line in [
+        r#"annotations = { owner = "team-chat", "ticket id" = "OPS-1" }"#,
+        r#"state_dir = "/var/lib/busway""#,
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+    }
     assert!(out.contains("one-to-one"), "{out}");
     assert!(out.contains("round-robin"), "{out}");
     assert!(out.contains("tcp://127.0.0.1:9000"), "{out}");
