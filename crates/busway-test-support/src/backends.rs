@@ -25,8 +25,20 @@ impl Backend {
     }
 }
 
-fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
-    let l = listen_wide();
+pub(crate) fn serve(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
+    serve_on(listen_wide(None), handler)
+}
+
+/// Like [`serve`], on a listener whose connections get a receive buffer of `rcvbuf` bytes: the
+/// kernel then holds little for the backend, so the proxy's writes to it really wait.
+pub(crate) fn serve_narrow(
+    rcvbuf: usize,
+    handler: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> Backend {
+    serve_on(listen_wide(Some(rcvbuf)), handler)
+}
+
+fn serve_on(l: TcpListener, handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Backend {
     let addr = l.local_addr().expect("addr").to_string();
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
@@ -113,9 +125,12 @@ pub fn silent() -> Backend {
 }
 
 /// A loopback listener with a deep accept queue, so bursts of test sessions are not dropped.
-fn listen_wide() -> TcpListener {
+fn listen_wide(rcvbuf: Option<usize>) -> TcpListener {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    if let Some(n) = rcvbuf {
+        s.set_recv_buffer_size(n).expect("SO_RCVBUF");
+    }
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
     s.bind(&any.into()).expect("bind backend");
     s.listen(4096).expect("listen");

@@ -7,8 +7,10 @@
 
 pub mod backends;
 pub mod dns;
+pub mod forward;
 pub mod http;
 pub mod proc;
+pub mod witness;
 
 pub use proc::{Proc, TempDir};
 

@@ -9,16 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// An egress whose `chat` service fans out to `backends` in `mode`, and an ingress in front.
-fn fan_chain(backends: &[String], mode: &str, extra: &str) -> Chain {
-    let egress_cfg = egress_toml("tcp://127.0.0.1:1", &format!("mode = \"{mode}\"\n{extra}"))
-        .replace(
-            "backends = [\"tcp://127.0.0.1:1\"]",
-            &format!("backends = {}", Chain::toml_list(backends)),
-        );
-    Chain::with(&egress_cfg, |bus| ingress_toml(bus, ""))
-}
-
 #[test]
 fn half_duplex_the_first_answer_wins_and_the_others_never_reach_the_client() {
     let silent = backends::close_silently();

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-pub use busway_test_support::{backends, http, Proc, TempDir};
+pub use busway_test_support::{backends, forward, http, witness, Proc, TempDir};
 
 pub mod grpc;
 
@@ -91,6 +91,29 @@ impl Chain {
     pub fn client(&self) -> TcpStream {
         connect(&self.ingress.addr("chat"))
     }
+}
+
+/// An egress config whose `chat` service fans out to `backends` in `mode`.
+pub fn egress_fan_toml(backends: &[String], mode: &str, extra: &str) -> String {
+    egress_toml("tcp://127.0.0.1:1", &format!("mode = \"{mode}\"\n{extra}")).replace(
+        "backends = [\"tcp://127.0.0.1:1\"]",
+        &format!("backends = {}", Chain::toml_list(backends)),
+    )
+}
+
+/// An ingress config whose `chat` service fans out (or not) over `peers` in `mode`.
+pub fn ingress_over_toml(peers: &[String], mode: &str, extra: &str) -> String {
+    ingress_toml(&peers[0], &format!("mode = \"{mode}\"\n{extra}")).replace(
+        &format!("peers = [\"{}\"]", peers[0]),
+        &format!("peers = {}", Chain::toml_list(peers)),
+    )
+}
+
+/// An egress whose `chat` service fans out to `backends` in `mode`, and an ingress in front.
+pub fn fan_chain(backends: &[String], mode: &str, extra: &str) -> Chain {
+    Chain::with(&egress_fan_toml(backends, mode, extra), |bus| {
+        ingress_toml(bus, "")
+    })
 }
 
 pub fn connect(addr: &str) -> TcpStream {
