@@ -192,7 +192,8 @@ async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
         }
         let endpoint = p.endpoint.clone();
         let mut stopped = p.stopped.subscribe();
-        p.set_phase(slot, Phase::Connecting);
+        // A retry after a failure stays down until it succeeds: sessions do not wait for a
+        // peer that failed, only for one being dialled for the first time or after it was up.
         drop(p);
         match dial(&endpoint, DIAL_TIMEOUT).await {
             Ok(sock) => {
