@@ -543,10 +543,11 @@ impl Node {
         }
     }
 
-    /// Waits until every transport has sent everything queued on it, or `deadline`.
+    /// Waits until every transport — all told GoAway, and with no session left — has sent
+    /// everything queued on it and closed, or `deadline`.
     async fn wait_transports_flushed(&self, deadline: tokio::time::Instant) -> bool {
         loop {
-            if self.transports.all().iter().all(|t| t.flushed()) {
+            if self.transports.all().iter().all(|t| t.finished()) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

@@ -41,19 +41,58 @@ pub fn delayed_forward(target: &str, hold: Duration) -> Forward {
     Forward { url, hold_ms }
 }
 
+/// Forwards connections on a fresh loopback port to `target`, at most `bytes_per_sec` each way,
+/// through a small receive buffer: a slow link, so what a node writes to it waits in the node.
+pub fn throttled_forward(target: &str, bytes_per_sec: u64) -> String {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    s.bind(&any.into()).expect("bind forwarder");
+    s.listen(128).expect("listen");
+    let l: TcpListener = s.into();
+    let url = format!("tcp://{}", l.local_addr().expect("addr"));
+    let target = target.to_string();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let Ok(t) = TcpStream::connect(&target) else {
+                continue;
+            };
+            std::thread::spawn(move || pipe_at(c, t, Some(bytes_per_sec)));
+        }
+    });
+    url
+}
+
 fn pipe(a: TcpStream, b: TcpStream) {
+    pipe_at(a, b, None)
+}
+
+fn pipe_at(a: TcpStream, b: TcpStream, rate: Option<u64>) {
     let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else {
         return;
     };
-    std::thread::spawn(move || copy(a2, b2));
-    copy(b, a);
+    std::thread::spawn(move || copy(a2, b2, rate));
+    copy(b, a, rate);
 }
 
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = vec![0u8; 64 * 1024];
+/// Copies until EOF; with a rate, 4 KiB at a time, sleeping to keep to it.
+fn copy(mut from: TcpStream, mut to: TcpStream, rate: Option<u64>) {
+    let chunk = if rate.is_some() { 4 * 1024 } else { 64 * 1024 };
+    let mut buf = vec![0u8; chunk];
+    let start = std::time::Instant::now();
+    let mut moved = 0u64;
     while let Ok(n) = from.read(&mut buf) {
         if n == 0 || to.write_all(&buf[..n]).is_err() {
             break;
+        }
+        moved += n as u64;
+        if let Some(r) = rate {
+            let due = Duration::from_secs_f64(moved as f64 / r as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
     }
     let _ = to.shutdown(Shutdown::Write);

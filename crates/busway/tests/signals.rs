@@ -36,6 +36,50 @@ fn sigterm_stops_accepting_lets_open_sessions_finish_then_exits_0() {
     assert_eq!(st.code(), Some(0));
 }
 
+/// Sessions end once their last bytes and fin are queued on their streams; SIGTERM must still
+/// deliver those bytes, however slowly the bus drains (issue 10, item 7). Each backend shuts
+/// its side at once, so every session ends as soon as its client's bytes are queued, and the
+/// link to the egress is slow, so they are still queued at the ingress when it stops.
+#[test]
+fn sigterm_delivers_every_byte_the_sessions_queued_on_the_bus() {
+    let (backend, got) = busway_test_support::witness::source_then_listen(0);
+    let dir = TempDir::new("drain-bus");
+    let egress = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
+    let slow = forward::throttled_forward(&egress.addr("bus"), 8 << 20);
+    let cfg = ingress_toml(&slow, "").replace("shutdown_grace = \"2s\"", "shutdown_grace = \"8s\"");
+    let mut ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    wait_peer_up(&ingress.addr("admin"));
+    const CLIENTS: usize = 32;
+    const EACH: usize = 256 * 1024;
+    let addr = ingress.addr("chat");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(&addr);
+                std::io::Write::write_all(&mut c, &vec![b'q'; EACH]).unwrap();
+                c.shutdown(std::net::Shutdown::Write).unwrap();
+                // The session ends at once; EOF comes back.
+                let _ = read_all(&mut c);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    ingress.signal(15);
+    let st = ingress
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit within the grace");
+    assert_eq!(st.code(), Some(0));
+    let want = CLIENTS * EACH;
+    assert!(
+        wait_for(Duration::from_secs(5), || got.lock().unwrap().len() == want),
+        "the backends got {} of {want} bytes",
+        got.lock().unwrap().len()
+    );
+}
+
 #[test]
 fn sigterm_closes_sessions_left_after_the_grace_period() {
     let backend = backends::echo();

@@ -52,6 +52,8 @@ const OUT_HIGH: usize = 256 * 1024;
 const MAX_IOV: usize = 64;
 /// Rounds of reading and writing per poll before the driver yields to other tasks.
 const ROUNDS: usize = 16;
+/// How long a drained transport waits for the peer's FIN after its own.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a transport ended.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,7 @@ where
         Err(e) => e,
     };
     d.finish(&reason).await;
+    d.t.set_finished();
     reason
 }
 
@@ -376,10 +379,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         self.t.set_state("down");
         self.t.set_going_away();
         let last = self.out.to_bytes();
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
-            use tokio::io::AsyncWriteExt;
+        // A drained transport closes gracefully: our last bytes, our FIN, then whatever the peer
+        // still sends is read and dropped until its FIN. Closing with unread bytes in the receive
+        // buffer would make the kernel reset the connection and drop what it had not sent yet.
+        // Any other end is abrupt: one try at the GoAway that names the failure.
+        let (linger, graceful) = match reason {
+            Closed::Drained | Closed::PeerClosed => (LINGER, true),
+            _ => (std::time::Duration::from_millis(100), false),
+        };
+        let _ = tokio::time::timeout(linger, async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let _ = self.io.write_all(&last).await;
             let _ = self.io.shutdown().await;
+            if graceful && !matches!(reason, Closed::PeerClosed) {
+                let mut sink = [0u8; 16 * 1024];
+                while matches!(self.io.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
         })
         .await;
         self.out.clear();

@@ -67,6 +67,7 @@ pub struct Transport {
     going_away: AtomicBool,
     /// Encoded bytes the driver holds and has not written yet.
     pub(crate) unsent: AtomicUsize,
+    finished: AtomicBool,
 }
 
 /// The admin API's row for a transport (`GET /v1/peers`).
@@ -102,6 +103,7 @@ impl Transport {
             bytes_out: AtomicU64::new(0),
             going_away: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
         })
     }
 
@@ -145,13 +147,14 @@ impl Transport {
         self.state() == "up" && !self.going_away.load(Ordering::Relaxed)
     }
 
-    /// Nothing left to send: the connection's queues and the driver's buffer are empty.
-    pub fn flushed(&self) -> bool {
-        let g = self.lock();
-        g.closed.is_some()
-            || (!g.conn.wants_transmit()
-                && g.conn.queued_bytes() == 0
-                && self.unsent.load(Ordering::Relaxed) == 0)
+    /// The driver is done with the socket: everything was sent and the connection closed (or
+    /// it failed).
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_finished(&self) {
+        self.finished.store(true, Ordering::Release);
     }
 
     /// Streams the connection still tracks (a handle holds them, or they have not ended).
