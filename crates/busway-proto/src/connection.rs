@@ -30,6 +30,14 @@ pub const MAX_STREAMS: usize = 1 << 16;
 /// Reset and GoAway reasons are cut to this many bytes: they are for humans and logs.
 pub const MAX_REASON_LEN: usize = 256;
 
+/// Pings a peer may send within [`FLOOD_WINDOW`]; a node pings twice a second.
+pub const MAX_PINGS_PER_WINDOW: u32 = 256;
+/// Opens we may have to refuse (going away, too many streams) within [`FLOOD_WINDOW`]: a burst
+/// crossing our GoAway is normal, a stream of them is not.
+pub const MAX_REFUSALS_PER_WINDOW: u32 = 4096;
+/// The window over which pings and refusals are counted.
+pub const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+
 /// Worst-case bytes a Data frame adds around its payload (tags, varints, fin), used to keep
 /// Data frames within the peer's `max_frame`.
 pub(crate) const DATA_OVERHEAD: u32 = 32;
@@ -71,6 +79,10 @@ pub struct Connection {
     pub(crate) local_goaway: bool,
     pub(crate) peer_goaway: bool,
     last_recv: Instant,
+    /// Start of the current flood-counting window, and what the peer made us do in it.
+    flood_since: Instant,
+    pub(crate) pings_seen: u32,
+    pub(crate) refusals: u32,
     pub(crate) next_ping: Option<Instant>,
     /// Set once a fatal error happened; every later call reports it again.
     pub(crate) error: Option<ProtoError>,
@@ -111,6 +123,9 @@ impl Connection {
             local_goaway: false,
             peer_goaway: false,
             last_recv: now,
+            flood_since: now,
+            pings_seen: 0,
+            refusals: 0,
             next_ping: None,
             error: None,
             config,
@@ -140,7 +155,16 @@ impl Connection {
     pub fn handle_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtoError> {
         self.check_alive()?;
         self.last_recv = now;
-        self.on_frame(frame, now).map_err(|e| self.fail(e))
+        if now.saturating_duration_since(self.flood_since) >= FLOOD_WINDOW {
+            self.flood_since = now;
+            self.pings_seen = 0;
+            self.refusals = 0;
+        }
+        self.on_frame(frame, now).map_err(|e| self.fail(e))?;
+        if self.pings_seen > MAX_PINGS_PER_WINDOW || self.refusals > MAX_REFUSALS_PER_WINDOW {
+            return Err(self.fail(ProtoError::Flood));
+        }
+        Ok(())
     }
 
     /// The driver's decoder rejected the peer's bytes: the connection fails with that reason.

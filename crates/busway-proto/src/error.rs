@@ -19,9 +19,10 @@ pub enum ProtoError {
     /// Nothing received for `dead_after` ping intervals.
     #[error("peer is dead: nothing received for too long")]
     DeadPeer,
-    /// The peer sends but does not read: we stopped reading it because it left more control
-    /// frames unread than we keep, or what we may send waited for its socket, for `dead_after`
-    /// ping intervals.
+    /// The peer floods us: more pings or refused opens than any node sends within a second, or
+    /// it sends and does not read — we stopped reading it because it left more control frames
+    /// unread than we keep, or what we may send waited for its socket, for `dead_after` ping
+    /// intervals.
     #[error("peer floods us and does not read")]
     Flood,
 }

@@ -27,6 +27,7 @@ impl Connection {
             Some(Body::Window(w)) => self.on_window(w),
             Some(Body::Reset(r)) => self.on_reset(r),
             Some(Body::Ping(p)) => {
+                self.pings_seen += 1;
                 self.out.push_pong(p.timepoint_us);
                 Ok(())
             }
@@ -65,6 +66,7 @@ impl Connection {
             None
         };
         if let Some((code, reason)) = refusal {
+            self.refusals += 1;
             self.out.push_control(Body::Reset(Reset {
                 stream: id,
                 code: code as u32,

@@ -25,7 +25,10 @@ mod stream;
 
 pub use codec::{check, decode, encode, encoded_len, DecodeError, CHECK_LEN};
 pub use config::{Config, OpenParams, PeerInfo, Side};
-pub use connection::{Connection, MAX_REASON_LEN, MAX_STREAMS};
+pub use connection::{
+    Connection, FLOOD_WINDOW, MAX_PINGS_PER_WINDOW, MAX_REASON_LEN, MAX_REFUSALS_PER_WINDOW,
+    MAX_STREAMS,
+};
 pub use error::{ProtoError, StreamError};
 pub use event::Event;
 pub use frame::{Auth, Body, Data, Frame, GoAway, Hello, Open, Ping, Pong, Reset, Welcome, Window};

@@ -155,6 +155,34 @@ pub fn refusing_addr() -> String {
     addr
 }
 
+/// An address whose connects hang: a listener with a full accept queue that never accepts, so
+/// the kernel drops further SYNs and a dial waits until its own timeout. For a session that must
+/// stay in its backend dial (and so read nothing from its stream) while a test acts.
+pub fn hanging_addr() -> String {
+    use socket2::{Domain, Socket, Type};
+    static HELD: std::sync::Mutex<Vec<(Socket, Vec<std::net::TcpStream>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    s.bind(&any.into()).expect("bind");
+    s.listen(0).expect("listen");
+    let addr = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("local addr");
+    // Fill the queue: what the kernel keeps for a backlog of 0, and one more for good measure.
+    let fillers: Vec<_> = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((s, fillers));
+    addr.to_string()
+}
+
 /// A free port to bind later (bound, then released; another process could take it meanwhile,
 /// so use it only where that race cannot matter).
 pub fn closed_port() -> String {

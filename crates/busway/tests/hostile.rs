@@ -9,19 +9,37 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Writes `bytes` to the egress bus port and expects the connection to be closed.
+/// Writes `bytes` to the egress bus port and expects the node to close the connection because
+/// of them: within a second, far below the 5 s handshake timeout that would close it anyway, and
+/// with an EOF or a reset, not a read timeout.
 fn send_and_expect_close(bus: &str, bytes: &[u8]) {
     let mut s = TcpStream::connect(bus.trim_start_matches("tcp://")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let start = Instant::now();
     let _ = s.write_all(bytes);
     let mut buf = [0u8; 4096];
     // The node may answer with its own handshake first; it must then close.
     loop {
         match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("not closed after {:?}: {bytes:02x?}", start.elapsed())
+            }
+            Err(_) => break,
         }
     }
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

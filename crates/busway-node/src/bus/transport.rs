@@ -167,6 +167,15 @@ impl Transport {
         self.lock().conn.buffered_bytes()
     }
 
+    /// What this transport holds in memory: payload received and not yet released by its
+    /// sessions (at most the transport window it granted), and bytes its sessions wrote that
+    /// are not yet in the socket (at most the send backlog plus the driver's output bound).
+    pub fn buffered(&self) -> (u64, u64) {
+        let g = self.lock();
+        let out = g.conn.queued_bytes() + self.unsent.load(Ordering::Relaxed);
+        (g.conn.buffered_bytes(), out as u64)
+    }
+
     /// Encoded bytes the driver holds for the socket.
     pub fn unsent(&self) -> usize {
         self.unsent.load(Ordering::Relaxed)

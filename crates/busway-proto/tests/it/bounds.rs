@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use busway_proto::frame::Body;
 use busway_proto::{
-    Config, Frame, GoAway, Open, Ping, ProtoError, StreamError, MAX_CONTROL_BACKLOG,
+    Config, Frame, GoAway, Open, Ping, ProtoError, StreamError, FLOOD_WINDOW, MAX_CONTROL_BACKLOG,
+    MAX_PINGS_PER_WINDOW,
 };
 use proptest::prelude::*;
 
 use crate::harness::{config, Pair, Who};
 
 #[test]
-fn a_ping_flood_is_answered_by_one_pong() {
+fn pings_within_the_limit_are_answered_by_one_pong() {
     let mut p = Pair::established();
-    for t in 0..10_000 {
+    for t in 0..u64::from(MAX_PINGS_PER_WINDOW) {
         p.inject(Who::A, &Frame::new(Body::Ping(Ping { timepoint_us: t })))
             .unwrap();
     }
@@ -22,6 +23,25 @@ fn a_ping_flood_is_answered_by_one_pong() {
     let mut frames = Vec::new();
     p.a.conn.poll_transmit(&mut frames, usize::MAX);
     assert_eq!(frames.len(), 1, "{frames:?}");
+}
+
+#[test]
+fn a_ping_flood_fails_the_transport_but_a_steady_pinger_never_does() {
+    let ping = |t| Frame::new(Body::Ping(Ping { timepoint_us: t }));
+    // 256 pings a second, for ten seconds: still a ping every 4 ms, far above what a node sends.
+    let mut p = Pair::established();
+    for t in 0..2560u64 {
+        if t % u64::from(MAX_PINGS_PER_WINDOW) == 0 {
+            p.now += FLOOD_WINDOW;
+        }
+        p.inject(Who::A, &ping(t)).unwrap();
+    }
+    // One more within the same second is a flood.
+    let mut p = Pair::established();
+    for t in 0..u64::from(MAX_PINGS_PER_WINDOW) {
+        p.inject(Who::A, &ping(t)).unwrap();
+    }
+    assert_eq!(p.inject(Who::A, &ping(0)), Err(ProtoError::Flood));
 }
 
 /// Opens after our GoAway are each refused with a Reset: a peer that keeps sending them and
@@ -45,8 +65,13 @@ fn opens_after_go_away_stop_input_at_the_control_bound_then_fail_as_a_flood() {
         id += 2;
         assert!(id < 1_000_000, "the control backlog never filled");
     }
-    // Each refusal is a Reset of at most 32 bytes: the bound, not less, stopped the input.
+    // Each refusal is a Reset of at most 32 bytes: the bound, not less, stopped the input, and
+    // the refusals stayed under the per-second limit that would have failed it at once.
     let refused = (id - 1) / 2;
+    assert!(
+        refused <= u64::from(busway_proto::MAX_REFUSALS_PER_WINDOW),
+        "{refused}"
+    );
     assert!(refused * 32 >= MAX_CONTROL_BACKLOG as u64, "{refused}");
     // The driver reads no more; after the dead-peer delay the transport fails, named a flood.
     p.advance(Duration::from_millis(1500), false);
