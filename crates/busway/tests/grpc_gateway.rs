@@ -423,3 +423,49 @@ fn a_tls_upstream_is_reached_with_grpcs() {
     let r = http::get(&admin2, "/readyz");
     assert_eq!(r.status, 503, "{}", r.body);
 }
+
+/// A reply being written when the client half-closes is written to its end, and what was
+/// queued behind it follows without a gap (issue 10, item 6): the client's EOF never cuts a
+/// write in progress. The operator sends the client numbered 256 KiB messages while it reads
+/// nothing, until one stays stuck in the write (the queue behind it stops draining); then the
+/// client half-closes and reads everything.
+#[test]
+fn a_reply_in_progress_is_written_whole_after_the_client_half_closes() {
+    let up = upstream(&["--mode", "echo"]);
+    let gw = Gateway::start(&[up_url(&up)], "", 1);
+    let mut c = connect(&gw.addr());
+    c.write_all(b"hi").unwrap();
+    assert_eq!(read_n(&mut c, 2), b"hi");
+    let uuid = gw.wait_downstreams(1)[0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let send = format!("/v1/services/plex/downstreams/{uuid}/send");
+    let bytes_out = || gw.downstreams()[0]["bytes_out"].as_u64().unwrap() - 2;
+    const PART: usize = 256 * 1024;
+    let mut sent = Vec::new();
+    for k in 0u8..200 {
+        if sent.len() - bytes_out() as usize >= 3 * PART {
+            // Three parts wait behind the one being written: has the writer stopped?
+            let before = bytes_out();
+            std::thread::sleep(Duration::from_millis(300));
+            if bytes_out() == before {
+                break;
+            }
+            continue;
+        }
+        let part = vec![k; PART];
+        let r = http::request("POST", &gw.admin(), &send, None, &part);
+        assert_eq!(r.status, 204, "{}", r.body);
+        sent.extend_from_slice(&part);
+    }
+    assert!(
+        sent.len() - (bytes_out() as usize) >= 3 * PART,
+        "the writer never got stuck"
+    );
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), sent.len(), "bytes lost at the client's EOF");
+    assert!(got == sent, "a gap in what the client got");
+}
