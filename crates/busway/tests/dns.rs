@@ -169,3 +169,72 @@ fn an_address_the_answer_dropped_gets_no_more_health_checks() {
     );
     assert_eq!(http::get(&node.addr("admin"), "/healthz").status, 200);
 }
+
+/// A peer name with two A records is two transports; once the answer drops one, that pool is
+/// stopped: its transport drains and closes, and it is not dialled again (issue 10, item 13).
+#[test]
+fn a_peer_address_the_answer_dropped_is_no_longer_dialled() {
+    let dir = TempDir::new("dns-peer");
+    let backend = backends::echo();
+    // Two egress nodes on one port of two loopback addresses.
+    let port = backends::closed_port()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let egress_at = |ip: &str, name: &str| {
+        let cfg = egress_toml(&backend.url(), "")
+            .replace(
+                "listen = [\"tcp://127.0.0.1:0\"]\nsecret",
+                &format!("listen = [\"tcp://{ip}:{port}\"]\nsecret"),
+            )
+            .replace("name = \"egress\"", &format!("name = \"{name}\""));
+        Proc::run_toml(&dir, &format!("{name}.toml"), &cfg)
+    };
+    let e1 = egress_at("127.0.0.1", "egress-one");
+    let e2 = egress_at("127.0.0.2", "egress-two");
+    let dns = Dnsmasq::start(&dir, "127.0.0.1 peers.test\n127.0.0.2 peers.test\n", &[]);
+    let cfg = ingress_toml(&format!("tcp://peers.test:{port}"), "").replace(
+        "[bus]",
+        &format!(
+            "[dns]\nservers = [\"{}\"]\nmin_ttl = \"1s\"\n[bus]",
+            dns.addr
+        ),
+    );
+    let ingress = Proc::run_toml(&dir, "i.toml", &cfg);
+    let admin = ingress.addr("admin");
+    wait_peers_up(&admin, 2);
+    let up_at = |p: &Proc| {
+        http::get(&p.addr("admin"), "/v1/peers")
+            .body
+            .matches("\"state\":\"up\"")
+            .count()
+    };
+    assert_eq!((up_at(&e1), up_at(&e2)), (1, 1));
+    dns.set_hosts("127.0.0.1 peers.test\n");
+    // Sessions refresh the expired answer; soon only one transport is left, at both ends.
+    let gone = wait_for(Duration::from_secs(8), || {
+        let mut c = connect(&ingress.addr("chat"));
+        roundtrip(&mut c, b"ping");
+        up_at(&e2) == 0 && up_at(&ingress) == 1
+    });
+    assert!(
+        gone,
+        "ingress: {}\negress-two: {}",
+        http::get(&admin, "/v1/peers").body,
+        http::get(&e2.addr("admin"), "/v1/peers").body
+    );
+    // And it stays gone: no redial of the dropped address.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        up_at(&e2),
+        0,
+        "{}",
+        http::get(&e2.addr("admin"), "/v1/peers").body
+    );
+    assert!(
+        ingress.stderr().contains("peer no longer used"),
+        "{}",
+        ingress.stderr()
+    );
+}
