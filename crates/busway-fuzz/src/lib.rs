@@ -14,6 +14,8 @@
 //! and a `[[bin]]` in `fuzz/Cargo.toml`.
 
 pub mod address;
+pub mod connection;
+pub mod decode;
 pub mod ini;
 mod invariants;
 pub mod toml;
@@ -38,5 +40,13 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "address",
         run: address::run,
+    },
+    Target {
+        name: "decode",
+        run: decode::run,
+    },
+    Target {
+        name: "connection",
+        run: connection::run,
     },
 ];

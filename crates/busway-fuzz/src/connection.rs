@@ -1,0 +1,320 @@
+//! Two secret-configured connections driven by a script read from the input: the stream API
+//! on both sides (open, write, finish, read, release, stop, reset, go away), deliveries of any
+//! size, the clock, and hostile frames with valid checks injected into either side.
+//!
+//! Invariants, after every step:
+//! - neither side ever holds more for its application than the transport window it granted;
+//! - while nobody injected anything, nothing fails, and every byte read from a stream is the
+//!   next byte the other side wrote on it (nothing lost, duplicated or reordered);
+//! - a side that failed stays failed, and has only a GoAway left to say.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use busway_proto::frame::Body;
+use busway_proto::{
+    encode, Config, Connection, Data, Frame, Open, OpenParams, Ping, Reset, ResetCode, Side,
+    StreamError, Window,
+};
+use bytes::{Bytes, BytesMut};
+
+/// Reads the script: one byte at a time, zero once it runs out.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from(self.byte()) << 8 | u16::from(self.byte())
+    }
+    fn done(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+const STREAM_WINDOW: u32 = 16 * 1024;
+const CONN_WINDOW: u32 = 64 * 1024;
+
+fn config(node: &str) -> Config {
+    Config {
+        node: node.into(),
+        secret: Some(b"a fuzzing secret, 16+ bytes".to_vec()),
+        stream_window: STREAM_WINDOW,
+        conn_window: CONN_WINDOW,
+        ..Config::default()
+    }
+}
+
+struct Side_ {
+    conn: Connection,
+    /// Sent by this side and not yet delivered to the other.
+    wire: BytesMut,
+    rbuf: BytesMut,
+    /// Streams this side can use, by id, and per id: bytes written, bytes read, read but not
+    /// released.
+    ids: Vec<u64>,
+    written: HashMap<u64, u64>,
+    read: HashMap<u64, u64>,
+    unreleased: HashMap<u64, usize>,
+}
+
+impl Side_ {
+    fn new(side: Side, node: &str, now: Instant) -> Side_ {
+        let nonce = match side {
+            Side::Initiator => [1; 32],
+            Side::Acceptor => [2; 32],
+        };
+        Side_ {
+            conn: Connection::new(side, config(node), nonce, now),
+            wire: BytesMut::new(),
+            rbuf: BytesMut::new(),
+            ids: Vec::new(),
+            written: HashMap::new(),
+            read: HashMap::new(),
+            unreleased: HashMap::new(),
+        }
+    }
+
+    fn pick(&self, k: u8) -> Option<u64> {
+        (!self.ids.is_empty()).then(|| self.ids[k as usize % self.ids.len()])
+    }
+
+    fn flush(&mut self) {
+        self.conn.transmit(&mut self.wire);
+        while let Some(ev) = self.conn.poll_event() {
+            if let busway_proto::Event::Opened { id, .. } = ev {
+                self.ids.push(id);
+            }
+        }
+    }
+}
+
+/// The byte at `offset` of every stream: both sides write it, so a reader can check it.
+fn pattern(id: u64, offset: u64) -> u8 {
+    (offset.wrapping_mul(31) ^ id.wrapping_mul(7)) as u8
+}
+
+pub fn run(data: &[u8]) {
+    run_script(data);
+}
+
+/// Runs a script; returns how many stream bytes were read in all (for tests of the target).
+fn run_script(data: &[u8]) -> u64 {
+    let mut s = Script(data);
+    let base = Instant::now();
+    let mut now = base;
+    let mut sides = [
+        Side_::new(Side::Initiator, "ingress", now),
+        Side_::new(Side::Acceptor, "egress", now),
+    ];
+    let mut hostile = false;
+    // Handshake first, so most scripts reach the streams.
+    for _ in 0..4 {
+        deliver(&mut sides, 0, usize::MAX, now);
+        deliver(&mut sides, 1, usize::MAX, now);
+    }
+    let mut steps = 0;
+    while !s.done() && steps < 4096 {
+        steps += 1;
+        let op = s.byte();
+        let who = usize::from(op & 1);
+        let (a, b) = (s.byte(), s.u16());
+        let me = &mut sides[who];
+        match op >> 1 {
+            0 => {
+                if let Ok(id) = me.conn.open(OpenParams {
+                    service: "fuzz".into(),
+                    ..OpenParams::default()
+                }) {
+                    me.ids.push(id);
+                }
+            }
+            1 => {
+                if let Some(id) = me.pick(a) {
+                    let at = *me.written.get(&id).unwrap_or(&0);
+                    let bytes: Vec<u8> = (at..at + u64::from(b)).map(|o| pattern(id, o)).collect();
+                    if let Ok(n) = me.conn.write(id, &mut Bytes::from(bytes)) {
+                        *me.written.entry(id).or_default() += n as u64;
+                    }
+                }
+            }
+            2 => {
+                if let Some(id) = me.pick(a) {
+                    let _ = me.conn.finish(id);
+                }
+            }
+            3 => {
+                if let Some(id) = me.pick(a) {
+                    read(me, id, usize::from(b).max(1), hostile);
+                }
+            }
+            4 => {
+                if let Some(id) = me.pick(a) {
+                    let n = usize::from(b).min(*me.unreleased.get(&id).unwrap_or(&0));
+                    me.conn.release(id, n);
+                    *me.unreleased.entry(id).or_default() -= n;
+                }
+            }
+            5 => {
+                if let Some(id) = me.pick(a) {
+                    me.conn.stop(id);
+                    me.unreleased.remove(&id);
+                }
+            }
+            6 => {
+                if let Some(id) = me.pick(a) {
+                    me.conn.reset(id, ResetCode::from_u32(u32::from(b)), "fuzz");
+                    me.unreleased.remove(&id);
+                }
+            }
+            7 => deliver(&mut sides, who, usize::from(b).max(1), now),
+            8 => {
+                now += Duration::from_millis(u64::from(b) % 2000);
+                for side in sides.iter_mut() {
+                    if side.conn.poll_timeout().is_some_and(|t| t <= now) {
+                        let _ = side.conn.handle_timeout(now);
+                    }
+                }
+                // Silence long enough kills a transport: that is the protocol, not a bug.
+                hostile |= now.duration_since(base) >= Duration::from_millis(1500);
+            }
+            9 => me.conn.go_away("fuzz"),
+            10 => {
+                hostile = true;
+                let f = hostile_frame(a, b, &mut s);
+                let mut bytes = BytesMut::new();
+                encode(&f, &mut bytes);
+                let _ = me.conn.handle_input(&mut bytes, now);
+            }
+            _ => {
+                deliver(&mut sides, 0, usize::MAX, now);
+                deliver(&mut sides, 1, usize::MAX, now);
+            }
+        }
+        check(&mut sides, hostile, now);
+    }
+    sides.iter().flat_map(|s| s.read.values()).sum()
+}
+
+/// Reads stream `id` once and checks the bytes are the next ones its writer wrote.
+fn read(me: &mut Side_, id: u64, max: usize, hostile: bool) {
+    match me.conn.read(id, max) {
+        Ok(Some(bytes)) => {
+            assert!(bytes.len() <= max);
+            let at = *me.read.get(&id).unwrap_or(&0);
+            if !hostile {
+                for (k, byte) in bytes.iter().enumerate() {
+                    assert_eq!(
+                        *byte,
+                        pattern(id, at + k as u64),
+                        "stream {id} offset {}",
+                        at + k as u64
+                    );
+                }
+            }
+            *me.read.entry(id).or_default() += bytes.len() as u64;
+            *me.unreleased.entry(id).or_default() += bytes.len();
+        }
+        Ok(None) | Err(StreamError::Blocked | StreamError::Closed | StreamError::Reset { .. }) => {}
+        Err(e @ StreamError::Misuse(_)) => panic!("read on {id}: {e}"),
+    }
+}
+
+/// Moves up to `n` bytes from side `from`'s wire into the other side.
+fn deliver(sides: &mut [Side_; 2], from: usize, n: usize, now: Instant) {
+    sides[from].flush();
+    let k = sides[from].wire.len().min(n);
+    let bytes = sides[from].wire.split_to(k);
+    let to = &mut sides[1 - from];
+    to.rbuf.extend_from_slice(&bytes);
+    let _ = to.conn.handle_input(&mut to.rbuf, now);
+    to.flush();
+}
+
+/// A frame with a valid check whose fields come from the script.
+fn hostile_frame(kind: u8, x: u16, s: &mut Script<'_>) -> Frame {
+    let stream = u64::from(s.byte());
+    let body = match kind % 6 {
+        0 => Body::Data(Data {
+            stream,
+            offset: u64::from(s.u16()),
+            payload: Bytes::from(vec![0xee; usize::from(x) % 70_000]),
+            fin: s.byte() & 1 == 1,
+        }),
+        1 => Body::Window(Window {
+            stream,
+            credit: u32::from(x) << (s.byte() % 17),
+        }),
+        2 => Body::Reset(Reset {
+            stream,
+            code: u32::from(x),
+            reason: "x".repeat(usize::from(s.byte())),
+        }),
+        3 => Body::Open(Open {
+            stream,
+            service: "fuzz".into(),
+            ..Open::default()
+        }),
+        4 => Body::Ping(Ping {
+            timepoint_us: u64::from(x),
+        }),
+        _ => Body::GoAway(busway_proto::GoAway {
+            reason: String::new(),
+        }),
+    };
+    Frame::new(body)
+}
+
+fn check(sides: &mut [Side_; 2], hostile: bool, now: Instant) {
+    for side in sides.iter_mut() {
+        assert!(side.conn.buffered_bytes() <= u64::from(CONN_WINDOW));
+        for (id, n) in &side.unreleased {
+            assert!(
+                *n <= STREAM_WINDOW as usize,
+                "stream {id} holds {n} unreleased"
+            );
+        }
+        if let Some(e) = side.conn.error().cloned() {
+            assert!(hostile, "failed without anything hostile: {e}");
+            let mut b = BytesMut::new();
+            assert_eq!(side.conn.handle_input(&mut b, now), Err(e), "errors stick");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(code: u8, who: u8, a: u8, b: u16) -> Vec<u8> {
+        vec![code << 1 | who, a, (b >> 8) as u8, b as u8]
+    }
+
+    /// The script reaches the streams: a transfer both ways checks every byte it reads.
+    #[test]
+    fn a_script_moves_and_checks_stream_bytes() {
+        let mut script = op(0, 0, 0, 0);
+        for _ in 0..8 {
+            script.extend(op(1, 0, 0, 16_000));
+            script.extend(op(11, 0, 0, 0));
+            script.extend(op(3, 1, 0, 60_000));
+            script.extend(op(4, 1, 0, 60_000));
+            script.extend(op(11, 0, 0, 0));
+            script.extend(op(1, 1, 0, 9_000));
+            script.extend(op(11, 0, 0, 0));
+            script.extend(op(3, 0, 0, 60_000));
+            script.extend(op(4, 0, 0, 60_000));
+        }
+        assert!(
+            run_script(&script) >= 8 * 16_000,
+            "the streams moved too little"
+        );
+    }
+}
