@@ -33,7 +33,9 @@ type Client = UpstreamPeerServiceClient<Channel>;
 
 /// Runs until the upstream is removed or the gateway shuts down.
 pub(crate) async fn run(gw: Arc<Gateway>, up: Arc<Upstream>) {
-    let mut backoff = MIN_BACKOFF;
+    // The one jittered backoff every retry of busway uses: gateways that lost the same
+    // upstream do not all redial it in step.
+    let mut backoff = busway_net::Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
     // Whether the connection open when the link was stopped left nothing queued behind (true
     // if there was none: what earlier connections lost is counted already).
     let mut clean = true;
@@ -50,14 +52,14 @@ pub(crate) async fn run(gw: Arc<Gateway>, up: Arc<Upstream>) {
         up.stats.failures.fetch_add(1, Ordering::Relaxed);
         up.set_error(why.clone());
         if started.elapsed() >= STABLE {
-            backoff = MIN_BACKOFF;
+            backoff.reset();
         }
-        tracing::warn!(service = %gw.service, upstream = %up.label, reason = %why, retry_in = ?backoff, "upstream connection ended");
+        let wait = backoff.next_delay();
+        tracing::warn!(service = %gw.service, upstream = %up.label, reason = %why, retry_in = ?wait, "upstream connection ended");
         tokio::select! {
-            _ = sleep(backoff) => {}
+            _ = sleep(wait) => {}
             _ = up.stop.notified() => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     tracing::debug!(service = %gw.service, upstream = %up.label, clean, "upstream link stopped");
     up.set_ended(clean);

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use busway_net::Conn;
@@ -190,6 +191,16 @@ impl End<'_> {
 
     /// Passes EOF on: `shutdown(SHUT_WR)` or a fin.
     pub(crate) fn finish(&self) -> Result<(), Abort> {
+        self.finish_unless_closing(false)
+    }
+
+    /// Passes EOF on, except that a socket about to be closed (`closing`: its other direction
+    /// ended too, so it was read to its EOF) gets no `shutdown`: the close sends the FIN, and
+    /// a new session per request saves a syscall.
+    fn finish_unless_closing(&self, closing: bool) -> Result<(), Abort> {
+        if closing && matches!(self, End::Sock(_)) {
+            return Ok(());
+        }
         match self {
             End::Sock(c) => {
                 // The peer may already be gone; that is its EOF, not our error.
@@ -202,8 +213,15 @@ impl End<'_> {
 }
 
 /// Copies one direction; `tap` sees every chunk (`Some`) and the EOF (`None`) for counting and
-/// mirroring.
-async fn copy(from: End<'_>, to: End<'_>, tap: impl Fn(Option<&Bytes>)) -> Result<(), Abort> {
+/// mirroring. `done` is this direction's flag, `other` the opposite one's: the direction that
+/// ends last ends the session.
+async fn copy(
+    from: End<'_>,
+    to: End<'_>,
+    tap: impl Fn(Option<&Bytes>),
+    done: &AtomicBool,
+    other: &AtomicBool,
+) -> Result<(), Abort> {
     let mut bulk = false;
     loop {
         match from.next_for(&to, &mut bulk).await? {
@@ -215,7 +233,8 @@ async fn copy(from: End<'_>, to: End<'_>, tap: impl Fn(Option<&Bytes>)) -> Resul
             }
             None => {
                 tap(None);
-                return to.finish();
+                done.store(true, Ordering::Relaxed);
+                return to.finish_unless_closing(other.load(Ordering::Relaxed));
             }
         }
     }
@@ -231,16 +250,30 @@ pub async fn pump(
 ) -> Result<(), Abort> {
     // The copy futures are built inside the join, not bound to locals first: an async block keeps
     // its captured futures beside the join's own copies, doubling every idle session's state.
+    let (up_done, down_done) = (AtomicBool::new(false), AtomicBool::new(false));
+    let (up_done, down_done) = (&up_done, &down_done);
     let both = async move {
         tokio::try_join!(
-            copy(client, target, |b| match b {
-                Some(b) => {
-                    entry.add_in(b.len());
-                    mirrors.offer(b);
-                }
-                None => mirrors.finish(),
-            }),
-            copy(target, client, |b| entry.add_out(b.map_or(0, |b| b.len()))),
+            copy(
+                client,
+                target,
+                |b| match b {
+                    Some(b) => {
+                        entry.add_in(b.len());
+                        mirrors.offer(b);
+                    }
+                    None => mirrors.finish(),
+                },
+                up_done,
+                down_done,
+            ),
+            copy(
+                target,
+                client,
+                |b| entry.add_out(b.map_or(0, |b| b.len())),
+                down_done,
+                up_done,
+            ),
         )
         .map(|_| ())
     };

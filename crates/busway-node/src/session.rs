@@ -418,7 +418,22 @@ mod tests {
         );
         let f = client_session(node.clone(), svc, c, "c".into());
         let size = std::mem::size_of_val(&f);
-        // 1.8 KiB today.
+        let t = crate::bus::Transport::new(
+            "p".into(),
+            busway_proto::Side::Acceptor,
+            busway_proto::Config::default(),
+        );
+        let opened = Opened {
+            open: busway_proto::Open::default(),
+            stream: crate::bus::BusStream::new(t, 2),
+        };
+        let b = bus_session(node.clone(), opened, None);
+        let bus_size = std::mem::size_of_val(&b);
+        eprintln!("client_session {size} bytes, bus_session {bus_size} bytes");
         assert!(size < 2048, "client_session state machine is {size} bytes");
+        assert!(
+            bus_size < 2048,
+            "bus_session state machine is {bus_size} bytes"
+        );
     }
 }

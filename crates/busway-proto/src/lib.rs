@@ -16,6 +16,7 @@ mod establish;
 mod event;
 pub mod frame;
 mod handshake;
+pub mod idmap;
 mod inbound;
 mod outbox;
 mod recv;
@@ -41,8 +42,10 @@ pub use recv::COPY_BELOW;
 pub use reset::ResetCode;
 pub use segments::{Segments, ZERO_COPY_MIN};
 
-/// Envelope version: the first varint of every envelope.
-pub const VERSION: u64 = 1;
+/// Envelope version: the first varint of every envelope. Version 2 checks envelopes with
+/// CRC-32 (version 1 used XXH3): a node of the other version fails at its first byte, with
+/// `version`.
+pub const VERSION: u64 = 2;
 /// Most payload bytes in one Data frame; larger writes are split.
 pub const MAX_DATA_PAYLOAD: usize = 64 * 1024;
 /// Longest encoded frame accepted: a full Data frame plus room for its fields, so no other

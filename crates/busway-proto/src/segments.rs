@@ -9,12 +9,10 @@
 //! payload to the check alone.
 
 use std::collections::VecDeque;
-use std::hash::Hasher;
 use std::io::IoSlice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_varint, encoded_len_varint};
-use twox_hash::XxHash3_64;
 
 use crate::codec::encode;
 use crate::frame::{Body, Data, Frame};
@@ -86,9 +84,9 @@ impl Segments {
         }
         self.small.put_u8(3 << 3 | 2);
         encode_varint(d.payload.len() as u64, &mut self.small);
-        let mut hash = XxHash3_64::new();
-        hash.write(&self.small[start..]);
-        hash.write(&d.payload);
+        let mut hash = crc32fast::Hasher::new();
+        hash.update(&self.small[start..]);
+        hash.update(&d.payload);
         let head = self.small.len() - start;
         self.seal();
         self.queue.push_back(d.payload.clone());
@@ -99,9 +97,9 @@ impl Segments {
         } else {
             &tail[..0]
         };
-        hash.write(tail);
+        hash.update(tail);
         self.small.put_slice(tail);
-        self.small.put_u32_le(hash.finish() as u32);
+        self.small.put_u32_le(hash.finalize());
         self.len += head + d.payload.len() + tail.len() + crate::CHECK_LEN;
     }
 

@@ -4,9 +4,8 @@
 //! This is the one place a stream's state lives. The application reaches it only through the
 //! connection's stream API (`app.rs`), so there is nothing to mirror and nothing to lose.
 
-use std::collections::HashMap;
-
 use crate::config::Side;
+use crate::idmap::{id_map, IdMap};
 use crate::recv::RecvBuf;
 use crate::reset::ResetCode;
 
@@ -114,7 +113,7 @@ pub(crate) enum Lookup<'a> {
 /// The live streams and the id space.
 #[derive(Debug)]
 pub(crate) struct Streams {
-    map: HashMap<u64, Stream>,
+    map: IdMap<Stream>,
     /// Parity of our ids: 1 for the initiator (odd ids), 0 for the acceptor (even ids).
     local_parity: u64,
     next_local: u64,
@@ -129,7 +128,7 @@ impl Streams {
             Side::Acceptor => (0, 2),
         };
         Streams {
-            map: HashMap::new(),
+            map: id_map(),
             local_parity,
             next_local,
             peer_highest: 0,

@@ -53,8 +53,8 @@ fn garbage_wrong_version_and_oversize_close_only_that_transport() {
 
     send_and_expect_close(&bus, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     send_and_expect_close(&bus, &[0x07, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0]);
-    send_and_expect_close(&bus, &[0x01, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-    let mut bad_check = vec![0x01, 0x02, 0x08, 0x01];
+    send_and_expect_close(&bus, &[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut bad_check = vec![0x02, 0x02, 0x08, 0x01];
     bad_check.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
     send_and_expect_close(&bus, &bad_check);
 

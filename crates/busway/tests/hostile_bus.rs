@@ -106,8 +106,8 @@ fn a_bad_check_after_the_handshake_closes_the_transport() {
 #[test]
 fn an_oversize_frame_after_the_handshake_closes_the_transport() {
     attack_closes_only_that_transport("oversize", |p| {
-        // Version 1, then a length of 16 MiB: refused before any body is read.
-        p.send_raw(&[0x01, 0x80, 0x80, 0x80, 0x08]);
+        // The envelope version, then a length of 16 MiB: refused before any body is read.
+        p.send_raw(&[busway_proto::VERSION as u8, 0x80, 0x80, 0x80, 0x08]);
     });
 }
 

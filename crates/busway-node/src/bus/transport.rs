@@ -8,7 +8,6 @@
 //! caller wakes the driver if there is something to send; the driver wakes sessions as frames
 //! arrive. Wakers are woken after the lock is released.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
@@ -29,7 +28,7 @@ pub(crate) struct StreamWakers {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub conn: Connection,
-    pub wakers: HashMap<u64, StreamWakers>,
+    pub wakers: busway_proto::idmap::IdMap<StreamWakers>,
     /// The driver's waker, to be woken when there is something to send.
     pub driver: Option<Waker>,
     /// Set when a caller woke the driver since its last poll: the driver then yields once, so
@@ -89,7 +88,7 @@ impl Transport {
         Arc::new(Transport {
             inner: Mutex::new(Inner {
                 conn,
-                wakers: HashMap::new(),
+                wakers: busway_proto::idmap::id_map(),
                 driver: None,
                 driver_kicked: false,
                 closed: None,

@@ -142,8 +142,14 @@ fn wrong_handshake_version_fails_both_sides() {
 #[test]
 fn wrong_envelope_version_is_a_decode_error() {
     let mut p = Pair::new(config("ingress"), config("egress"));
-    let r = p.inject_bytes(Who::A, &[2, 0]);
-    assert_eq!(r, Err(ProtoError::Decode(DecodeError::Version(2))));
+    // Version 1 (XXH3 checks) and anything newer are refused at the first byte.
+    for v in [1u8, 3] {
+        let mut p = Pair::new(config("ingress"), config("egress"));
+        let r = p.inject_bytes(Who::A, &[v, 0]);
+        assert_eq!(r, Err(ProtoError::Decode(DecodeError::Version(v.into()))));
+    }
+    let r = p.inject_bytes(Who::A, &[busway_proto::VERSION as u8 + 5, 0]);
+    assert!(r.is_err());
 }
 
 #[test]
@@ -188,7 +194,7 @@ fn garbage_before_handshake_is_a_decode_error() {
 
     // Right version and length, wrong check.
     let mut q = Pair::new(config("ingress"), config("egress"));
-    let r = q.inject_bytes(Who::A, &[1, 2, 0x08, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+    let r = q.inject_bytes(Who::A, &[2, 2, 0x08, 0x01, 0xde, 0xad, 0xbe, 0xef]);
     assert_eq!(r, Err(ProtoError::Decode(DecodeError::Checksum)));
     assert_eq!(r.unwrap_err().reason(), "checksum");
 }
