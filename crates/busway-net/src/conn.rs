@@ -180,6 +180,38 @@ impl Conn {
         }
     }
 
+    /// Writes `buf` until it is empty, as far as the socket takes it now; `Pending` (with the
+    /// waker registered) when it is full. A hand-written poll instead of an `async fn`: a
+    /// session keeps one of these in its state for each direction, so its size is every idle
+    /// session's memory.
+    pub fn poll_write_all(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::Bytes,
+    ) -> Poll<io::Result<()>> {
+        use bytes::Buf;
+        while !buf.is_empty() {
+            match self.try_write(buf) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let ready = match self {
+                        Conn::Tcp(s) => s.poll_write_ready(cx),
+                        Conn::Unix(s) => s.poll_write_ready(cx),
+                    };
+                    if let Poll::Ready(Err(e)) = ready {
+                        return Poll::Ready(Err(e));
+                    }
+                    if ready.is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Writes all of `buf`.
     pub async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {

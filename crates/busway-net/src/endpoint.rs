@@ -62,6 +62,8 @@ pub struct Endpoint {
     health: Mutex<Health>,
     /// A watch rather than a flag, so a probe asleep in its backoff wakes up when retired.
     retired: watch::Sender<bool>,
+    /// `addr` printed once: every session through the endpoint lists it.
+    label: std::sync::Arc<str>,
 }
 
 impl Endpoint {
@@ -72,6 +74,7 @@ impl Endpoint {
     /// An endpoint from an SRV record.
     pub fn ranked(addr: EndpointAddr, priority: u16, weight: u16) -> Arc<Endpoint> {
         Arc::new(Endpoint {
+            label: addr.to_string().into(),
             addr,
             priority,
             weight,
@@ -84,6 +87,11 @@ impl Endpoint {
             }),
             retired: watch::Sender::new(false),
         })
+    }
+
+    /// The endpoint's address as text, shared: sessions list it without a copy each.
+    pub fn label(&self) -> Arc<str> {
+        self.label.clone()
     }
 
     /// False while ejected.

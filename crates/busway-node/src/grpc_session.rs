@@ -40,7 +40,7 @@ pub(crate) async fn serve(
         }
     };
     node.metrics.setup.observe(started.elapsed());
-    entry.set_targets(vec![down.upstream_address().unwrap_or_default()]);
+    entry.set_targets(vec![down.upstream_address().unwrap_or_default().into()]);
     entry.set_state("open");
     tracing::debug!(service = %entry.service, session = %entry.id, uuid = %down.uuid(), "downstream attached");
     match carry(client, &down, entry, idle_timeout).await {

@@ -117,7 +117,7 @@ impl Begun {
         }
         node.metrics.setup.observe(self.started.elapsed());
         let _guards: Vec<_> = used.iter().map(|e| e.session_guard()).collect();
-        entry.set_targets(used.iter().map(|e| e.addr.to_string()).collect());
+        entry.set_targets(used.iter().map(|e| e.label()).collect());
         entry.set_state("open");
         let r = fan_out(
             client,
@@ -143,7 +143,7 @@ impl Begun {
         let entry = &self.ticket.entry;
         node.metrics.setup.observe(self.started.elapsed());
         let _guard = ep.session_guard();
-        entry.set_targets(vec![ep.addr.to_string()]);
+        entry.set_targets(vec![ep.label()]);
         entry.set_state("open");
         finish(
             entry,
@@ -192,29 +192,11 @@ async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
 /// Serves a stream a peer opened: connects the service's backend and pumps.
 pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str>>) {
     let Opened { open, stream } = opened;
-    let name: Arc<str> = pinned.unwrap_or_else(|| open.service.as_str().into());
-    let svc = node
-        .service(&name)
-        .filter(|s| matches!(s.config().targets, Targets::Backends(_)));
-    let Some(svc) = svc else {
-        let name = busway_proto::clip(&name, 128);
-        tracing::warn!(service = %name, peer = %stream.transport().peer, "session for a service this node does not serve");
-        stream.reset(
-            ResetCode::UnknownService,
-            &format!("no service {name} here"),
-        );
+    // The Open frame is read here and dropped: kept across the awaits below it would sit in
+    // every session's state for its whole life.
+    let Some((svc, id, client)) = admit(&node, open, pinned, &stream) else {
         return;
     };
-    let id: Arc<str> = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
-        open.session_id.as_str().into()
-    } else {
-        new_id()
-    };
-    let client = format!(
-        "{} via {}",
-        truncate(&open.client, 128),
-        truncate(&stream.transport().node(), 128)
-    );
     let s = begin(&node, &svc, id, client).await;
     let entry = &s.ticket.entry;
     if let Some(gw) = svc.gateway() {
@@ -246,6 +228,41 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
         }
     };
     svc.metrics.finished(outcome);
+}
+
+/// What a stream the peer opened becomes here: its service, its session id (the ingress's,
+/// when it is a sane one) and the client as this node lists it; `None` (and the stream reset)
+/// for a service this node does not serve.
+fn admit(
+    node: &Node,
+    open: busway_proto::Open,
+    pinned: Option<Arc<str>>,
+    stream: &crate::bus::BusStream,
+) -> Option<(Arc<ServiceState>, Arc<str>, String)> {
+    let name: Arc<str> = pinned.unwrap_or_else(|| open.service.as_str().into());
+    let svc = node
+        .service(&name)
+        .filter(|s| matches!(s.config().targets, Targets::Backends(_)));
+    let Some(svc) = svc else {
+        let name = busway_proto::clip(&name, 128);
+        tracing::warn!(service = %name, peer = %stream.transport().peer, "session for a service this node does not serve");
+        stream.reset(
+            ResetCode::UnknownService,
+            &format!("no service {name} here"),
+        );
+        return None;
+    };
+    let id: Arc<str> = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
+        open.session_id.as_str().into()
+    } else {
+        new_id()
+    };
+    let client = format!(
+        "{} via {}",
+        truncate(&open.client, 128),
+        truncate(&stream.transport().node(), 128)
+    );
+    Some((svc, id, client))
 }
 
 /// A one-to-N session over the bus: one stream to every peer that is up once the pools being

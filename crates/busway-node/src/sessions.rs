@@ -30,7 +30,7 @@ pub struct SessionEntry {
 #[derive(Debug, Default)]
 struct Detail {
     state: &'static str,
-    targets: Vec<String>,
+    targets: Vec<Arc<str>>,
 }
 
 impl SessionEntry {
@@ -57,7 +57,7 @@ impl SessionEntry {
         self.detail.lock().unwrap_or_else(|e| e.into_inner()).state = state;
     }
 
-    pub fn set_targets(&self, targets: Vec<String>) {
+    pub fn set_targets(&self, targets: Vec<Arc<str>>) {
         self.detail
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -72,7 +72,7 @@ impl SessionEntry {
             client: self.client.clone(),
             mode: self.mode,
             state: d.state,
-            targets: d.targets.clone(),
+            targets: d.targets.iter().map(|t| t.to_string()).collect(),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             age_ms: self.started.elapsed().as_millis() as u64,

@@ -43,6 +43,19 @@ struct Pair {
     run_a: JoinHandle<Closed>,
 }
 
+/// Runs the initiator's driver of a new transport over `io`, counting into fresh metrics.
+fn run_counted(io: DuplexStream, node: &str) -> (Arc<Transport>, Arc<Metrics>, JoinHandle<Closed>) {
+    let t = Transport::new(node.into(), Side::Initiator, config("ingress"));
+    let metrics = Arc::new(Metrics::default());
+    let spec = Spec {
+        on_open: None,
+        metrics: metrics.clone(),
+        established: None,
+    };
+    let run = tokio::spawn(driver::run(io, t.clone(), spec));
+    (t, metrics, run)
+}
+
 fn spec(on_open: Option<OnOpen>) -> Spec {
     Spec {
         on_open,
@@ -215,17 +228,7 @@ async fn a_peer_that_grants_no_credit_is_refused_at_the_handshake() {
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_never_reads_is_closed_as_a_flood() {
     let (x, mut y) = tokio::io::duplex(4 * 1024);
-    let i = Transport::new("sink".into(), Side::Initiator, config("ingress"));
-    let metrics = Arc::new(Metrics::default());
-    let run = tokio::spawn(driver::run(
-        x,
-        i.clone(),
-        Spec {
-            on_open: None,
-            metrics: metrics.clone(),
-            established: None,
-        },
-    ));
+    let (i, metrics, run) = run_counted(x, "sink");
     // The peer answers the handshake, then reads nothing ever again; it keeps pinging like a
     // live node, so only the writes that wait on it can tell.
     let sink = tokio::spawn(async move {
@@ -268,17 +271,7 @@ async fn a_peer_that_never_reads_is_closed_as_a_flood() {
 #[tokio::test(start_paused = true)]
 async fn a_ping_flood_is_closed_at_once() {
     let (x, mut y) = tokio::io::duplex(64 * 1024);
-    let i = Transport::new("pinger".into(), Side::Initiator, config("ingress"));
-    let metrics = Arc::new(Metrics::default());
-    let run = tokio::spawn(driver::run(
-        x,
-        i.clone(),
-        Spec {
-            on_open: None,
-            metrics: metrics.clone(),
-            established: None,
-        },
-    ));
+    let (_i, metrics, run) = run_counted(x, "pinger");
     let flooder = tokio::spawn(async move {
         raw_acceptor(&mut y, config("egress")).await.unwrap();
         let mut pings = BytesMut::new();

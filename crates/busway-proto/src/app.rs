@@ -54,10 +54,10 @@ impl Connection {
     /// [`Connection::release`]d.
     pub fn read(&mut self, id: u64, max: usize) -> Result<Option<Bytes>, StreamError> {
         let s = self.live_stream(id)?;
-        if let Some((code, reason)) = &s.reset {
+        if let Some(r) = &s.reset {
             return Err(StreamError::Reset {
-                code: *code,
-                reason: reason.clone(),
+                code: r.0,
+                reason: r.1.clone(),
             });
         }
         if let Some(b) = s.recv.pop(max) {
@@ -194,7 +194,7 @@ impl Connection {
             return;
         };
         let held = s.recv.clear() as u64 + std::mem::take(&mut s.unreleased);
-        s.reset = Some((code, reason));
+        s.reset = Some(Box::new((code, reason)));
         self.out.purge(id);
         self.return_conn_credit(held);
         self.events.push_back(Event::Readable { id });
@@ -210,10 +210,10 @@ impl Connection {
 
     fn writable_stream(&mut self, id: u64) -> Result<&mut Stream, StreamError> {
         let s = self.live_stream(id)?;
-        if let Some((code, reason)) = &s.reset {
+        if let Some(r) = &s.reset {
             return Err(StreamError::Reset {
-                code: *code,
-                reason: reason.clone(),
+                code: r.0,
+                reason: r.1.clone(),
             });
         }
         if s.send_fin {

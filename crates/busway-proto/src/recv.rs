@@ -16,8 +16,13 @@ pub const COPY_BELOW: usize = 32 * 1024;
 /// A tail buffer this full is closed and a new one started, so no single buffer grows forever.
 const TAIL_MAX: usize = 64 * 1024;
 
+/// Boxed, and only while it holds bytes: every idle stream of a node keeps one of these, and an
+/// empty one costs a pointer instead of its queues.
 #[derive(Debug, Default)]
-pub(crate) struct RecvBuf {
+pub(crate) struct RecvBuf(Option<Box<Queue>>);
+
+#[derive(Debug, Default)]
+struct Queue {
     chunks: VecDeque<Bytes>,
     /// Small payloads after the last chunk, copied together.
     tail: BytesMut,
@@ -27,13 +32,34 @@ pub(crate) struct RecvBuf {
 impl RecvBuf {
     /// Unread bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.0.as_ref().map_or(0, |q| q.len)
     }
 
     pub fn push(&mut self, payload: Bytes) {
         if payload.is_empty() {
             return;
         }
+        self.0.get_or_insert_default().push(payload);
+    }
+
+    /// Up to `max` bytes from the front; `None` when empty.
+    pub fn pop(&mut self, max: usize) -> Option<Bytes> {
+        let q = self.0.as_mut()?;
+        let out = q.pop(max);
+        if q.len == 0 {
+            self.0 = None;
+        }
+        out
+    }
+
+    /// Forgets everything; returns how many bytes were dropped.
+    pub fn clear(&mut self) -> usize {
+        self.0.take().map_or(0, |q| q.len)
+    }
+}
+
+impl Queue {
+    fn push(&mut self, payload: Bytes) {
         self.len += payload.len();
         if payload.len() >= COPY_BELOW {
             self.close_tail();
@@ -62,8 +88,7 @@ impl RecvBuf {
         }
     }
 
-    /// Up to `max` bytes from the front; `None` when empty.
-    pub fn pop(&mut self, max: usize) -> Option<Bytes> {
+    fn pop(&mut self, max: usize) -> Option<Bytes> {
         let max = max.max(1);
         let out = match self.chunks.front_mut() {
             Some(front) if front.len() <= max => self.chunks.pop_front(),
@@ -74,13 +99,6 @@ impl RecvBuf {
         }?;
         self.len -= out.len();
         Some(out)
-    }
-
-    /// Forgets everything; returns how many bytes were dropped.
-    pub fn clear(&mut self) -> usize {
-        let n = self.len;
-        *self = RecvBuf::default();
-        n
     }
 }
 
@@ -120,7 +138,8 @@ mod tests {
             r.push(Bytes::copy_from_slice(&[i as u8]));
         }
         // 100,000 bytes in tail buffers of up to 64 KiB: two chunks, not 100,000.
-        assert!(r.chunks.len() <= 2, "{} chunks", r.chunks.len());
+        let chunks = r.0.as_ref().map_or(0, |q| q.chunks.len());
+        assert!(chunks <= 2, "{chunks} chunks");
         assert_eq!(r.len(), 100_000);
     }
 
@@ -132,5 +151,6 @@ mod tests {
         r.push(p);
         assert_eq!(r.pop(usize::MAX).unwrap().as_ptr(), ptr);
         assert!(r.pop(1).is_none());
+        assert!(r.0.is_none(), "an empty buffer holds nothing");
     }
 }

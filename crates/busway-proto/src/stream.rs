@@ -30,8 +30,9 @@ pub(crate) struct Stream {
     pub recv: RecvBuf,
     /// Read by the application, not released yet: still held in its buffers.
     pub unreleased: u64,
-    /// The peer reset the stream; kept until the application has seen it.
-    pub reset: Option<(ResetCode, String)>,
+    /// The peer reset the stream; kept until the application has seen it. Boxed: rare, and
+    /// every stream carries the field.
+    pub reset: Option<Box<(ResetCode, String)>>,
 }
 
 impl Stream {
@@ -199,6 +200,16 @@ impl Streams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every stream of a node holds one of these, idle or not.
+    #[test]
+    fn a_stream_stays_small() {
+        assert!(
+            std::mem::size_of::<Stream>() <= 80,
+            "{}",
+            std::mem::size_of::<Stream>()
+        );
+    }
 
     #[test]
     fn offsets_fin_and_credit_are_enforced() {

@@ -44,6 +44,45 @@ fn losers_close_after_one_answer(c: &mut std::net::TcpStream, winner: &Log, lose
     roundtrip(c, b"only the winner now");
 }
 
+/// Two egress nodes from `e1` and `e2` and an ingress over both in `mode`, once both
+/// transports are up.
+struct TwoHops {
+    _dir: TempDir,
+    _egress: [Proc; 2],
+    ingress: Proc,
+}
+
+impl TwoHops {
+    fn new(tag: &str, e1: &str, e2: &str, mode: &str) -> TwoHops {
+        let dir = TempDir::new(tag);
+        let egress = [
+            Proc::run_toml(&dir, "e1.toml", e1),
+            Proc::run_toml(&dir, "e2.toml", e2),
+        ];
+        let peers = [egress[0].url("bus"), egress[1].url("bus")];
+        let ingress = Proc::run_toml(&dir, "i.toml", &ingress_over_toml(&peers, mode, ""));
+        wait_peers_up(&ingress.addr("admin"), 2);
+        TwoHops {
+            _dir: dir,
+            _egress: egress,
+            ingress,
+        }
+    }
+
+    fn client(&self) -> std::net::TcpStream {
+        connect(&self.ingress.addr("chat"))
+    }
+
+    /// The logs of all three nodes.
+    fn stderr(&self) -> String {
+        self._egress
+            .iter()
+            .chain([&self.ingress])
+            .map(Proc::stderr)
+            .collect()
+    }
+}
+
 #[test]
 fn half_duplex_losers_are_closed_at_the_latch_at_an_egress() {
     let (w, wl) = witness(Some((Duration::from_millis(50), b"win")));
@@ -58,45 +97,27 @@ fn half_duplex_losers_are_closed_at_the_latch_at_an_egress() {
 fn half_duplex_losers_are_closed_at_the_latch_at_an_ingress_over_peers() {
     let (w, wl) = witness(Some((Duration::from_millis(50), b"win")));
     let (l, ll) = witness(None);
-    let dir = TempDir::new("latch-in");
-    let e1 = Proc::run_toml(&dir, "e1.toml", &egress_toml(&w.url(), ""));
-    let e2 = Proc::run_toml(&dir, "e2.toml", &egress_toml(&l.url(), ""));
-    let peers = [e1.url("bus"), e2.url("bus")];
-    let ingress = Proc::run_toml(
-        &dir,
-        "i.toml",
-        &ingress_over_toml(&peers, "half-duplex", ""),
+    let hops = TwoHops::new(
+        "latch-in",
+        &egress_toml(&w.url(), ""),
+        &egress_toml(&l.url(), ""),
+        "half-duplex",
     );
-    wait_peers_up(&ingress.addr("admin"), 2);
-    let mut c = connect(&ingress.addr("chat"));
-    losers_close_after_one_answer(&mut c, &wl, &[&ll]);
+    losers_close_after_one_answer(&mut hops.client(), &wl, &[&ll]);
 }
 
 #[test]
 fn half_duplex_losers_are_closed_at_both_hops_when_both_fan_out() {
     let (w, wl) = witness(Some((Duration::from_millis(50), b"win")));
     let losers: Vec<_> = (0..3).map(|_| witness(None)).collect();
-    let dir = TempDir::new("latch-both");
-    let e1 = Proc::run_toml(
-        &dir,
-        "e1.toml",
+    let hops = TwoHops::new(
+        "latch-both",
         &egress_fan_toml(&[w.url(), losers[0].0.url()], "half-duplex", ""),
-    );
-    let e2 = Proc::run_toml(
-        &dir,
-        "e2.toml",
         &egress_fan_toml(&[losers[1].0.url(), losers[2].0.url()], "half-duplex", ""),
+        "half-duplex",
     );
-    let peers = [e1.url("bus"), e2.url("bus")];
-    let ingress = Proc::run_toml(
-        &dir,
-        "i.toml",
-        &ingress_over_toml(&peers, "half-duplex", ""),
-    );
-    wait_peers_up(&ingress.addr("admin"), 2);
-    let mut c = connect(&ingress.addr("chat"));
     let logs: Vec<&Log> = losers.iter().map(|(_, l)| l).collect();
-    losers_close_after_one_answer(&mut c, &wl, &logs);
+    losers_close_after_one_answer(&mut hops.client(), &wl, &logs);
 }
 
 /// A target that closes (never answering) while a large write to another, healthy target is
@@ -120,33 +141,20 @@ fn a_pending_write_to_a_healthy_target_is_never_cut_when_another_ends() {
 fn composed_half_duplex_carries_8_mib_each_way_after_the_latch() {
     let banners: Vec<_> = (0..4).map(|_| backends::banner(b"HI")).collect();
     let urls: Vec<String> = banners.iter().map(|b| b.url()).collect();
-    let dir = TempDir::new("compose-8m");
-    let e1 = Proc::run_toml(
-        &dir,
-        "e1.toml",
+    let hops = TwoHops::new(
+        "compose-8m",
         &egress_fan_toml(&urls[..2], "half-duplex", ""),
-    );
-    let e2 = Proc::run_toml(
-        &dir,
-        "e2.toml",
         &egress_fan_toml(&urls[2..], "half-duplex", ""),
+        "half-duplex",
     );
-    let peers = [e1.url("bus"), e2.url("bus")];
-    let ingress = Proc::run_toml(
-        &dir,
-        "i.toml",
-        &ingress_over_toml(&peers, "half-duplex", ""),
-    );
-    wait_peers_up(&ingress.addr("admin"), 2);
-    let mut c = connect(&ingress.addr("chat"));
+    let mut c = hops.client();
     assert_eq!(read_n(&mut c, 2), b"HI");
     let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
     let got = send_all_and_read(&mut c, &data);
     assert_eq!(got.len(), data.len());
     assert!(got == data, "bytes differ");
-    for p in [&e1, &e2, &ingress] {
-        assert!(!p.stderr().contains("beyond its credit"), "{}", p.stderr());
-    }
+    let log = hops.stderr();
+    assert!(!log.contains("beyond its credit"), "{log}");
 }
 
 /// Full duplex: each chunk a target sends (16 KiB, read whole) reaches the client contiguously,

@@ -131,11 +131,26 @@ impl BusStream {
     /// Writes all of `data`, waiting for credit as needed: the peer never gets more than it
     /// granted, however the bytes came (a fan-out's replies, a gateway's messages).
     pub async fn write_all(&self, mut data: Bytes) -> Result<(), StreamEnd> {
+        poll_fn(|cx| self.poll_write_all(cx, &mut data)).await
+    }
+
+    /// Writes the front of `data` as credit allows until it is empty; `Pending` while credit
+    /// or backlog room is lacking.
+    pub fn poll_write_all(
+        &self,
+        cx: &mut Context<'_>,
+        data: &mut Bytes,
+    ) -> Poll<Result<(), StreamEnd>> {
         while !data.is_empty() {
-            self.capacity().await?;
-            self.write_now(&mut data)?;
+            match self.poll_capacity(cx) {
+                Poll::Ready(Ok(_)) => {
+                    self.write_now(data)?;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// Half-closes: the peer reads its fin after every byte written before.
