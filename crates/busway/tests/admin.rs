@@ -143,21 +143,41 @@ fn the_bearer_token_guards_v1_but_not_health_or_metrics() {
     assert!(!p.stderr().contains("tok-123"));
 }
 
-/// An egress node whose admin API has `token`.
-fn node_with_token(dir: &TempDir, backend: &str, token: &str) -> Proc {
-    let cfg = egress_toml(backend, "").replace(
-        "listen = \"tcp://127.0.0.1:0\"\n",
-        &format!("listen = \"tcp://127.0.0.1:0\"\ntoken = \"{token}\"\n"),
-    );
-    Proc::run_toml(dir, "e.toml", &cfg)
+/// An egress node in front of an echo backend, its admin API guarded by `token` if given.
+struct Egress {
+    _backend: backends::Backend,
+    _dir: TempDir,
+    node: Proc,
+}
+
+impl Egress {
+    fn start(tag: &str, token: Option<&str>) -> Egress {
+        let backend = backends::echo();
+        let dir = TempDir::new(tag);
+        let mut cfg = egress_toml(&backend.url(), "");
+        if let Some(t) = token {
+            cfg = cfg.replace(
+                "listen = \"tcp://127.0.0.1:0\"\n",
+                &format!("listen = \"tcp://127.0.0.1:0\"\ntoken = \"{t}\"\n"),
+            );
+        }
+        let node = Proc::run_toml(&dir, "e.toml", &cfg);
+        Egress {
+            _backend: backend,
+            _dir: dir,
+            node,
+        }
+    }
+
+    fn admin(&self) -> String {
+        self.node.addr("admin")
+    }
 }
 
 #[test]
 fn keep_alive_answers_several_requests_on_one_connection() {
-    let backend = backends::echo();
-    let dir = TempDir::new("keepalive");
-    let p = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
-    let mut c = http::Client::connect(&p.addr("admin"));
+    let e = Egress::start("keepalive", None);
+    let mut c = http::Client::connect(&e.admin());
     for path in [
         "/healthz",
         "/v1/sessions",
@@ -185,10 +205,8 @@ fn keep_alive_answers_several_requests_on_one_connection() {
 
 #[test]
 fn no_spelling_of_a_protected_path_gets_past_the_token() {
-    let dir = TempDir::new("spellings");
-    let backend = backends::echo();
-    let p = node_with_token(&dir, &backend.url(), "tok-123");
-    let admin = p.addr("admin");
+    let e = Egress::start("spellings", Some("tok-123"));
+    let admin = e.admin();
     for (method, path) in [
         ("GET", "//v1/sessions"),
         ("GET", "/./v1/sessions"),
@@ -235,10 +253,8 @@ fn no_spelling_of_a_protected_path_gets_past_the_token() {
 
 #[test]
 fn the_bearer_scheme_is_case_insensitive_the_token_is_not() {
-    let dir = TempDir::new("bearer");
-    let backend = backends::echo();
-    let p = node_with_token(&dir, &backend.url(), "Tok-123");
-    let mut c = http::Client::connect(&p.addr("admin"));
+    let e = Egress::start("bearer", Some("Tok-123"));
+    let mut c = http::Client::connect(&e.admin());
     for (auth, want) in [
         ("Authorization: Bearer Tok-123", 200),
         ("Authorization: bearer Tok-123", 200),
@@ -255,10 +271,8 @@ fn the_bearer_scheme_is_case_insensitive_the_token_is_not() {
 
 #[test]
 fn bodies_over_1_mib_are_413_declared_or_chunked() {
-    let backend = backends::echo();
-    let dir = TempDir::new("body");
-    let p = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
-    let admin = p.addr("admin");
+    let e = Egress::start("body", None);
+    let admin = e.admin();
     // Declared: refused before the body is read, and the answer survives the unread body.
     let big = vec![b'x'; 1024 * 1024 + 1];
     let a = http::request("POST", &admin, "/upstream/add", None, &big);
@@ -308,10 +322,8 @@ fn bodies_over_1_mib_are_413_declared_or_chunked() {
 /// that sends nothing more, are both closed then (and not much earlier).
 #[test]
 fn connections_that_send_no_whole_request_are_closed_after_10_s() {
-    let backend = backends::echo();
-    let dir = TempDir::new("slowloris");
-    let p = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
-    let admin = p.addr("admin");
+    let e = Egress::start("slowloris", None);
+    let admin = e.admin();
     let a2 = admin.clone();
     let idle = std::thread::spawn(move || {
         let mut c = http::Client::connect(&a2);
@@ -344,10 +356,8 @@ fn connections_that_send_no_whole_request_are_closed_after_10_s() {
 /// dropped once its answers have made no progress for 10 s.
 #[test]
 fn a_client_that_never_reads_stalls_only_itself() {
-    let backend = backends::echo();
-    let dir = TempDir::new("noread");
-    let p = Proc::run_toml(&dir, "e.toml", &egress_toml(&backend.url(), ""));
-    let admin = p.addr("admin");
+    let e = Egress::start("noread", None);
+    let admin = e.admin();
     let answer_len = http::get(&admin, "/metrics").body.len() + 200;
     // Enough answers to fill the node's send buffer (at most tcp_wmem's maximum) three times.
     let wmem: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")

@@ -186,13 +186,20 @@ fn bad_requests_get_json_errors() {
     }
 }
 
-#[test]
-fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
+/// A gateway node in front of an echo upstream, its admin token `t0k`: the upstream, the
+/// directory and the node.
+fn gateway_with_token(tag: &str) -> (common::Proc, common::TempDir, common::Proc) {
     let up = upstream(&["--mode", "echo"]);
     let toml = common::grpc::gateway_toml(&[up_url(&up)], "", "")
         .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
-    let dir = common::TempDir::new("grpc-token");
+    let dir = common::TempDir::new(tag);
     let node = common::Proc::run_toml(&dir, "gw.toml", &toml);
+    (up, dir, node)
+}
+
+#[test]
+fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
+    let (_up, _dir, node) = gateway_with_token("grpc-token");
     let admin = node.addr("admin");
     for (m, p) in [
         ("GET", "/v1/services/plex/upstreams"),
@@ -219,11 +226,7 @@ fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
 /// sees no connection until the token is given.
 #[test]
 fn no_spelling_of_an_upstream_route_makes_the_node_dial_without_the_token() {
-    let up = upstream(&["--mode", "echo"]);
-    let toml = common::grpc::gateway_toml(&[up_url(&up)], "", "")
-        .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
-    let dir = common::TempDir::new("grpc-dial");
-    let node = common::Proc::run_toml(&dir, "gw.toml", &toml);
+    let (_up, _dir, node) = gateway_with_token("grpc-dial");
     let admin = node.addr("admin");
     let witness = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     witness.set_nonblocking(true).unwrap();
