@@ -165,11 +165,11 @@ impl Node {
         let mut lines = node.serve(bound);
         if let Some(l) = admin {
             let url = l.local_url();
-            let n = node.clone();
+            let admin = crate::admin::Admin::new(node.clone());
             let h = spawn_accept(
                 l,
                 Arc::new(move |c, _| {
-                    tokio::spawn(crate::admin::serve(n.clone(), c));
+                    tokio::spawn(admin.clone().serve(c));
                 }),
             );
             *node

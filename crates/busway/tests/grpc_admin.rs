@@ -186,13 +186,20 @@ fn bad_requests_get_json_errors() {
     }
 }
 
-#[test]
-fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
+/// A gateway node in front of an echo upstream, its admin token `t0k`: the upstream, the
+/// directory and the node.
+fn gateway_with_token(tag: &str) -> (common::Proc, common::TempDir, common::Proc) {
     let up = upstream(&["--mode", "echo"]);
     let toml = common::grpc::gateway_toml(&[up_url(&up)], "", "")
         .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
-    let dir = common::TempDir::new("grpc-token");
+    let dir = common::TempDir::new(tag);
     let node = common::Proc::run_toml(&dir, "gw.toml", &toml);
+    (up, dir, node)
+}
+
+#[test]
+fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
+    let (_up, _dir, node) = gateway_with_token("grpc-token");
     let admin = node.addr("admin");
     for (m, p) in [
         ("GET", "/v1/services/plex/upstreams"),
@@ -212,6 +219,52 @@ fn a_token_guards_the_gateway_routes_and_the_legacy_one() {
         b"",
     );
     assert_eq!(r.status, 200);
+}
+
+/// No request can make the node dial an address unless it carries the token, whatever the
+/// spelling of the path: a witness listener, the address every request asks the node to add,
+/// sees no connection until the token is given.
+#[test]
+fn no_spelling_of_an_upstream_route_makes_the_node_dial_without_the_token() {
+    let (_up, _dir, node) = gateway_with_token("grpc-dial");
+    let admin = node.addr("admin");
+    let witness = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    witness.set_nonblocking(true).unwrap();
+    let port = witness.local_addr().unwrap().port();
+    let add = format!("{{\"address\":\"grpc://127.0.0.1:{port}\"}}");
+    let legacy = format!("{{\"host\":\"127.0.0.1\",\"port\":{port}}}");
+    for (path, body) in [
+        ("//v1/services/plex/upstreams", &add),
+        ("/v1//services/plex/upstreams/", &add),
+        ("/./v1/services/plex/upstreams", &add),
+        ("/%76%31/services/plex/upstreams", &add),
+        ("/x/../v1/services/plex/upstreams", &add),
+        ("//upstream/add", &legacy),
+        ("/upstream/./add", &legacy),
+        ("/upstream%2Fadd", &legacy),
+    ] {
+        let r = http::request("POST", &admin, path, None, body.as_bytes());
+        assert!(
+            r.status == 401 || r.status == 400,
+            "POST {path}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(witness.accept().is_err(), "the node dialled the witness");
+    // With the token the same request is obeyed, and the witness sees the dial.
+    let r = http::request(
+        "POST",
+        &admin,
+        "//v1/services/plex/upstreams",
+        Some("t0k"),
+        add.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(wait_for(Duration::from_secs(5), || witness
+        .accept()
+        .is_ok()));
 }
 
 #[test]

@@ -1,10 +1,17 @@
 //! The admin API's routes (CONTRACT section 8).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get};
+use axum::Router;
 use serde::Serialize;
 
-use super::http::{Request, Response};
+use super::paging::{self, Page};
+use super::reply::{self, Params};
 use crate::metrics::Sample;
 use crate::node::Node;
 
@@ -23,59 +30,98 @@ struct ServiceView {
     targets: Vec<TargetView>,
 }
 
-pub async fn handle(node: &Node, req: &Request) -> Response {
-    // The legacy gateway route changes state, so it is guarded like the `/v1` API.
-    if req.path.starts_with("/v1/") || req.path == "/v1" || req.path.starts_with("/upstream/") {
-        if let Some(token) = node.admin_token() {
-            let expected = format!("Bearer {}", token.expose());
-            let given = req.header("authorization").unwrap_or("");
-            if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-                return Response::error(401, "missing or wrong bearer token");
+/// Every route; paths here are canonical ([`super::path`]) and already past the token check.
+pub(super) fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/", get(super::page::index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/services", get(list_services))
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", delete(kill_session))
+        .route("/v1/peers", get(list_peers))
+        .route("/v1/cluster", any(no_cluster))
+        .merge(super::grpc::routes())
+        .fallback(not_found)
+        // A known path with another method is 404 like an unknown one, as it always was: the
+        // contract's error codes are 400, 401, 404 and 409.
+        .method_not_allowed_fallback(not_found)
+        .with_state(node)
+}
+
+async fn healthz() -> Response {
+    reply::text(StatusCode::OK, "ok")
+}
+
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    let problems = node.readiness_problems();
+    if problems.is_empty() {
+        reply::text(StatusCode::OK, "ready")
+    } else {
+        reply::text(StatusCode::SERVICE_UNAVAILABLE, problems.join("\n") + "\n")
+    }
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    reply::typed(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        metrics_text(&node),
+    )
+}
+
+async fn list_services(State(node): State<Arc<Node>>) -> Response {
+    reply::json(StatusCode::OK, &services(&node))
+}
+
+async fn list_sessions(State(node): State<Arc<Node>>, uri: Uri) -> Response {
+    match Page::from_query(uri.query()) {
+        Ok(page) => paging::answer(node.sessions.list(), page, |a, b| {
+            (a.age_ms, &a.id).cmp(&(b.age_ms, &b.id))
+        }),
+        Err(bad) => bad.into_response(),
+    }
+}
+
+async fn kill_session(State(node): State<Arc<Node>>, Params(id): Params<String>) -> Response {
+    if node.sessions.kill(&id) {
+        reply::no_content()
+    } else {
+        reply::error(StatusCode::NOT_FOUND, format!("no session {id}"))
+    }
+}
+
+async fn list_peers(State(node): State<Arc<Node>>) -> Response {
+    let peers: Vec<_> = node.transports.all().iter().map(|t| t.view()).collect();
+    reply::json(StatusCode::OK, &peers)
+}
+
+async fn no_cluster() -> Response {
+    reply::error(StatusCode::NOT_FOUND, "this node has no [cluster] section")
+}
+
+/// 404 for everything else, naming what is missing: an unknown service, a service that is
+/// not a gateway for a gateway route, or just the route.
+async fn not_found(State(node): State<Arc<Node>>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["v1", "services", name, rest @ ..] = segments.as_slice() {
+        let gateway_route = matches!(
+            rest.first(),
+            Some(&("upstreams" | "downstreams" | "broadcast"))
+        );
+        match super::grpc::gateway_of(&node, name) {
+            Err(missing) if gateway_route || node.service(name).is_none() => {
+                return missing.into_response()
             }
+            _ => {}
         }
     }
-    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    match (req.method.as_str(), segments.as_slice()) {
-        ("GET", ["healthz"]) => Response::text(200, "ok"),
-        ("GET", ["readyz"]) => {
-            let problems = node.readiness_problems();
-            if problems.is_empty() {
-                Response::text(200, "ready")
-            } else {
-                Response::text(503, problems.join("\n") + "\n")
-            }
-        }
-        ("GET", ["metrics"]) => Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4",
-            body: metrics_text(node).into_bytes(),
-        },
-        ("GET", ["v1", "services"]) => Response::json(200, &services(node)),
-        ("GET", ["v1", "sessions"]) => Response::json(200, &node.sessions.list()),
-        ("DELETE", ["v1", "sessions", id]) => {
-            if node.sessions.kill(id) {
-                Response::empty(204)
-            } else {
-                Response::error(404, format!("no session {id}"))
-            }
-        }
-        ("GET", ["v1", "peers"]) => {
-            let peers: Vec<_> = node.transports.all().iter().map(|t| t.view()).collect();
-            Response::json(200, &peers)
-        }
-        (_, ["v1", "services", name, ..]) if node.service(name).is_none() => {
-            Response::error(404, format!("no service {name}"))
-        }
-        (_, ["v1", "services", name, "upstreams" | "downstreams" | "broadcast", ..]) => {
-            match node.service(name).and_then(|s| s.gateway()) {
-                Some(gw) => super::grpc::handle(&gw, req, &segments[3..]),
-                None => Response::error(404, format!("service {name} is not a gRPC gateway")),
-            }
-        }
-        ("POST", ["upstream", "add"]) => super::grpc::legacy_add(node, &req.body),
-        (_, ["v1", "cluster"]) => Response::error(404, "this node has no [cluster] section"),
-        _ => Response::error(404, format!("no route for {} {}", req.method, req.path)),
-    }
+    reply::error(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {path}"),
+    )
 }
 
 fn metrics_text(node: &Node) -> String {
@@ -176,8 +222,4 @@ fn peer_samples(node: &Node) -> Vec<Sample> {
         value: s.targets().lookup_failures() as f64,
     }));
     out
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
