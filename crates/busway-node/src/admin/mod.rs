@@ -5,6 +5,7 @@
 
 mod grpc;
 mod http;
+mod prom;
 mod routes;
 
 use std::sync::Arc;
