@@ -5,7 +5,7 @@
 
 mod grpc;
 mod http;
-mod prom;
+pub mod prom;
 mod routes;
 
 use std::sync::Arc;
