@@ -8,6 +8,7 @@ use busway_config::{Address, BusListener, NodeConfig, Secret, ServiceConfig, Tar
 use busway_net::{listener::remove_socket_file, Conn, Listener, Resolver};
 use busway_proto::Side;
 
+use crate::admin::prom::Exposition;
 use crate::bus::driver::{self, OnOpen, Spec};
 use crate::bus::pool::BusCtx;
 use crate::bus::{Pools, Transport, Transports};
@@ -39,6 +40,8 @@ pub struct Node {
     pub transports: Arc<Transports>,
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
+    /// The registry `/metrics` encodes.
+    pub(crate) exposition: Exposition,
     resolver: Resolver,
     bus_listeners: Mutex<HashMap<BusKey, ListenerHandle>>,
     admin_listener: Mutex<Option<ListenerHandle>>,
@@ -145,7 +148,8 @@ impl Node {
             transports: transports.clone(),
         });
         let resolver = Resolver::new(&cfg.dns);
-        let node = Arc::new(Node {
+        let node = Arc::new_cyclic(|me| Node {
+            exposition: Exposition::new(&metrics, me.clone()),
             name: cfg.node.name.clone(),
             services: RwLock::new(HashMap::new()),
             pools: Pools::new(ctx, cfg.bus.connections_per_peer),

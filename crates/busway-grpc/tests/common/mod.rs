@@ -191,8 +191,14 @@ pub async fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// The value of one sample of the gateway's metrics, e.g.
 /// `busway_grpc_events_dropped_total{service="gw"}`.
 pub fn metric(gw: &Arc<Gateway>, series: &str) -> Option<u64> {
+    let mut registry = busway_metrics::prometheus_client::registry::Registry::default();
+    let gw = gw.clone();
+    registry.register_collector(Box::new(busway_grpc::metrics::Collector::new(move || {
+        vec![gw.clone()]
+    })));
     let mut text = String::new();
-    busway_grpc::metrics::render(std::slice::from_ref(gw), &mut text);
+    busway_metrics::prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+        .expect("encodes");
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -26,6 +26,7 @@ mod limits;
 mod page;
 mod paging;
 mod path;
+pub mod prom;
 mod reply;
 mod routes;
 mod server;

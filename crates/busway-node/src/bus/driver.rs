@@ -227,6 +227,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         };
         wake.into_iter().for_each(Waker::wake);
         if established {
+            // Every handshake is a full one until transports resume (CONTRACT section 10).
+            self.spec.metrics.handshakes.inc("full");
             if let Some(tx) = self.spec.established.take() {
                 let _ = tx.send(());
             }
