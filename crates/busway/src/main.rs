@@ -4,6 +4,7 @@ mod admin_client;
 mod cli;
 mod http_answer;
 mod logging;
+mod notify;
 mod reload;
 mod serve;
 mod status;
