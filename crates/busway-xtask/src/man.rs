@@ -65,11 +65,7 @@ pub fn pages(cmd: Command) -> io::Result<Vec<(String, Vec<u8>)>> {
         let title = title(&sub);
         let mut page = Vec::new();
         let man = Man::new(sub);
-        man.render_title(&mut page)?;
-        man.render_name_section(&mut page)?;
-        man.render_synopsis_section(&mut page)?;
-        man.render_description_section(&mut page)?;
-        man.render_options_section(&mut page)?;
+        head(&man, &mut page)?;
         // No VERSION section: clap knows the version of the program only, and the title line
         // carries it.
         see_also(&["busway".to_string()]).to_writer(&mut page)?;
@@ -88,11 +84,7 @@ fn title(sub: &Command) -> String {
 fn root_page(root: Command, subs: &[Command]) -> io::Result<Vec<u8>> {
     let mut page = Vec::new();
     let man = Man::new(root);
-    man.render_title(&mut page)?;
-    man.render_name_section(&mut page)?;
-    man.render_synopsis_section(&mut page)?;
-    man.render_description_section(&mut page)?;
-    man.render_options_section(&mut page)?;
+    head(&man, &mut page)?;
     man.render_subcommands_section(&mut page)?;
     for (heading, items) in [
         ("EXIT STATUS", EXIT_STATUS),
@@ -107,6 +99,15 @@ fn root_page(root: Command, subs: &[Command]) -> io::Result<Vec<u8>> {
     see_also(&refs).to_writer(&mut page)?;
     man.render_version_section(&mut page)?;
     Ok(page)
+}
+
+/// The sections every page starts with, as clap_mangen renders them.
+fn head(man: &Man, page: &mut Vec<u8>) -> io::Result<()> {
+    man.render_title(page)?;
+    man.render_name_section(page)?;
+    man.render_synopsis_section(page)?;
+    man.render_description_section(page)?;
+    man.render_options_section(page)
 }
 
 fn section(heading: &str, items: Items) -> Roff {

@@ -25,7 +25,9 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> std::process::ExitCode {
+    /// Prints the error for `busway COMMAND` and returns its exit status.
+    pub fn report(&self, command: &str) -> std::process::ExitCode {
+        eprintln!("busway {command}: {}", self.msg);
         std::process::ExitCode::from(if self.usage { 2 } else { 1 })
     }
     fn usage(msg: String) -> Error {

@@ -11,17 +11,11 @@ use crate::cli::AdminArgs;
 pub fn run(args: &AdminArgs) -> ExitCode {
     let client = match Client::new(&args.admin, args.token.clone()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("busway reload: {e}");
-            return e.exit_code();
-        }
+        Err(e) => return e.report("reload"),
     };
     let answer = match client.request("POST", "/v1/reload") {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("busway reload: {e}");
-            return e.exit_code();
-        }
+        Err(e) => return e.report("reload"),
     };
     let why = answer.error_text();
     let name = client.name();

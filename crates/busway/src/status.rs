@@ -22,10 +22,7 @@ fn s(v: &Value, k: &str) -> String {
 pub fn run(args: &AdminArgs) -> ExitCode {
     let client = match Client::new(&args.admin, args.token.clone()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("busway status: {e}");
-            return e.exit_code();
-        }
+        Err(e) => return e.report("status"),
     };
     let fetched = (|| -> Result<(Value, Value, Value), Error> {
         Ok((
@@ -36,10 +33,7 @@ pub fn run(args: &AdminArgs) -> ExitCode {
     })();
     let (services, peers, sessions) = match fetched {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("busway status: {e}");
-            return e.exit_code();
-        }
+        Err(e) => return e.report("status"),
     };
     println!("SERVICES");
     println!(
