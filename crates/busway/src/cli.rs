@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(name = "busway", version, about = "A session-layer service bus")]
@@ -49,6 +49,7 @@ pub enum Command {
     },
     /// Validate a TOML or INI file and print it normalised as TOML (secrets redacted)
     Check {
+        /// The file to check: TOML, or INI with --role
         #[arg(short, long)]
         config: PathBuf,
         /// Read the file as a Cloudbus INI file for this role
@@ -63,10 +64,35 @@ pub enum Command {
     },
     /// Show a running node's services, peers and sessions
     Status {
-        /// The node's admin URL: http://HOST:PORT (or the tcp:// URL it printed)
-        #[arg(long, default_value = "http://127.0.0.1:9901")]
-        admin: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
+    /// Make a running node read its configuration file again, as SIGHUP does
+    ///
+    /// Unlike the signal, the outcome comes back: exit 0 once the new file runs, 1 with the
+    /// node's reason when it refused the file (the previous configuration keeps running) or
+    /// cannot be reached, 2 for a usage error.
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How the commands that ask a running node reach its admin API.
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The node's admin URL: http://HOST:PORT (or the tcp:// URL it printed)
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9901")]
+    pub admin: String,
+    /// The admin API's bearer token (`admin.token`); the environment variable keeps it out of
+    /// the process list
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BUSWAY_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]

@@ -1,7 +1,11 @@
 //! The `busway` binary: command line only. Everything it runs lives in the library crates.
 
+mod admin_client;
 mod cli;
+mod http_answer;
 mod logging;
+mod notify;
+mod reload;
 mod serve;
 mod status;
 
@@ -23,5 +27,6 @@ fn main() -> ExitCode {
         cli::Command::Check { config, role } => serve::check(&config, role),
         cli::Command::Demo { listen } => serve::demo(&listen),
         cli::Command::Status { admin } => status::run(&admin),
+        cli::Command::Reload { admin } => reload::run(&admin),
     }
 }

@@ -10,6 +10,7 @@ use busway_node::{Listening, Node};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::RoleArg;
+use crate::notify::Notify;
 
 /// Where a node's configuration comes from; kept so SIGHUP can read it again.
 pub enum Source {
@@ -87,13 +88,15 @@ impl Signals {
     }
 }
 
-/// Runs a node (or the demo's nodes): starts it inside a runtime, prints the start-up lines,
-/// then hands every signal to `on_signal` until it says to stop (returns true).
+/// Runs a node (or the demo's nodes): starts it inside a runtime, prints the start-up lines and
+/// tells the service manager, then hands every signal to `on_signal` until it says to stop
+/// (returns true).
 fn serve<T>(
     start: impl std::future::Future<Output = Result<(T, Vec<Listening>), busway_node::StartError>>,
     after_announce: impl FnOnce(&[Listening]),
-    mut on_signal: impl AsyncFnMut(&T, Sig) -> bool,
+    mut on_signal: impl AsyncFnMut(&T, Sig, &Notify) -> bool,
 ) -> ExitCode {
+    let notify = Notify::from_env();
     let rt = runtime();
     let code = rt.block_on(async {
         let mut signals = match Signals::new() {
@@ -111,10 +114,12 @@ fn serve<T>(
             }
         };
         announce(&lines);
+        // After the lines, so that whoever waits on either sees every listener bound.
+        notify.ready(&format!("ready: {} listeners", lines.len()));
         after_announce(&lines);
         loop {
             let sig = signals.next().await;
-            if on_signal(&state, sig).await {
+            if on_signal(&state, sig, &notify).await {
                 return ExitCode::SUCCESS;
             }
         }
@@ -135,21 +140,27 @@ pub fn run_file(src: Source) -> ExitCode {
     serve(
         Node::start(cfg),
         |_| {},
-        async |node, sig| match sig {
+        async |node, sig, notify| match sig {
             Sig::Reload => {
-                reload(node, &src).await;
+                notify.reloading();
+                notify.ready(&reload(node, &src).await);
                 false
             }
             Sig::Stop => {
                 tracing::info!("stopping");
-                node.shutdown(node.config().node.shutdown_grace).await;
+                let grace = node.config().node.shutdown_grace;
+                notify.stopping(&format!(
+                    "draining: open sessions have up to {grace:?} to finish"
+                ));
+                node.shutdown(grace).await;
                 true
             }
         },
     )
 }
 
-async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
+/// Reads the file again and applies it; returns the outcome as a status line.
+async fn reload(node: &std::sync::Arc<Node>, src: &Source) -> String {
     let result = match src.load() {
         Ok(new) => node.reload(new).await,
         Err(e) => Err(e.to_string()),
@@ -158,10 +169,12 @@ async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
         Ok(()) => {
             node.metrics.config_reloads.inc("ok");
             tracing::info!("configuration reloaded");
+            "ready: configuration reloaded".into()
         }
         Err(e) => {
             node.metrics.config_reloads.inc("error");
             tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
+            format!("ready: reload rejected, the previous configuration keeps running: {e}")
         }
     }
 }
@@ -216,9 +229,10 @@ pub fn demo(listen: &str) -> ExitCode {
     serve(
         busway_node::demo::start(listen),
         tell,
-        async |nodes: &Vec<std::sync::Arc<Node>>, sig| match sig {
+        async |nodes: &Vec<std::sync::Arc<Node>>, sig, notify: &Notify| match sig {
             Sig::Reload => false,
             Sig::Stop => {
+                notify.stopping("draining");
                 for n in nodes {
                     n.shutdown(Duration::from_secs(2)).await;
                 }

@@ -1,63 +1,39 @@
 //! `busway status`: a table of a running node's services, peers and sessions, read from its
-//! admin API with a minimal blocking HTTP/1.1 client (the token, if any, from
-//! `$BUSWAY_ADMIN_TOKEN`).
+//! admin API.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde_json::Value;
 
-fn get(hostport: &str, path: &str) -> Result<Value, String> {
-    let mut s =
-        TcpStream::connect(hostport).map_err(|e| format!("cannot reach {hostport}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let auth = std::env::var("BUSWAY_ADMIN_TOKEN")
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {hostport}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&resp);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed response")?;
-    let status = head.split(' ').nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("{path}: HTTP {status}: {}", body.trim()));
-    }
-    serde_json::from_str(body).map_err(|e| format!("{path}: {e}"))
-}
+use crate::admin_client::{Client, Error};
+use crate::cli::AdminArgs;
+use crate::http_answer::printable;
 
+/// A field as table text; control characters are replaced so that no answer can drive the
+/// terminal.
 fn s(v: &Value, k: &str) -> String {
     match &v[k] {
-        Value::String(x) => x.clone(),
+        Value::String(x) => printable(x, 256),
         Value::Null => "-".into(),
-        other => other.to_string(),
+        other => printable(&other.to_string(), 256),
     }
 }
 
-pub fn run(admin: &str) -> ExitCode {
-    let hostport = admin
-        .trim_start_matches("http://")
-        .trim_start_matches("tcp://")
-        .trim_end_matches('/');
-    let fetched = (|| -> Result<(Value, Value, Value), String> {
+pub fn run(args: &AdminArgs) -> ExitCode {
+    let client = match Client::new(&args.admin, args.token.clone()) {
+        Ok(c) => c,
+        Err(e) => return e.report("status"),
+    };
+    let fetched = (|| -> Result<(Value, Value, Value), Error> {
         Ok((
-            get(hostport, "/v1/services")?,
-            get(hostport, "/v1/peers")?,
-            get(hostport, "/v1/sessions")?,
+            client.get_json("/v1/services")?,
+            client.get_json("/v1/peers")?,
+            client.get_json("/v1/sessions")?,
         ))
     })();
     let (services, peers, sessions) = match fetched {
         Ok(x) => x,
-        Err(e) => {
-            eprintln!("busway status: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return e.report("status"),
     };
     println!("SERVICES");
     println!(
