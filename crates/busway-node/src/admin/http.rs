@@ -16,6 +16,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// A query parameter's value, as written (no percent-decoding: the API's parameters are
+    /// numbers and words).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
     /// A header's value, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -29,6 +39,8 @@ impl Request {
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
+    /// Headers beyond the ones every response has (`X-Total-Count`, the page's CSP).
+    pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
 
@@ -37,6 +49,7 @@ impl Response {
         Response {
             status,
             content_type: "application/json",
+            headers: Vec::new(),
             body: serde_json::to_vec(value).unwrap_or_default(),
         }
     }
@@ -44,16 +57,23 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
+            headers: Vec::new(),
             body: body.into().into_bytes(),
         }
     }
     pub fn error(status: u16, msg: impl Into<String>) -> Response {
         Response::json(status, &serde_json::json!({ "error": msg.into() }))
     }
+    /// Adds a header to the response.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
     pub fn empty(status: u16) -> Response {
         Response {
             status,
             content_type: "text/plain",
+            headers: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -147,6 +167,9 @@ pub async fn write_response(conn: &Conn, r: &Response) -> std::io::Result<()> {
     );
     if r.status == 401 {
         out.push_str("WWW-Authenticate: Bearer\r\n");
+    }
+    for (name, value) in &r.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();

@@ -36,6 +36,7 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
     }
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match (req.method.as_str(), segments.as_slice()) {
+        ("GET", [""]) => page(),
         ("GET", ["healthz"]) => Response::text(200, "ok"),
         ("GET", ["readyz"]) => {
             let problems = node.readiness_problems();
@@ -48,10 +49,11 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
         ("GET", ["metrics"]) => Response {
             status: 200,
             content_type: "text/plain; version=0.0.4",
+            headers: Vec::new(),
             body: metrics_text(node).into_bytes(),
         },
         ("GET", ["v1", "services"]) => Response::json(200, &services(node)),
-        ("GET", ["v1", "sessions"]) => Response::json(200, &node.sessions.list()),
+        ("GET", ["v1", "sessions"]) => sessions(node, req),
         ("DELETE", ["v1", "sessions", id]) => {
             if node.sessions.kill(id) {
                 Response::empty(204)
@@ -76,6 +78,48 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
         (_, ["v1", "cluster"]) => Response::error(404, "this node has no [cluster] section"),
         _ => Response::error(404, format!("no route for {} {}", req.method, req.path)),
     }
+}
+
+/// The status page: one self-contained file whose script reads the rest of this API.
+const PAGE: &str = include_str!("page/index.html");
+
+/// Allows the page's own inline script and style and requests to this node, nothing else: no
+/// other origin, no plug-ins, no framing, so text the API returns cannot pull anything in.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                        connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn page() -> Response {
+    Response {
+        status: 200,
+        content_type: "text/html; charset=utf-8",
+        headers: vec![
+            ("Cache-Control", "no-store".into()),
+            ("Content-Security-Policy", PAGE_CSP.into()),
+            ("X-Content-Type-Options", "nosniff".into()),
+            ("Referrer-Policy", "no-referrer".into()),
+        ],
+        body: PAGE.as_bytes().to_vec(),
+    }
+}
+
+/// `GET /v1/sessions[?limit=N&offset=M]`, youngest first. `X-Total-Count` is always the number
+/// open, so a client that reads one page (the status page) still knows how many there are.
+fn sessions(node: &Node, req: &Request) -> Response {
+    let number = |name: &str| match req.param(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
+            Response::error(400, format!("{name} must be a whole number, not \"{v}\""))
+        }),
+    };
+    let (limit, offset) = match (number("limit"), number("offset")) {
+        (Ok(limit), Ok(offset)) => (limit.unwrap_or(usize::MAX), offset.unwrap_or(0)),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let mut all = node.sessions.list();
+    all.sort_by(|a, b| a.age_ms.cmp(&b.age_ms).then_with(|| a.id.cmp(&b.id)));
+    let total = all.len();
+    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    Response::json(200, &page).with_header("X-Total-Count", total.to_string())
 }
 
 fn metrics_text(node: &Node) -> String {
