@@ -146,10 +146,16 @@ fn the_page_shows_services_the_peer_and_the_open_sessions() {
         ("the service", ">chat<"),
         ("the peer's node name", ">egress<"),
         ("the target", chain.egress.url("bus").as_str()),
-        ("the open sessions, from /metrics", "<dt>Sessions open</dt><dd class=\"value\">2</dd>"),
+        (
+            "the open sessions, from /metrics",
+            "<dt>Sessions open</dt><dd class=\"value\">2</dd>",
+        ),
         ("the sessions' total", "1\u{2013}2 of 2"),
     ] {
-        assert!(dom.contains(text), "{what} ({text}) is not on the page:\n{dom}");
+        assert!(
+            dom.contains(text),
+            "{what} ({text}) is not on the page:\n{dom}"
+        );
     }
 
     // A page of one: the youngest session only, and still the total.
@@ -207,10 +213,16 @@ backends = ["{}"]
 
     let asked = page_dom(&url);
     assert!(asked.contains(r#"<body data-state="auth">"#), "{asked}");
-    assert!(asked.contains(r#"<form id="auth">"#), "no token prompt: {asked}");
+    assert!(
+        asked.contains(r#"<form id="auth">"#),
+        "no token prompt: {asked}"
+    );
     assert!(asked.contains("needs a token"), "{asked}");
     for data in [id.as_str(), client.as_str(), ">chat<"] {
-        assert!(!asked.contains(data), "{data} shown without the token: {asked}");
+        assert!(
+            !asked.contains(data),
+            "{data} shown without the token: {asked}"
+        );
     }
 
     let refused = page_dom(&format!("{url}#token=not-the-token"));
@@ -254,9 +266,11 @@ fn text_a_peer_chose_is_shown_as_text() {
     let stop = Arc::new(AtomicBool::new(false));
     let pump = {
         let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) && p.exchange() {}
-        })
+        std::thread::spawn(
+            move || {
+                while !stop.load(Ordering::Relaxed) && p.exchange() {}
+            },
+        )
     };
     let admin = chain.egress.addr("admin");
     assert!(
@@ -298,13 +312,22 @@ fn the_page_shows_a_gateways_upstreams_and_downstreams() {
     let dom = page_dom(&format!("http://{}/", gw.admin()));
     assert!(dom.contains(r#"<body data-state="ok">"#), "{dom}");
     for (what, text) in [
-        ("the gateway's section", "gRPC gateway <span class=\"name\">plex</span>"),
+        (
+            "the gateway's section",
+            "gRPC gateway <span class=\"name\">plex</span>",
+        ),
         ("the upstream's id", upstream_id.as_str()),
         ("the upstream's address", up_url(&up).as_str()),
         ("the downstream", uuid.as_str()),
-        ("the downstream's client", downstream["client"].as_str().unwrap_or("?")),
+        (
+            "the downstream's client",
+            downstream["client"].as_str().unwrap_or("?"),
+        ),
     ] {
-        assert!(dom.contains(text), "{what} ({text}) is not on the page:\n{dom}");
+        assert!(
+            dom.contains(text),
+            "{what} ({text}) is not on the page:\n{dom}"
+        );
     }
 }
 
