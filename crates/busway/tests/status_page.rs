@@ -137,7 +137,7 @@ fn the_page_shows_services_the_peer_and_the_open_sessions() {
     let url = format!("http://{admin}/");
 
     let dom = page_dom(&url);
-    assert!(dom.contains(r#"<body data-state="ok">"#), "{dom}");
+    assert!(dom.contains(r#"<body data-state="ok""#), "{dom}");
     for (what, text) in [
         ("the older session", older_id.as_str()),
         ("the newer session", newer_id.as_str()),
@@ -212,7 +212,7 @@ backends = ["{}"]
     assert!(body.contains("<title>busway status</title>"));
 
     let asked = page_dom(&url);
-    assert!(asked.contains(r#"<body data-state="auth">"#), "{asked}");
+    assert!(asked.contains(r#"<body data-state="auth""#), "{asked}");
     assert!(
         asked.contains(r#"<form id="auth">"#),
         "no token prompt: {asked}"
@@ -226,13 +226,13 @@ backends = ["{}"]
     }
 
     let refused = page_dom(&format!("{url}#token=not-the-token"));
-    assert!(refused.contains(r#"<body data-state="auth">"#), "{refused}");
+    assert!(refused.contains(r#"<body data-state="auth""#), "{refused}");
     assert!(refused.contains("refused that token"), "{refused}");
     assert!(!refused.contains(&id), "{refused}");
     assert!(!refused.contains("not-the-token"), "{refused}");
 
     let shown = page_dom(&format!("{url}#token={TOKEN}"));
-    assert!(shown.contains(r#"<body data-state="ok">"#), "{shown}");
+    assert!(shown.contains(r#"<body data-state="ok""#), "{shown}");
     assert!(shown.contains(&id) && shown.contains(&client), "{shown}");
     assert!(!shown.contains(TOKEN), "the token is on the page: {shown}");
 }
@@ -284,7 +284,7 @@ fn text_a_peer_chose_is_shown_as_text() {
     let dom = page_dom(&format!("http://{admin}/"));
     stop.store(true, Ordering::Relaxed);
     pump.join().expect("pump");
-    assert!(dom.contains(r#"<body data-state="ok">"#), "{dom}");
+    assert!(dom.contains(r#"<body data-state="ok""#), "{dom}");
     assert!(dom.contains("<title>busway status</title>"), "{dom}");
     for escaped in [
         "&lt;img src=x onerror=\"document.title='pwned'\"&gt;",
@@ -310,7 +310,7 @@ fn the_page_shows_a_gateways_upstreams_and_downstreams() {
     let upstream_id = gw.upstreams()[0]["id"].as_str().expect("id").to_string();
 
     let dom = page_dom(&format!("http://{}/", gw.admin()));
-    assert!(dom.contains(r#"<body data-state="ok">"#), "{dom}");
+    assert!(dom.contains(r#"<body data-state="ok""#), "{dom}");
     for (what, text) in [
         (
             "the gateway's section",
