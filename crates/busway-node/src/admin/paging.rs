@@ -1,9 +1,10 @@
 //! Pages of a long list, for the status page: `?limit=N&offset=M` on `GET /v1/sessions` and
 //! `GET /v1/services/{name}/downstreams`.
 //!
-//! Without either parameter the answer is the contract's whole array, as before. With one, the
-//! list is ordered youngest first (smallest `age_ms`, then by id), `offset` entries are skipped
-//! and at most `limit` (default and cap [`MAX_LIMIT`]) are returned. Either way the header
+//! The list is ordered youngest first (smallest `age_ms`, then by id), so that a page and the
+//! whole list agree on the order. Without either parameter the answer is the contract's whole
+//! array. With one, `offset` entries are skipped and at most `limit` (default and cap
+//! [`MAX_LIMIT`]) are returned. Either way the header
 //! `X-Total-Count` says how many there are in all, so a page can tell how many pages there are.
 
 use std::cmp::Ordering;
@@ -56,8 +57,8 @@ pub fn answer<T: Serialize>(
     youngest_first: impl Fn(&T, &T) -> Ordering,
 ) -> Response {
     let total = items.len();
+    items.sort_by(youngest_first);
     if let Some(p) = page {
-        items.sort_by(youngest_first);
         items = items.into_iter().skip(p.offset).take(p.limit).collect();
     }
     let mut r = reply::json(StatusCode::OK, &items);

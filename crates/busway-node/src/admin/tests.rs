@@ -382,6 +382,6 @@ async fn the_status_page_is_served_with_a_strict_policy() {
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
     assert_eq!(h["cache-control"], "no-store");
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
     assert!(!csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
 }
