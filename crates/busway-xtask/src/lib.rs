@@ -34,8 +34,14 @@ pub const COMPLETIONS: [(&str, Shell); 3] = [
 pub fn default_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        .unwrap_or_else(|| workspace().join("target"));
     target.join("release").join("assets")
+}
+
+/// The workspace's root: this crate is `crates/busway-xtask` in it.
+fn workspace() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().nth(2).unwrap_or(here).to_path_buf()
 }
 
 /// Writes `out/man/*.1` and `out/completions/*`; returns the files written.

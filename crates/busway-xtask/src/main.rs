@@ -5,6 +5,7 @@
 //! A separate program rather than a `busway` subcommand, so that the binary's command line stays
 //! the contract's, and rather than a build script, so that packagers get files they can see.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,8 +21,10 @@ fn main() -> ExitCode {
     };
     match busway_xtask::write_assets(&out) {
         Ok(files) => {
+            // A closed stdout (`| head`) is no failure: the files are written.
+            let mut out = std::io::stdout().lock();
             for f in files {
-                println!("{}", f.display());
+                let _ = writeln!(out, "{}", f.display());
             }
             ExitCode::SUCCESS
         }

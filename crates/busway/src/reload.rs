@@ -32,7 +32,7 @@ pub fn run(args: &AdminArgs) -> ExitCode {
             "unauthorised: give the admin token with --token or $BUSWAY_ADMIN_TOKEN ({why})"
         ),
         404 | 405 => format!(
-            "{name} has no POST /v1/reload (a node older than this busway?): HTTP {}: {why}",
+            "no POST /v1/reload here (a node older than this busway?): HTTP {}: {why}",
             answer.status
         ),
         s => format!("HTTP {s}: {why}"),

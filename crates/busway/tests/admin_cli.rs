@@ -103,7 +103,7 @@ fn reload_errors_exit_1_with_the_nodes_reason() {
             r#"{"error":"unauthorized"}"#,
             "--token or $BUSWAY_ADMIN_TOKEN",
         ),
-        ("404 Not Found", r#"{"error":"not found"}"#, "has no POST /v1/reload"),
+        ("404 Not Found", r#"{"error":"not found"}"#, ": no POST /v1/reload here"),
         ("500 Internal Server Error", "oops\x1b[2J", "HTTP 500: oops\u{fffd}[2J"),
     ] {
         let f = fake(json(status, body));
