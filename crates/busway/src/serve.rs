@@ -1,30 +1,19 @@
 //! The long-running commands (`run`, `controller`, `segment`, `demo`) and `check`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use busway_config::{Address, ConfigError, NodeConfig, Role};
+use busway_config::{Address, Role};
 use busway_node::{Listening, Node};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::RoleArg;
 
-/// Where a node's configuration comes from; kept so SIGHUP can read it again.
-pub enum Source {
-    Toml(PathBuf),
-    Ini(PathBuf, Role),
-}
-
-impl Source {
-    fn load(&self) -> Result<NodeConfig, ConfigError> {
-        match self {
-            Source::Toml(p) => busway_config::load_toml(p),
-            Source::Ini(p, role) => busway_config::load_ini(p, *role),
-        }
-    }
-}
+/// Where a node's configuration comes from; the node keeps it so that SIGHUP and
+/// `POST /v1/reload` read it again.
+pub use busway_config::Source;
 
 /// A proxy holds two descriptors per session: raise the soft limit to the hard one, as HAProxy
 /// does, so that tens of thousands of sessions do not fail on a default limit of 1024.
@@ -132,12 +121,19 @@ pub fn run_file(src: Source) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let start = async move {
+        let (node, lines) = Node::start(cfg).await?;
+        node.set_source(src);
+        Ok::<_, busway_node::StartError>((node, lines))
+    };
     serve(
-        Node::start(cfg),
+        start,
         |_| {},
         async |node, sig| match sig {
             Sig::Reload => {
-                reload(node, &src).await;
+                tracing::info!("SIGHUP: reloading the configuration");
+                // The outcome is logged and counted by the node.
+                let _ = node.reload_from_source().await;
                 false
             }
             Sig::Stop => {
@@ -147,23 +143,6 @@ pub fn run_file(src: Source) -> ExitCode {
             }
         },
     )
-}
-
-async fn reload(node: &std::sync::Arc<Node>, src: &Source) {
-    let result = match src.load() {
-        Ok(new) => node.reload(new).await,
-        Err(e) => Err(e.to_string()),
-    };
-    match result {
-        Ok(()) => {
-            node.metrics.config_reloads.inc("ok");
-            tracing::info!("configuration reloaded");
-        }
-        Err(e) => {
-            node.metrics.config_reloads.inc("error");
-            tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
-        }
-    }
 }
 
 /// `check`: validates, prints the normalised TOML, exits 0 or 2.

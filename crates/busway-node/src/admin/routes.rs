@@ -1,6 +1,7 @@
 //! The admin API's routes (CONTRACT section 8).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -23,7 +24,7 @@ struct ServiceView {
     targets: Vec<TargetView>,
 }
 
-pub async fn handle(node: &Node, req: &Request) -> Response {
+pub async fn handle(node: &Arc<Node>, req: &Request) -> Response {
     // The legacy gateway route changes state, so it is guarded like the `/v1` API.
     if req.path.starts_with("/v1/") || req.path == "/v1" || req.path.starts_with("/upstream/") {
         if let Some(token) = node.admin_token() {
@@ -73,8 +74,20 @@ pub async fn handle(node: &Node, req: &Request) -> Response {
             }
         }
         ("POST", ["upstream", "add"]) => super::grpc::legacy_add(node, &req.body),
+        ("POST", ["v1", "reload"]) => reload(node).await,
         (_, ["v1", "cluster"]) => Response::error(404, "this node has no [cluster] section"),
         _ => Response::error(404, format!("no route for {} {}", req.method, req.path)),
+    }
+}
+
+/// `POST /v1/reload`: reads the node's file again and answers with the outcome once it is
+/// applied or rejected: 200 `{"result":"ok"}`, else `{"error"}` with 400 for an invalid file
+/// and 409 for a change the running node cannot make.
+async fn reload(node: &Arc<Node>) -> Response {
+    tracing::info!("reload requested through the admin API");
+    match node.reload_from_source().await {
+        Ok(()) => Response::json(200, &serde_json::json!({ "result": "ok" })),
+        Err(e) => Response::error(e.status(), e.to_string()),
     }
 }
 

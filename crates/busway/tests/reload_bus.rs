@@ -1,0 +1,177 @@
+//! Issue 11, item 4: a reload changes `bus.secret` and `connections_per_peer` without losing
+//! a session: established transports keep running, new ones use the new settings, and surplus
+//! transports drain.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+
+const NEW_SECRET: &str = "the-rotated-secret-for-tests";
+
+/// Writes `cfg` over `file` in the chain's directory, sends SIGHUP and waits until `admin`
+/// counts `n` reloads of `result`.
+fn reload(chain: &Chain, node: &Proc, file: &str, cfg: &str, result: &str, n: f64) {
+    chain.dir.write(file, cfg);
+    node.signal(1);
+    let series = format!("busway_config_reloads_total{{result=\"{result}\"}}");
+    let admin = node.addr("admin");
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(&admin, &series)
+            == Some(n)),
+        "no {result} reload: {}",
+        node.stderr()
+    );
+}
+
+/// An ingress of `bus` whose `secret` is `secret` (a TOML value).
+fn ingress_with(bus: &str, secret: &str, per_peer: u32) -> String {
+    ingress_toml(bus, "").replace(
+        &format!("[bus]\nsecret = \"{SECRET}\""),
+        &format!("[bus]\nsecret = {secret}\nconnections_per_peer = {per_peer}"),
+    )
+}
+
+/// An egress in front of `backend` whose `secret` is `secret` (a TOML value).
+fn egress_with(backend: &str, secret: &str) -> String {
+    egress_toml(backend, "").replace(&format!("\"{SECRET}\""), secret)
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn auth_failures(admin: &str) -> f64 {
+    metric(admin, "busway_handshake_failures_total{reason=\"auth\"}").unwrap_or(0.0)
+}
+
+fn up(admin: &str) -> usize {
+    http::get(admin, "/v1/peers")
+        .body
+        .matches("\"state\":\"up\"")
+        .count()
+}
+
+#[test]
+fn a_secret_changed_on_both_nodes_keeps_sessions_and_new_transports_prove_it() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let bus = chain.egress.url("bus");
+    let mut c = chain.client();
+    roundtrip(&mut c, b"before");
+
+    let egress = egress_with(&backend.url(), &quoted(NEW_SECRET));
+    reload(&chain, &chain.egress, "egress.toml", &egress, "ok", 1.0);
+    roundtrip(&mut c, b"egress rotated");
+    // A second transport, dialled with the new secret, comes up: both ends use it.
+    let ingress = ingress_with(&bus, &quoted(NEW_SECRET), 2);
+    reload(&chain, &chain.ingress, "ingress.toml", &ingress, "ok", 1.0);
+    wait_peers_up(&chain.ingress.addr("admin"), 2);
+    roundtrip(&mut c, b"both rotated");
+    for _ in 0..4 {
+        let mut n = chain.client();
+        roundtrip(&mut n, b"a new session");
+    }
+    assert_eq!(auth_failures(&chain.egress.addr("admin")), 0.0);
+    assert_eq!(auth_failures(&chain.ingress.addr("admin")), 0.0);
+}
+
+#[test]
+fn a_secret_changed_on_one_node_fails_new_transports_only() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let bus = chain.egress.url("bus");
+    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
+    let mut c = chain.client();
+    roundtrip(&mut c, b"before");
+
+    // The ingress dials a second transport with a secret the egress does not have.
+    let ingress = ingress_with(&bus, &quoted(NEW_SECRET), 2);
+    reload(&chain, &chain.ingress, "ingress.toml", &ingress, "ok", 1.0);
+    for admin in [&admin_e, &admin_i] {
+        assert!(
+            wait_for(Duration::from_secs(5), || auth_failures(admin) >= 1.0),
+            "no auth failure counted at {admin}"
+        );
+    }
+    // The transport that authenticated before goes on carrying old and new sessions.
+    roundtrip(&mut c, b"the open session");
+    let mut n = chain.client();
+    roundtrip(&mut n, b"a new session on the old transport");
+    assert_eq!((up(&admin_i), up(&admin_e)), (1, 1));
+
+    // The egress rotated the other way: a node dialling with the old secret fails too.
+    let egress = egress_with(&backend.url(), &quoted(NEW_SECRET));
+    reload(&chain, &chain.egress, "egress.toml", &egress, "ok", 1.0);
+    let before = auth_failures(&admin_e);
+    let late = Proc::run_toml(&chain.dir, "late.toml", &ingress_toml(&bus, ""));
+    assert!(
+        wait_for(Duration::from_secs(5), || auth_failures(&admin_e) > before),
+        "the egress accepted the old secret after its reload"
+    );
+    let mut refused = connect(&late.addr("chat"));
+    let _ = std::io::Write::write_all(&mut refused, b"x");
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        std::io::Read::read(&mut refused, &mut buf).unwrap_or(0),
+        0,
+        "a session crossed a transport with the old secret"
+    );
+    roundtrip(&mut c, b"the open session still");
+}
+
+#[test]
+fn connections_per_peer_grows_and_shrinks_without_losing_a_session() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let bus = chain.egress.url("bus");
+    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
+    let mut first = chain.client();
+    roundtrip(&mut first, b"one transport");
+
+    reload(
+        &chain,
+        &chain.ingress,
+        "ingress.toml",
+        &ingress_with(&bus, &quoted(SECRET), 3),
+        "ok",
+        1.0,
+    );
+    wait_peers_up(&admin_i, 3);
+    wait_peers_up(&admin_e, 3);
+    // Sessions go to the least-loaded transport: these two to the new ones.
+    let mut later: Vec<TcpStream> = (0..2).map(|_| chain.client()).collect();
+    for l in &mut later {
+        roundtrip(l, b"on a new transport");
+    }
+
+    reload(
+        &chain,
+        &chain.ingress,
+        "ingress.toml",
+        &ingress_with(&bus, &quoted(SECRET), 1),
+        "ok",
+        2.0,
+    );
+    // The surplus transports drain: their sessions go on to the end.
+    for l in &mut later {
+        roundtrip(l, b"draining, not cut");
+    }
+    roundtrip(&mut first, b"kept");
+    drop(later);
+    wait_peers_up(&admin_i, 1);
+    wait_peers_up(&admin_e, 1);
+    roundtrip(&mut first, b"still kept");
+    let mut n = chain.client();
+    roundtrip(&mut n, b"a new session");
+    assert!(
+        chain
+            .ingress
+            .stderr()
+            .contains("connections_per_peer lowered"),
+        "{}",
+        chain.ingress.stderr()
+    );
+}
