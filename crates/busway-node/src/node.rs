@@ -128,6 +128,12 @@ pub(crate) fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
             .secret
             .as_ref()
             .map(|s| s.expose().as_bytes().to_vec()),
+        accepted: cfg
+            .bus
+            .also_accepted
+            .iter()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect(),
         ..busway_proto::Config::default()
     }
 }

@@ -70,8 +70,9 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
             BusConfig {
                 // Applied: listeners added and removed, Cloudbus pins updated.
                 listen: _,
-                // Applied: new transports prove the new secret.
+                // Applied: new transports prove the new secret and accept the listed ones.
                 secret: _,
+                also_accepted: _,
                 // Applied: pools grow, or drain their surplus transports.
                 connections_per_peer: _,
             },
@@ -179,7 +180,7 @@ impl Node {
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.admin.as_ref().and_then(|a| a.token.clone());
         self.pools.ctx().set_proto(proto_config(&new));
-        if old.bus.secret != new.bus.secret {
+        if old.bus.secret != new.bus.secret || old.bus.also_accepted != new.bus.also_accepted {
             // Established transports proved the old secret at their handshake and keep their
             // sessions; there is no re-authentication in the protocol to ask them again.
             tracing::info!(

@@ -26,7 +26,7 @@ fn reload(chain: &Chain, node: &Proc, file: &str, cfg: &str, result: &str, n: f6
     );
 }
 
-/// An ingress of `bus` whose `secret` is `secret` (a TOML value).
+/// An ingress of `bus` whose `secret` is `secret` (a TOML value: a string or a list).
 fn ingress_with(bus: &str, secret: &str, per_peer: u32) -> String {
     ingress_toml(bus, "").replace(
         &format!("[bus]\nsecret = \"{SECRET}\""),
@@ -76,6 +76,38 @@ fn a_secret_changed_on_both_nodes_keeps_sessions_and_new_transports_prove_it() {
     }
     assert_eq!(auth_failures(&chain.egress.addr("admin")), 0.0);
     assert_eq!(auth_failures(&chain.ingress.addr("admin")), 0.0);
+}
+
+/// CONTRACT section 10: add the new secret second everywhere, make it first, remove the old,
+/// reloading after each step; every transport dialled on the way authenticates.
+#[test]
+fn a_secret_rotates_through_a_list_without_a_failed_handshake() {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let bus = chain.egress.url("bus");
+    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
+    let mut c = chain.client();
+    roundtrip(&mut c, b"before");
+    let both = |first: &str, second: &str| format!("[{}, {}]", quoted(first), quoted(second));
+
+    let egress = egress_with(&backend.url(), &both(SECRET, NEW_SECRET));
+    reload(&chain, &chain.egress, "egress.toml", &egress, "ok", 1.0);
+    // The ingress proves the new secret, which the egress accepts as its second.
+    let ingress = ingress_with(&bus, &both(NEW_SECRET, SECRET), 2);
+    reload(&chain, &chain.ingress, "ingress.toml", &ingress, "ok", 1.0);
+    wait_peers_up(&admin_i, 2);
+    // The egress proves the new secret, which the ingress has first.
+    let egress = egress_with(&backend.url(), &quoted(NEW_SECRET));
+    reload(&chain, &chain.egress, "egress.toml", &egress, "ok", 2.0);
+    let ingress = ingress_with(&bus, &quoted(NEW_SECRET), 3);
+    reload(&chain, &chain.ingress, "ingress.toml", &ingress, "ok", 2.0);
+    wait_peers_up(&admin_i, 3);
+    wait_peers_up(&admin_e, 3);
+    roundtrip(&mut c, b"rotated");
+    assert_eq!(
+        (auth_failures(&admin_i), auth_failures(&admin_e)),
+        (0.0, 0.0)
+    );
 }
 
 #[test]
