@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use busway_test_support::dns::Dnsmasq;
@@ -30,6 +31,15 @@ backends = ["{backend}"]
     )
 }
 
+/// Starts a direct node `name` in front of `backend` from a file in `dir`; returns the file
+/// (to rewrite before a reload) and the node.
+fn start_direct(dir: &TempDir, name: &str, backend: &backends::Backend) -> (PathBuf, Proc) {
+    let cfg = direct_toml(name, "tcp://127.0.0.1:0", &backend.url(), "");
+    let path = dir.write("n.toml", &cfg);
+    let node = Proc::start(&["run", "-c", path.to_str().unwrap()]);
+    (path, node)
+}
+
 /// Waits until `busway_config_reloads_total{result}` reaches `n` at `admin`.
 fn wait_reloads(admin: &str, result: &str, n: f64) -> bool {
     let series = format!("busway_config_reloads_total{{result=\"{result}\"}}");
@@ -44,11 +54,7 @@ fn post_reload(admin: &str, token: Option<&str>) -> http::Answer {
 fn sighup_moves_the_admin_api_and_a_bind_failure_keeps_the_old_one() {
     let backend = backends::echo();
     let dir = TempDir::new("reload-admin");
-    let path = dir.write(
-        "n.toml",
-        &direct_toml("n", "tcp://127.0.0.1:0", &backend.url(), ""),
-    );
-    let node = Proc::start(&["run", "-c", path.to_str().unwrap()]);
+    let (path, node) = start_direct(&dir, "n", &backend);
     let old = node.addr("admin");
 
     // A port something else holds: the reload is rejected and the old listener keeps serving.
@@ -93,11 +99,7 @@ fn sighup_moves_the_admin_api_and_a_bind_failure_keeps_the_old_one() {
 fn a_change_that_needs_a_restart_rejects_the_whole_reload() {
     let backend = backends::echo();
     let dir = TempDir::new("reload-restart");
-    let path = dir.write(
-        "n.toml",
-        &direct_toml("first", "tcp://127.0.0.1:0", &backend.url(), ""),
-    );
-    let node = Proc::start(&["run", "-c", path.to_str().unwrap()]);
+    let (path, node) = start_direct(&dir, "first", &backend);
     let admin = node.addr("admin");
     let mut c = connect(&node.addr("chat"));
     roundtrip(&mut c, b"before");
@@ -141,11 +143,7 @@ fn a_change_that_needs_a_restart_rejects_the_whole_reload() {
 fn post_v1_reload_needs_the_token_and_answers_with_the_outcome() {
     let backend = backends::echo();
     let dir = TempDir::new("reload-api");
-    let path = dir.write(
-        "n.toml",
-        &direct_toml("n", "tcp://127.0.0.1:0", &backend.url(), ""),
-    );
-    let node = Proc::start(&["run", "-c", path.to_str().unwrap()]);
+    let (path, node) = start_direct(&dir, "n", &backend);
     let admin = node.addr("admin");
 
     let r = post_reload(&admin, None);

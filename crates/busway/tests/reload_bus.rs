@@ -43,6 +43,32 @@ fn quoted(s: &str) -> String {
     format!("\"{s}\"")
 }
 
+/// An echo backend behind an ingress -> egress chain, with one session open through it.
+struct Open {
+    backend: backends::Backend,
+    chain: Chain,
+    /// The egress's bus URL.
+    bus: String,
+    admin_i: String,
+    admin_e: String,
+    session: TcpStream,
+}
+
+fn open_chain() -> Open {
+    let backend = backends::echo();
+    let chain = Chain::new(&backend.url());
+    let mut session = chain.client();
+    roundtrip(&mut session, b"before");
+    Open {
+        bus: chain.egress.url("bus"),
+        admin_i: chain.ingress.addr("admin"),
+        admin_e: chain.egress.addr("admin"),
+        backend,
+        chain,
+        session,
+    }
+}
+
 fn auth_failures(admin: &str) -> f64 {
     metric(admin, "busway_handshake_failures_total{reason=\"auth\"}").unwrap_or(0.0)
 }
@@ -56,11 +82,14 @@ fn up(admin: &str) -> usize {
 
 #[test]
 fn a_secret_changed_on_both_nodes_keeps_sessions_and_new_transports_prove_it() {
-    let backend = backends::echo();
-    let chain = Chain::new(&backend.url());
-    let bus = chain.egress.url("bus");
-    let mut c = chain.client();
-    roundtrip(&mut c, b"before");
+    let Open {
+        backend,
+        chain,
+        bus,
+        admin_i,
+        admin_e,
+        session: mut c,
+    } = open_chain();
 
     let egress = egress_with(&backend.url(), &quoted(NEW_SECRET));
     reload(&chain, &chain.egress, "egress.toml", &egress, "ok", 1.0);
@@ -68,26 +97,31 @@ fn a_secret_changed_on_both_nodes_keeps_sessions_and_new_transports_prove_it() {
     // A second transport, dialled with the new secret, comes up: both ends use it.
     let ingress = ingress_with(&bus, &quoted(NEW_SECRET), 2);
     reload(&chain, &chain.ingress, "ingress.toml", &ingress, "ok", 1.0);
-    wait_peers_up(&chain.ingress.addr("admin"), 2);
+    wait_peers_up(&admin_i, 2);
+    wait_peers_up(&admin_e, 2);
     roundtrip(&mut c, b"both rotated");
     for _ in 0..4 {
         let mut n = chain.client();
         roundtrip(&mut n, b"a new session");
     }
-    assert_eq!(auth_failures(&chain.egress.addr("admin")), 0.0);
-    assert_eq!(auth_failures(&chain.ingress.addr("admin")), 0.0);
+    assert_eq!(
+        (auth_failures(&admin_i), auth_failures(&admin_e)),
+        (0.0, 0.0)
+    );
 }
 
 /// CONTRACT section 10: add the new secret second everywhere, make it first, remove the old,
 /// reloading after each step; every transport dialled on the way authenticates.
 #[test]
 fn a_secret_rotates_through_a_list_without_a_failed_handshake() {
-    let backend = backends::echo();
-    let chain = Chain::new(&backend.url());
-    let bus = chain.egress.url("bus");
-    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
-    let mut c = chain.client();
-    roundtrip(&mut c, b"before");
+    let Open {
+        backend,
+        chain,
+        bus,
+        admin_i,
+        admin_e,
+        session: mut c,
+    } = open_chain();
     let both = |first: &str, second: &str| format!("[{}, {}]", quoted(first), quoted(second));
 
     let egress = egress_with(&backend.url(), &both(SECRET, NEW_SECRET));
@@ -112,12 +146,14 @@ fn a_secret_rotates_through_a_list_without_a_failed_handshake() {
 
 #[test]
 fn a_secret_changed_on_one_node_fails_new_transports_only() {
-    let backend = backends::echo();
-    let chain = Chain::new(&backend.url());
-    let bus = chain.egress.url("bus");
-    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
-    let mut c = chain.client();
-    roundtrip(&mut c, b"before");
+    let Open {
+        backend,
+        chain,
+        bus,
+        admin_i,
+        admin_e,
+        session: mut c,
+    } = open_chain();
 
     // The ingress dials a second transport with a secret the egress does not have.
     let ingress = ingress_with(&bus, &quoted(NEW_SECRET), 2);
@@ -156,12 +192,14 @@ fn a_secret_changed_on_one_node_fails_new_transports_only() {
 
 #[test]
 fn connections_per_peer_grows_and_shrinks_without_losing_a_session() {
-    let backend = backends::echo();
-    let chain = Chain::new(&backend.url());
-    let bus = chain.egress.url("bus");
-    let (admin_i, admin_e) = (chain.ingress.addr("admin"), chain.egress.addr("admin"));
-    let mut first = chain.client();
-    roundtrip(&mut first, b"one transport");
+    let Open {
+        chain,
+        bus,
+        admin_i,
+        admin_e,
+        session: mut first,
+        ..
+    } = open_chain();
 
     reload(
         &chain,
