@@ -22,10 +22,4 @@ impl Source {
             Source::Ini(p, role) => crate::load_ini(p, *role),
         }
     }
-
-    pub fn path(&self) -> &std::path::Path {
-        match self {
-            Source::Toml(p) | Source::Ini(p, _) => p,
-        }
-    }
 }
