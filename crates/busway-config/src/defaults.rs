@@ -32,6 +32,7 @@ pub(crate) fn bus() -> BusConfig {
     BusConfig {
         listen: Vec::new(),
         secret: None,
+        also_accepted: Vec::new(),
         connections_per_peer: CONNECTIONS_PER_PEER,
     }
 }

@@ -44,6 +44,7 @@ mod ini_syntax;
 pub mod model;
 mod render;
 mod secret;
+mod source;
 mod toml_file;
 mod toml_grpc;
 mod toml_node;
@@ -60,6 +61,7 @@ pub use error::ConfigError;
 pub use ini::{parse_ini, Role};
 pub use model::*;
 pub use render::render_toml;
+pub use source::Source;
 
 /// Reads and parses a TOML file; `env:NAME` secrets are read from the process environment now.
 pub fn load_toml(path: &Path) -> Result<NodeConfig, ConfigError> {

@@ -43,7 +43,11 @@ pub struct AdminConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct BusConfig {
     pub listen: Vec<BusListener>,
+    /// The secret this node proves in handshakes: `secret`, or the first entry of a list.
     pub secret: Option<Secret>,
+    /// The other entries of a `secret` list. A peer that proves any of them is accepted too,
+    /// so a secret rotates without downtime (CONTRACT section 10).
+    pub also_accepted: Vec<Secret>,
     /// Transports kept open to each peer (at least 1).
     pub connections_per_peer: u32,
 }

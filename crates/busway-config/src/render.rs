@@ -52,7 +52,15 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
     let listen: Vec<&Address> = cfg.bus.listen.iter().map(|l| &l.address).collect();
     kv(o, "listen", &addresses(listen));
     if let Some(s) = &cfg.bus.secret {
-        kv(o, "secret", &redacted(s));
+        if cfg.bus.also_accepted.is_empty() {
+            kv(o, "secret", &redacted(s));
+        } else {
+            let all: Vec<String> = std::iter::once(s)
+                .chain(&cfg.bus.also_accepted)
+                .map(redacted)
+                .collect();
+            kv(o, "secret", &format!("[{}]", all.join(", ")));
+        }
     }
     kv(
         o,

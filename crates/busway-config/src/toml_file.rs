@@ -101,7 +101,24 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
             })
             .collect();
     }
-    bus.secret = secret(&t, "secret", env)?;
+    if let Some((list, items)) = t.string_or_strings("secret")? {
+        let mut secrets = Vec::with_capacity(items.len());
+        for item in items {
+            let s = resolve_secret(&item.value, env)
+                .map_err(|e| ConfigError::new(t.src.file, item.line, &item.key, e))?;
+            secrets.push(s);
+        }
+        let mut secrets = secrets.into_iter();
+        bus.secret = Some(secrets.next().ok_or_else(|| {
+            ConfigError::new(
+                t.src.file,
+                list.line,
+                &list.key,
+                "an empty list: leave `secret` out to run unauthenticated",
+            )
+        })?);
+        bus.also_accepted = secrets.collect();
+    }
     if let Some(n) = t.integer("connections_per_peer")? {
         let max = defaults::MAX_CONNECTIONS_PER_PEER;
         bus.connections_per_peer = u32::try_from(n.value)

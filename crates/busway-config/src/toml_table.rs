@@ -173,6 +173,21 @@ impl<'a, 'i> Table<'a, 'i> {
             .ok_or_else(|| self.err_here(name, format!("missing key `{name}`")))
     }
 
+    /// A string or an array of strings, as a list (a string is a list of one).
+    pub fn string_or_strings(&self, name: &str) -> Res<Option<List<String>>> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match v.get_ref() {
+            DeValue::String(s) => Ok(Some((
+                self.at(name, v, ()),
+                vec![self.at(name, v, s.to_string())],
+            ))),
+            DeValue::Array(_) => self.strings(name),
+            _ => Err(self.expected(name, v, "a string or an array of strings")),
+        }
+    }
+
     /// An array of strings: the array's own location, and each element with its line.
     pub fn strings(&self, name: &str) -> Res<Option<List<String>>> {
         let Some(v) = self.get(name) else {

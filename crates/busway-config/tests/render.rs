@@ -19,6 +19,7 @@ fn redact(mut c: NodeConfig) -> NodeConfig {
         a.token = a.token.as_ref().map(|_| r());
     }
     c.bus.secret = c.bus.secret.as_ref().map(|_| r());
+    c.bus.also_accepted = c.bus.also_accepted.iter().map(|_| r()).collect();
     c
 }
 

@@ -608,3 +608,38 @@ fn mirrors_are_parsed() {
     ));
     assert_eq!(c.services[0].mirror.len(), 2);
 }
+
+#[test]
+fn a_secret_list_proves_its_first_and_accepts_the_others() {
+    let c = parse("[bus]\nsecret = [\"new-secret-value\", \"old-secret-value\"]\n");
+    assert_eq!(
+        c.bus.secret.as_ref().map(Secret::expose),
+        Some("new-secret-value")
+    );
+    let others: Vec<&str> = c.bus.also_accepted.iter().map(Secret::expose).collect();
+    assert_eq!(others, ["old-secret-value"]);
+    let rendered = render_toml(&c);
+    assert!(
+        rendered.contains("secret = [\"<redacted>\", \"<redacted>\"]"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("secret-value"), "{rendered}");
+    // One string is a list of one.
+    assert!(parse("[bus]\nsecret = \"only\"\n")
+        .bus
+        .also_accepted
+        .is_empty());
+    assert_err("[bus]\nsecret = []\n", 2, "bus.secret", "empty list");
+    assert_err(
+        "[bus]\nsecret = [\n  \"fine\",\n  5,\n]\n",
+        4,
+        "bus.secret",
+        "expected a string",
+    );
+    assert_err(
+        "[bus]\nsecret = 5\n",
+        2,
+        "bus.secret",
+        "a string or an array",
+    );
+}

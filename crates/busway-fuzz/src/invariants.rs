@@ -54,6 +54,9 @@ fn portable(cfg: &NodeConfig) -> NodeConfig {
         redacted(&mut a.token);
     }
     redacted(&mut c.bus.secret);
+    for s in &mut c.bus.also_accepted {
+        *s = Secret::new("<redacted>");
+    }
     for l in &mut c.bus.listen {
         l.service = None;
     }

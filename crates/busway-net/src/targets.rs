@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,10 @@ pub struct TargetSet {
     rr: AtomicUsize,
     /// Lookups that failed (the last good answer was kept).
     lookup_failures: AtomicUsize,
-    resolver: Resolver,
+    /// Replaced when the node's `[dns]` changes; `generation` counts the replacements, so an
+    /// answer from the old resolver that arrives after one is dropped.
+    resolver: Mutex<Resolver>,
+    generation: AtomicU64,
     /// Bumped whenever the endpoint list changes.
     changes: watch::Sender<u64>,
 }
@@ -92,7 +95,8 @@ impl TargetSet {
             entries,
             rr: AtomicUsize::new(0),
             lookup_failures: AtomicUsize::new(0),
-            resolver,
+            resolver: Mutex::new(resolver),
+            generation: AtomicU64::new(0),
             changes: watch::Sender::new(0),
         })
     }
@@ -119,9 +123,30 @@ impl TargetSet {
             .any(|e| lock(&e.resolved).valid_until.is_none_or(|t| t <= now))
     }
 
+    /// Resolves through `resolver` from now on, starting now: every name's answer counts as
+    /// expired, so the next [`Self::refresh`] asks the new servers. Endpoints the new answers
+    /// still list keep their health and session counts.
+    pub fn set_resolver(&self, resolver: Resolver) {
+        {
+            let mut r = lock(&self.resolver);
+            *r = resolver;
+            self.generation.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = Instant::now();
+        for e in self.entries.iter().filter(|e| is_name(&e.address)) {
+            let mut r = lock(&e.resolved);
+            r.valid_until = Some(now);
+            r.retry.reset();
+        }
+    }
+
     /// Re-resolves every entry whose answer has expired. A failed lookup keeps the last good set
     /// (and records the error for `/readyz`).
     pub async fn refresh(&self) {
+        let (generation, resolver) = {
+            let r = lock(&self.resolver);
+            (self.generation.load(Ordering::Relaxed), r.clone())
+        };
         let now = Instant::now();
         for e in &self.entries {
             let expired = lock(&e.resolved).valid_until.is_none_or(|t| t <= now);
@@ -129,25 +154,29 @@ impl TargetSet {
                 continue;
             }
             let looked_up = match &e.address {
-                Address::Tcp { host, port } => self
-                    .resolver
+                Address::Tcp { host, port } => resolver
                     .lookup(host, *port)
                     .await
                     .map(|(a, t)| (a.into_iter().map(|a| (a, 0, 0)).collect(), t)),
-                Address::Srv(name) => self.resolver.lookup_srv(name).await.map(|(v, t)| {
+                Address::Srv(name) => resolver.lookup_srv(name).await.map(|(v, t)| {
                     let v = v.into_iter().map(|s| (s.addr, s.priority, s.weight));
                     (v.collect(), t)
                 }),
                 _ => continue,
             };
-            self.apply(e, looked_up);
+            self.apply(e, looked_up, generation);
         }
     }
 
     /// Takes one entry's lookup result: a good answer replaces its endpoints (keeping those it
-    /// still lists, retiring the others), a failure keeps them and schedules the retry.
-    fn apply(&self, e: &Entry, looked_up: Result<Answer, String>) {
+    /// still lists, retiring the others), a failure keeps them and schedules the retry. A
+    /// result from a resolver replaced meanwhile is dropped (checked under the entry's lock,
+    /// which [`Self::set_resolver`] takes after the replacement to expire the entry).
+    fn apply(&self, e: &Entry, looked_up: Result<Answer, String>, generation: u64) {
         let mut r = lock(&e.resolved);
+        if self.generation.load(Ordering::Relaxed) != generation {
+            return;
+        }
         match looked_up {
             Ok((found, until)) => {
                 let old = std::mem::take(&mut r.endpoints);
@@ -291,6 +320,15 @@ impl Drop for TargetSet {
                 ep.retire();
             }
         }
+    }
+}
+
+/// Whether the address is looked up in DNS (a host name or an SRV name).
+fn is_name(a: &Address) -> bool {
+    match a {
+        Address::Srv(_) => true,
+        Address::Tcp { .. } => static_endpoint(a).is_none(),
+        _ => false,
     }
 }
 
@@ -457,7 +495,7 @@ mod tests {
         let e = &s.entries[0];
         let fail = || Err::<Answer, _>("svc.test does not resolve".to_string());
         for base in [1, 2, 4, 8, 16, 30, 30] {
-            s.apply(e, fail());
+            s.apply(e, fail(), 0);
             let wait = retry_in(&s);
             // Never sooner than the base (a few ms may have passed since), at most 25 % later.
             let base = base * S;
@@ -467,9 +505,9 @@ mod tests {
             );
         }
         assert_eq!(s.lookup_failures(), 7);
-        s.apply(e, answer(&[1]));
+        s.apply(e, answer(&[1]), 0);
         assert!(s.problems().is_empty());
-        s.apply(e, fail());
+        s.apply(e, fail(), 0);
         assert!(retry_in(&s) <= S + S / 4, "not reset: {:?}", retry_in(&s));
         // The last good answer is kept through failures.
         assert_eq!(s.endpoints().len(), 1);
@@ -480,7 +518,7 @@ mod tests {
         let s = set(&["svc.test:80"]);
         let e = &s.entries[0];
         let mut changes = s.changes();
-        s.apply(e, answer(&[1, 2]));
+        s.apply(e, answer(&[1, 2]), 0);
         assert!(
             changes.has_changed().unwrap_or(false),
             "the first answer is a change"
@@ -496,14 +534,14 @@ mod tests {
         eps[0].eject("test", Duration::from_millis(100));
         assert_eq!(tasks(), base + 1, "its probe");
         // The same answer again: same endpoints, no change.
-        s.apply(e, answer(&[2, 1]));
+        s.apply(e, answer(&[2, 1]), 0);
         assert!(!changes.has_changed().unwrap_or(true));
         assert!(s
             .endpoints()
             .iter()
             .all(|n| eps.iter().any(|o| Arc::ptr_eq(n, o))));
         // 127.0.0.1 vanishes: retired, its probe gone well before its 1 s backoff ends.
-        s.apply(e, answer(&[2]));
+        s.apply(e, answer(&[2]), 0);
         assert!(changes.has_changed().unwrap_or(false));
         assert!(eps[0].is_retired() && !eps[1].is_retired());
         let deadline = Instant::now() + S / 2;
@@ -514,9 +552,39 @@ mod tests {
         assert!(!eps[0].is_probing());
         // A new address is a change too, and is not retired.
         changes.borrow_and_update();
-        s.apply(e, answer(&[2, 3]));
+        s.apply(e, answer(&[2, 3]), 0);
         assert!(changes.has_changed().unwrap_or(false));
         assert!(s.endpoints().iter().all(|n| !n.is_retired()));
+    }
+
+    #[tokio::test]
+    async fn a_new_resolver_expires_names_and_drops_answers_from_the_old_one() {
+        let s = set(&["svc.test:80", "127.0.0.9:80"]);
+        let e = &s.entries[0];
+        s.apply(e, answer(&[1]), 0);
+        assert!(!s.needs_refresh());
+        let other = Resolver::new(&DnsConfig {
+            servers: vec![([127, 0, 0, 1], 9).into()],
+            min_ttl: S,
+        });
+        s.set_resolver(other);
+        assert!(s.needs_refresh(), "the name was not expired");
+        // The literal stays as it is; the name keeps its endpoint until a new answer comes.
+        assert!(lock(&s.entries[1].resolved).valid_until > Some(Instant::now() + S));
+        assert_eq!(s.endpoints().len(), 2);
+        // An answer looked up through the old resolver arrives late: dropped.
+        s.apply(e, answer(&[2]), 0);
+        assert!(s.needs_refresh());
+        assert!(s
+            .endpoints()
+            .iter()
+            .any(|n| n.addr.to_string() == "tcp://127.0.0.1:80"));
+        s.apply(e, answer(&[2]), 1);
+        assert!(!s.needs_refresh());
+        assert!(s
+            .endpoints()
+            .iter()
+            .any(|n| n.addr.to_string() == "tcp://127.0.0.2:80"));
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
         bus: BusConfig {
             listen: vec![],
             secret: Some(secret.clone()),
+            also_accepted: vec![],
             connections_per_peer: 1,
         },
         dns: DnsConfig {

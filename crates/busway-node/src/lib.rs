@@ -5,8 +5,8 @@
 //! backend — and the [pump](pump) moves bytes until both sides are done. A client of a gRPC
 //! gateway service becomes a downstream of its `busway_grpc::Gateway` instead. Streams that peers open
 //! over the bus arrive through the [transport driver](bus::driver) and become sessions too.
-//! Around that: the [admin API](admin), [metrics], the [session registry](sessions), reload and
-//! drain in [`node`].
+//! Around that: the [admin API](admin), [metrics], the [session registry](sessions), drain in
+//! [`node`] and [reload](reload).
 
 pub mod admin;
 pub mod bus;
@@ -19,8 +19,10 @@ pub mod mirror;
 pub mod node;
 mod peers;
 pub mod pump;
+pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
 
 pub use node::{Listening, Node, StartError};
+pub use reload::ReloadError;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use busway_config::{Address, BusListener, NodeConfig, Secret, ServiceConfig, Targets};
+use busway_config::{Address, BusListener, NodeConfig, Secret, ServiceConfig, Source, Targets};
 use busway_net::{listener::remove_socket_file, Conn, Listener, Resolver};
 use busway_proto::Side;
 
@@ -30,36 +30,51 @@ pub struct Listening {
     pub url: String,
 }
 
-type BusKey = (Address, Option<String>);
+/// The service a Cloudbus segment's `bind` pins its sessions to. Shared with the listener's
+/// accept loop, so a reload that renames the section re-pins the address without rebinding it.
+pub(crate) type Pin = Arc<RwLock<Option<Arc<str>>>>;
+
+/// A bus listener's accept loop and the pin it reads.
+#[derive(Debug)]
+pub(crate) struct BusListenerHandle {
+    pub handle: ListenerHandle,
+    pub pin: Pin,
+}
 
 #[derive(Debug)]
 pub struct Node {
     pub name: String,
-    services: RwLock<HashMap<Arc<str>, Arc<ServiceState>>>,
+    pub(crate) services: RwLock<HashMap<Arc<str>, Arc<ServiceState>>>,
     pub pools: Pools,
     pub transports: Arc<Transports>,
     pub sessions: Arc<Sessions>,
     pub metrics: Arc<Metrics>,
     /// The registry `/metrics` encodes.
     pub(crate) exposition: Exposition,
-    resolver: Resolver,
-    bus_listeners: Mutex<HashMap<BusKey, ListenerHandle>>,
-    admin_listener: Mutex<Option<ListenerHandle>>,
-    admin_token: RwLock<Option<Secret>>,
-    config: Mutex<NodeConfig>,
+    /// Replaced when a reload changes `[dns]`.
+    resolver: RwLock<Resolver>,
+    pub(crate) bus_listeners: Mutex<HashMap<Address, BusListenerHandle>>,
+    pub(crate) admin_listener: Mutex<Option<ListenerHandle>>,
+    pub(crate) admin_token: RwLock<Option<Secret>>,
+    pub(crate) config: Mutex<NodeConfig>,
     /// Bumped after every applied reload.
-    reloads: tokio::sync::watch::Sender<u64>,
+    pub(crate) reloads: tokio::sync::watch::Sender<u64>,
+    /// The file a reload reads again; `None` for a node made from a value (the demo, tests).
+    pub(crate) source: Mutex<Option<Source>>,
+    /// Held for the whole of a reload, so that a SIGHUP and a `POST /v1/reload` arriving
+    /// together are applied one after the other, each against what the other left.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 /// Listeners bound but not yet serving.
-struct Bound {
-    services: Vec<(String, Address, Listener)>,
-    bus: Vec<(BusKey, Listener)>,
+pub(crate) struct Bound {
+    pub services: Vec<(String, Address, Listener)>,
+    pub bus: Vec<(BusListener, Listener)>,
 }
 
 impl Bound {
     /// Releases everything bound so far (removing socket files we created).
-    fn abandon(self) {
+    pub fn abandon(self) {
         let all = self
             .services
             .into_iter()
@@ -73,17 +88,20 @@ impl Bound {
     }
 }
 
-async fn bind_all<'a>(
-    services: impl Iterator<Item = (&'a str, &'a Address)>,
-    bus: impl Iterator<Item = &'a BusListener>,
+/// Binds `services` (service name, address) and `bus` listeners, all or none. They are owned
+/// values: iterators of borrowing closures held across the awaits here would keep the admin
+/// API's reload future from being `Send` (rustc cannot prove their lifetimes general enough).
+pub(crate) async fn bind_all(
+    services: Vec<(String, Address)>,
+    bus: Vec<BusListener>,
 ) -> Result<Bound, StartError> {
     let mut bound = Bound {
         services: Vec::new(),
         bus: Vec::new(),
     };
     for (name, addr) in services {
-        match Listener::bind(addr).await {
-            Ok(l) => bound.services.push((name.to_string(), addr.clone(), l)),
+        match Listener::bind(&addr).await {
+            Ok(l) => bound.services.push((name, addr, l)),
             Err(e) => {
                 bound.abandon();
                 return Err(e.into());
@@ -92,7 +110,7 @@ async fn bind_all<'a>(
     }
     for b in bus {
         match Listener::bind(&b.address).await {
-            Ok(l) => bound.bus.push(((b.address.clone(), b.service.clone()), l)),
+            Ok(l) => bound.bus.push((b, l)),
             Err(e) => {
                 bound.abandon();
                 return Err(e.into());
@@ -102,7 +120,8 @@ async fn bind_all<'a>(
     Ok(bound)
 }
 
-fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
+/// What the node's transports are made with.
+pub(crate) fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
     busway_proto::Config {
         node: cfg.node.name.clone(),
         namespace: cfg.node.namespace.clone(),
@@ -112,6 +131,12 @@ fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
             .secret
             .as_ref()
             .map(|s| s.expose().as_bytes().to_vec()),
+        accepted: cfg
+            .bus
+            .also_accepted
+            .iter()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect(),
         ..busway_proto::Config::default()
     }
 }
@@ -123,13 +148,12 @@ impl Node {
         if cfg.bus.secret.is_none() && !cfg.bus.listen.is_empty() {
             tracing::warn!("bus.secret is not set: peers are not authenticated");
         }
-        let bound = bind_all(
-            cfg.services
-                .iter()
-                .flat_map(|s| s.listen.iter().map(move |a| (s.name.as_str(), a))),
-            cfg.bus.listen.iter(),
-        )
-        .await?;
+        let services = cfg
+            .services
+            .iter()
+            .flat_map(|s| s.listen.iter().map(|a| (s.name.clone(), a.clone())))
+            .collect();
+        let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
                 Ok(l) => Some(l),
@@ -142,12 +166,12 @@ impl Node {
         };
         let metrics = Arc::new(Metrics::default());
         let transports = Arc::new(Transports::default());
-        let ctx = Arc::new(BusCtx {
-            proto: proto_config(&cfg),
-            metrics: metrics.clone(),
-            transports: transports.clone(),
-        });
-        let resolver = Resolver::new(&cfg.dns);
+        let ctx = Arc::new(BusCtx::new(
+            proto_config(&cfg),
+            metrics.clone(),
+            transports.clone(),
+        ));
+        let resolver = RwLock::new(Resolver::new(&cfg.dns));
         let node = Arc::new_cyclic(|me| Node {
             exposition: Exposition::new(&metrics, me.clone()),
             name: cfg.node.name.clone(),
@@ -162,37 +186,60 @@ impl Node {
             admin_token: RwLock::new(cfg.admin.as_ref().and_then(|a| a.token.clone())),
             config: Mutex::new(cfg.clone()),
             reloads: tokio::sync::watch::channel(0).0,
+            source: Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         });
         for s in &cfg.services {
             node.add_service(s.clone());
         }
         let mut lines = node.serve(bound);
         if let Some(l) = admin {
-            let url = l.local_url();
-            let admin = crate::admin::Admin::new(node.clone());
-            let h = spawn_accept(
-                l,
-                Arc::new(move |c, _| {
-                    tokio::spawn(admin.clone().serve(c));
-                }),
-            );
+            let h = node.serve_admin(l);
+            lines.push(Listening {
+                service: "admin".into(),
+                url: h.url.clone(),
+            });
             *node
                 .admin_listener
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(h);
-            lines.push(Listening {
-                service: "admin".into(),
-                url,
-            });
         }
         node.warm_up().await;
         crate::peers::spawn(&node);
         Ok((node, lines))
     }
 
-    fn add_service(&self, cfg: ServiceConfig) -> Arc<ServiceState> {
+    /// Starts the admin API's accept loop on `l`.
+    pub(crate) fn serve_admin(self: &Arc<Self>, l: Listener) -> ListenerHandle {
+        let admin = crate::admin::Admin::new(self.clone());
+        spawn_accept(
+            l,
+            Arc::new(move |c, _| {
+                tokio::spawn(admin.clone().serve(c));
+            }),
+        )
+    }
+
+    /// The file [`Node::reload_from_source`] reads again.
+    pub fn set_source(&self, source: Source) {
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// The resolver new target sets use.
+    pub(crate) fn resolver(&self) -> Resolver {
+        self.resolver
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_resolver(&self, r: Resolver) {
+        *self.resolver.write().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    pub(crate) fn add_service(&self, cfg: ServiceConfig) -> Arc<ServiceState> {
         let metrics = self.metrics.service(&cfg.name);
-        let svc = ServiceState::new(cfg, &self.resolver, metrics);
+        let svc = ServiceState::new(cfg, &self.resolver(), metrics);
         self.services
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -201,7 +248,7 @@ impl Node {
     }
 
     /// Starts the accept loops of freshly bound listeners.
-    fn serve(self: &Arc<Self>, bound: Bound) -> Vec<Listening> {
+    pub(crate) fn serve(self: &Arc<Self>, bound: Bound) -> Vec<Listening> {
         let mut lines = Vec::new();
         for (name, addr, l) in bound.services {
             let Some(svc) = self.service(&name) else {
@@ -224,28 +271,29 @@ impl Node {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(addr, h);
         }
-        for (key, l) in bound.bus {
+        for (b, l) in bound.bus {
             let n = self.clone();
-            let pinned: Option<Arc<str>> = key.1.as_deref().map(Into::into);
-            let h = spawn_accept(
+            let pin: Pin = Arc::new(RwLock::new(b.service.as_deref().map(Into::into)));
+            let p = pin.clone();
+            let handle = spawn_accept(
                 l,
-                Arc::new(move |conn, client| n.accept_transport(conn, client, pinned.clone())),
+                Arc::new(move |conn, client| n.accept_transport(conn, client, p.clone())),
             );
             lines.push(Listening {
                 service: "bus".into(),
-                url: h.url.clone(),
+                url: handle.url.clone(),
             });
             self.bus_listeners
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key, h);
+                .insert(b.address, BusListenerHandle { handle, pin });
         }
         lines
     }
 
     /// Resolves every target set and opens the transports to every peer, so that the first
     /// session does not pay for them.
-    async fn warm_up(&self) {
+    pub(crate) async fn warm_up(&self) {
         for svc in self.services() {
             let t = svc.targets();
             t.refresh().await;
@@ -257,13 +305,15 @@ impl Node {
         }
     }
 
-    /// Runs the acceptor side of a transport a peer dialled.
-    fn accept_transport(self: &Arc<Self>, conn: Conn, client: String, pinned: Option<Arc<str>>) {
-        let t = Transport::new(client, Side::Acceptor, self.pools.ctx().proto.clone());
+    /// Runs the acceptor side of a transport a peer dialled. The pin is read per session, so a
+    /// reload that renames a segment's section applies to transports already established.
+    fn accept_transport(self: &Arc<Self>, conn: Conn, client: String, pin: Pin) {
+        let t = Transport::new(client, Side::Acceptor, self.pools.ctx().proto());
         self.transports.add(&t);
         let n = self.clone();
         let on_open: OnOpen = Arc::new(move |opened| {
-            tokio::spawn(bus_session(n.clone(), opened, pinned.clone()));
+            let pinned = pin.read().unwrap_or_else(|e| e.into_inner()).clone();
+            tokio::spawn(bus_session(n.clone(), opened, pinned));
         });
         let spec = Spec {
             on_open: Some(on_open),
@@ -352,130 +402,6 @@ impl Node {
         out
     }
 
-    /// Applies a new configuration. New listeners are bound first; if one fails nothing changes.
-    pub async fn reload(self: &Arc<Self>, new: NodeConfig) -> Result<(), String> {
-        let old = self
-            .config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for (what, changed) in [
-            ("node.name", old.node.name != new.node.name),
-            ("bus.secret", old.bus.secret != new.bus.secret),
-            (
-                "bus.connections_per_peer",
-                old.bus.connections_per_peer != new.bus.connections_per_peer,
-            ),
-            (
-                "admin.listen",
-                old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen),
-            ),
-            ("dns", old.dns != new.dns),
-        ] {
-            if changed {
-                tracing::warn!(key = what, "this change takes effect at the next restart");
-            }
-        }
-        let existing_listen: Vec<(String, Address)> = self
-            .services()
-            .iter()
-            .flat_map(|s| {
-                let keys: Vec<Address> = s
-                    .listeners
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .keys()
-                    .cloned()
-                    .collect();
-                keys.into_iter()
-                    .map(|a| (s.name.to_string(), a))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let existing_bus: Vec<BusKey> = self
-            .bus_listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        let bound = bind_all(
-            new.services.iter().flat_map(|s| {
-                s.listen
-                    .iter()
-                    .filter(|a| !existing_listen.contains(&(s.name.clone(), (*a).clone())))
-                    .map(move |a| (s.name.as_str(), a))
-            }),
-            new.bus
-                .listen
-                .iter()
-                .filter(|b| !existing_bus.contains(&(b.address.clone(), b.service.clone()))),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-
-        // Services: removed ones stop accepting (their sessions finish), others update in place.
-        let wanted: Vec<&str> = new.services.iter().map(|s| s.name.as_str()).collect();
-        for svc in self.services() {
-            if !wanted.contains(&&*svc.name) {
-                svc.close_listeners();
-                svc.stop_gateway();
-                self.services
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&svc.name);
-                tracing::info!(service = %svc.name, "service removed");
-            }
-        }
-        for s in &new.services {
-            match self.service(&s.name) {
-                Some(svc) => {
-                    svc.update(s.clone(), &self.resolver);
-                    let mut l = svc.listeners.lock().unwrap_or_else(|e| e.into_inner());
-                    let gone: Vec<Address> = l
-                        .keys()
-                        .filter(|a| !s.listen.contains(a))
-                        .cloned()
-                        .collect();
-                    for a in gone {
-                        if let Some(h) = l.remove(&a) {
-                            h.close();
-                        }
-                    }
-                }
-                None => {
-                    self.add_service(s.clone());
-                    tracing::info!(service = %s.name, "service added");
-                }
-            }
-        }
-        {
-            let mut bl = self.bus_listeners.lock().unwrap_or_else(|e| e.into_inner());
-            let keep: Vec<BusKey> = new
-                .bus
-                .listen
-                .iter()
-                .map(|b| (b.address.clone(), b.service.clone()))
-                .collect();
-            let gone: Vec<BusKey> = bl.keys().filter(|k| !keep.contains(k)).cloned().collect();
-            for k in gone {
-                if let Some(h) = bl.remove(&k) {
-                    h.close();
-                }
-            }
-        }
-        for l in self.serve(bound) {
-            tracing::info!(service = %l.service, url = %l.url, "listening");
-        }
-        *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
-            new.admin.as_ref().and_then(|a| a.token.clone());
-        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = new;
-        self.warm_up().await;
-        self.prune_pools();
-        self.reloads.send_modify(|v| *v += 1);
-        Ok(())
-    }
-
     /// Stops accepting, tells peers we are going away, lets sessions finish for up to `grace`,
     /// then closes what is left, waits (within what is left of `grace`) until every transport
     /// has written what its sessions queued, and removes the socket files the node created.
@@ -488,13 +414,13 @@ impl Node {
         for svc in self.services() {
             svc.close_listeners();
         }
-        for (_, h) in self
+        for (_, b) in self
             .bus_listeners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
         {
-            h.close();
+            b.handle.close();
         }
         for t in self.transports.all() {
             t.go_away("node shutting down");

@@ -77,10 +77,15 @@ impl ServiceState {
                 (None, None) => {}
             }
         }
-        if old.targets != cfg.targets || old.health_check != cfg.health_check {
+        if set_changed(&old, &cfg) {
             *self.targets.write().unwrap_or_else(|e| e.into_inner()) = new_targets(&cfg, resolver);
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+    }
+
+    /// Resolves the service's names again, through `resolver` from now on (`[dns]` changed).
+    pub fn set_resolver(&self, resolver: &Resolver) {
+        self.targets().set_resolver(resolver.clone());
     }
 
     /// Hands the gateway's upstreams what is queued for them, within `limit`, before the node
@@ -106,6 +111,32 @@ impl ServiceState {
             h.close();
         }
     }
+}
+
+/// Whether a reload must rebuild the target set. The destructuring names every key of a
+/// service, so a new key does not compile until someone decides how a reload applies it.
+fn set_changed(old: &ServiceConfig, new: &ServiceConfig) -> bool {
+    let ServiceConfig {
+        // The service's identity: a renamed service is a removed one and an added one.
+        name: _,
+        // Listeners are diffed by the node.
+        listen: _,
+        targets,
+        health_check,
+        // The health checks' probes use it.
+        connect_timeout,
+        // Read by each session (and the gateway) from the configuration when it starts.
+        mode: _,
+        balance: _,
+        latch_timeout: _,
+        idle_timeout: _,
+        mirror: _,
+        // The gateway is updated in place.
+        grpc: _,
+    } = old;
+    *targets != new.targets
+        || *health_check != new.health_check
+        || (new.health_check.is_some() && *connect_timeout != new.connect_timeout)
 }
 
 /// What a gateway reads from its service's configuration; `None` for a service of sockets.

@@ -420,6 +420,7 @@ mod tests {
             bus: BusConfig {
                 listen: vec![],
                 secret: None,
+                also_accepted: vec![],
                 connections_per_peer: 1,
             },
             dns: DnsConfig::default(),

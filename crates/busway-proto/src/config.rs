@@ -24,6 +24,10 @@ pub struct Config {
     /// Shared secret both nodes must hold; `None` runs unauthenticated, and then a peer that
     /// does prove a secret is refused too, since a mismatch means a misconfigured pair.
     pub secret: Option<Vec<u8>>,
+    /// Further secrets a peer may prove (the rest of a `secret` list, while one rotates): a
+    /// proof by any of them verifies. Only `secret` is ever proved, and without it these are
+    /// not consulted.
+    pub accepted: Vec<Vec<u8>>,
     /// Credit we grant the peer on each stream: the most unconsumed bytes we buffer per stream.
     pub stream_window: u32,
     /// Credit we grant the peer over the whole transport: the most bytes in flight at once.
@@ -43,6 +47,7 @@ impl Default for Config {
             namespace: "default".to_owned(),
             labels: BTreeMap::new(),
             secret: None,
+            accepted: Vec::new(),
             stream_window: DEFAULT_STREAM_WINDOW,
             conn_window: DEFAULT_CONN_WINDOW,
             ping_interval: Duration::from_millis(500),

@@ -43,9 +43,8 @@ impl Connection {
                     node_i: &self.config.node,
                     node_a: &w.node,
                 };
-                let secret = self.config.secret.as_deref();
-                transcript.verify(secret, Prover::Acceptor, &w.proof)?;
-                let proof = transcript.prove(secret, Prover::Initiator);
+                transcript.verify_any(&self.config, Prover::Acceptor, &w.proof)?;
+                let proof = transcript.prove(self.config.secret.as_deref(), Prover::Initiator);
                 self.out.push_control(Body::Auth(Auth { proof }));
                 let rtt = now.saturating_duration_since(self.created);
                 self.establish(peer, rtt, now);
@@ -66,7 +65,7 @@ impl Connection {
                     node_i: &peer.node,
                     node_a: &self.config.node,
                 };
-                transcript.verify(self.config.secret.as_deref(), Prover::Initiator, &a.proof)?;
+                transcript.verify_any(&self.config, Prover::Initiator, &a.proof)?;
                 let rtt = now.saturating_duration_since(welcome_sent);
                 self.establish(peer, rtt, now);
                 Ok(())

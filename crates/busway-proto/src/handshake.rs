@@ -106,6 +106,29 @@ impl Transcript<'_> {
     }
 }
 
+impl Transcript<'_> {
+    /// Checks the peer's proof against every secret `config` accepts: its own, then the
+    /// others of its list. The error is the one for its own secret.
+    pub fn verify_any(
+        &self,
+        config: &Config,
+        prover: Prover,
+        proof: &[u8],
+    ) -> Result<(), ProtoError> {
+        let own = self.verify(config.secret.as_deref(), prover, proof);
+        if own.is_err()
+            && config.secret.is_some()
+            && config
+                .accepted
+                .iter()
+                .any(|s| self.verify(Some(s), prover, proof).is_ok())
+        {
+            return Ok(());
+        }
+        own
+    }
+}
+
 /// The initiator's first frame.
 pub(crate) fn hello(config: &Config, nonce: &[u8]) -> Hello {
     Hello {
@@ -222,6 +245,35 @@ mod tests {
         assert!(T
             .verify(Some(b"s3cret"), Prover::Acceptor, &p[..16])
             .is_err());
+    }
+
+    #[test]
+    fn any_listed_secret_verifies_and_only_the_first_is_proved() {
+        let rotating = Config {
+            secret: Some(b"new-secret".to_vec()),
+            accepted: vec![b"old-secret".to_vec()],
+            ..Config::default()
+        };
+        let old = T.prove(Some(b"old-secret"), Prover::Initiator);
+        let new = T.prove(Some(b"new-secret"), Prover::Initiator);
+        let other = T.prove(Some(b"other-secret"), Prover::Initiator);
+        assert!(T.verify_any(&rotating, Prover::Initiator, &old).is_ok());
+        assert!(T.verify_any(&rotating, Prover::Initiator, &new).is_ok());
+        assert_eq!(
+            T.verify_any(&rotating, Prover::Initiator, &other),
+            Err(ProtoError::Handshake("auth"))
+        );
+        // Without a secret of its own a node accepts only an empty proof, list or not.
+        let unauthenticated = Config {
+            accepted: vec![b"old-secret".to_vec()],
+            ..Config::default()
+        };
+        assert!(T
+            .verify_any(&unauthenticated, Prover::Initiator, &old)
+            .is_err());
+        assert!(T
+            .verify_any(&unauthenticated, Prover::Initiator, &[])
+            .is_ok());
     }
 
     #[test]

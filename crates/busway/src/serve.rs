@@ -1,31 +1,20 @@
 //! The long-running commands (`run`, `controller`, `segment`, `demo`) and `check`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use busway_config::{Address, ConfigError, NodeConfig, Role};
+use busway_config::{Address, Role};
 use busway_node::{Listening, Node};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::RoleArg;
 use crate::notify::Notify;
 
-/// Where a node's configuration comes from; kept so SIGHUP can read it again.
-pub enum Source {
-    Toml(PathBuf),
-    Ini(PathBuf, Role),
-}
-
-impl Source {
-    fn load(&self) -> Result<NodeConfig, ConfigError> {
-        match self {
-            Source::Toml(p) => busway_config::load_toml(p),
-            Source::Ini(p, role) => busway_config::load_ini(p, *role),
-        }
-    }
-}
+/// Where a node's configuration comes from; the node keeps it so that SIGHUP and
+/// `POST /v1/reload` read it again.
+pub use busway_config::Source;
 
 /// A proxy holds two descriptors per session: raise the soft limit to the hard one, as HAProxy
 /// does, so that tens of thousands of sessions do not fail on a default limit of 1024.
@@ -137,13 +126,25 @@ pub fn run_file(src: Source) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let start = async move {
+        let (node, lines) = Node::start(cfg).await?;
+        node.set_source(src);
+        Ok::<_, busway_node::StartError>((node, lines))
+    };
     serve(
-        Node::start(cfg),
+        start,
         |_| {},
         async |node, sig, notify| match sig {
             Sig::Reload => {
+                tracing::info!("SIGHUP: reloading the configuration");
                 notify.reloading();
-                notify.ready(&reload(node, &src).await);
+                // The outcome is logged and counted by the node; systemd gets it as a status.
+                notify.ready(&match node.reload_from_source().await {
+                    Ok(()) => "ready: configuration reloaded".to_string(),
+                    Err(e) => format!(
+                        "ready: reload rejected, the previous configuration keeps running: {e}"
+                    ),
+                });
                 false
             }
             Sig::Stop => {
@@ -157,26 +158,6 @@ pub fn run_file(src: Source) -> ExitCode {
             }
         },
     )
-}
-
-/// Reads the file again and applies it; returns the outcome as a status line.
-async fn reload(node: &std::sync::Arc<Node>, src: &Source) -> String {
-    let result = match src.load() {
-        Ok(new) => node.reload(new).await,
-        Err(e) => Err(e.to_string()),
-    };
-    match result {
-        Ok(()) => {
-            node.metrics.config_reloads.inc("ok");
-            tracing::info!("configuration reloaded");
-            "ready: configuration reloaded".into()
-        }
-        Err(e) => {
-            node.metrics.config_reloads.inc("error");
-            tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
-            format!("ready: reload rejected, the previous configuration keeps running: {e}")
-        }
-    }
 }
 
 /// `check`: validates, prints the normalised TOML, exits 0 or 2.

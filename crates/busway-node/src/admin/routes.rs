@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 use serde::Serialize;
 
@@ -39,6 +39,7 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", delete(kill_session))
         .route("/v1/peers", get(list_peers))
+        .route("/v1/reload", post(reload))
         .route("/v1/cluster", any(no_cluster))
         .merge(super::grpc::routes())
         .fallback(not_found)
@@ -46,6 +47,20 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         // contract's error codes are 400, 401, 404 and 409.
         .method_not_allowed_fallback(not_found)
         .with_state(node)
+}
+
+/// `POST /v1/reload`: reads the node's file again and answers with the outcome once it is
+/// applied or rejected: 200 `{"result":"ok"}`, else `{"error"}` with 400 for an invalid file
+/// and 409 for a change the running node cannot make.
+async fn reload(State(node): State<Arc<Node>>) -> Response {
+    tracing::info!("reload requested through the admin API");
+    match node.reload_from_source().await {
+        Ok(()) => reply::json(StatusCode::OK, &serde_json::json!({ "result": "ok" })),
+        Err(e) => reply::error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT),
+            e.to_string(),
+        ),
+    }
 }
 
 async fn healthz() -> Response {

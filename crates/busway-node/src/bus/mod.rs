@@ -4,8 +4,10 @@
 //!   behind one lock, with the wakers of the sessions waiting on it.
 //! - [`driver`] runs one transport: it alone touches the socket.
 //! - [`stream`] is a session's handle on one stream.
-//! - [`pool`] keeps `connections_per_peer` transports open to one peer, redialling with backoff.
+//! - [`pool`] keeps `connections_per_peer` transports open to one peer; each comes from one
+//!   slot's [`dial`] loop, which redials with backoff.
 
+mod dial;
 pub mod driver;
 pub mod pool;
 pub mod stream;

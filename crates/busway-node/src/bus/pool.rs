@@ -1,27 +1,31 @@
 //! Transports kept open to each peer.
 //!
-//! A pool dials `connections_per_peer` transports to one peer endpoint and keeps redialling each
-//! with the jittered [`Backoff`] (100 ms doubling to 5 s, reset once a transport has lived 10 s:
-//! nodes that lost the same peer do not all redial it in step), so a peer that
-//! comes back is used again without any session paying for the dial. Sessions go to the usable
-//! transport carrying the fewest streams.
+//! A pool dials `connections_per_peer` transports to one peer endpoint — one
+//! [dial loop](super::dial) per slot — and keeps redialling each with the jittered
+//! [`Backoff`](busway_net::Backoff) (100 ms doubling to 5 s, reset once a transport has lived
+//! 10 s: nodes that lost the same peer do not all redial it in step), so a peer that comes back
+//! is used again without any session paying for the dial. Sessions go to the usable transport
+//! carrying the fewest streams.
 //!
 //! A pool is **up** while one of its transports is established and not draining, **pending**
 //! while it has none but one is being dialled or handshaken, or a transport just closed and its
 //! redial has not failed yet, and **down** once every dial loop's last attempt failed. Sessions
 //! wait for a pending pool (CONTRACT 9.4: right after start, or while redialling) and skip a
 //! down one, so a dead peer costs them nothing once it is known dead.
+//!
+//! A reload resizes pools ([`Pools::set_per_peer`]): new slots start dialling at once, and a
+//! retired slot drains its transport (GoAway: no new sessions, open ones finish) instead of
+//! cutting it, then ends its dial loop. Stopping a pool retires every slot the same way.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
-use busway_net::{dial, Backoff, EndpointAddr};
-use busway_proto::{OpenParams, Side};
-use tokio::sync::{oneshot, watch};
+use busway_net::EndpointAddr;
+use busway_proto::OpenParams;
+use tokio::sync::watch;
 
-use super::driver;
+use super::dial::{dial_loop, Retired};
 use super::stream::BusStream;
 use super::transport::{Transport, Transports};
 use crate::metrics::Metrics;
@@ -29,24 +33,54 @@ use crate::metrics::Metrics;
 /// What every transport of a node shares.
 #[derive(Debug)]
 pub struct BusCtx {
-    pub proto: busway_proto::Config,
+    /// What new transports are made with. A reload replaces it (a new secret, new labels);
+    /// established transports keep the one their handshake used.
+    proto: RwLock<busway_proto::Config>,
     pub metrics: Arc<Metrics>,
     pub transports: Arc<Transports>,
 }
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const STABLE_AFTER: Duration = Duration::from_secs(10);
-const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+impl BusCtx {
+    pub fn new(
+        proto: busway_proto::Config,
+        metrics: Arc<Metrics>,
+        transports: Arc<Transports>,
+    ) -> BusCtx {
+        BusCtx {
+            proto: RwLock::new(proto),
+            metrics,
+            transports,
+        }
+    }
+
+    /// The settings for a transport made now.
+    pub fn proto(&self) -> busway_proto::Config {
+        self.proto.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Settings for the transports made from now on.
+    pub fn set_proto(&self, proto: busway_proto::Config) {
+        *self.proto.write().unwrap_or_else(|e| e.into_inner()) = proto;
+    }
+}
 
 /// Where one dial loop stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Dialling, handshaking, or waiting to redial after a transport that was up closed.
     Connecting,
     Up,
     /// The last attempt failed; waiting to try again.
     Failed,
+}
+
+/// One dial loop's place in the pool.
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    phase: Phase,
+    /// Set once the slot is retired; its dial loop then drains its transport and ends.
+    retire: watch::Sender<Option<Retired>>,
 }
 
 /// What a session can expect of a pool now.
@@ -61,30 +95,62 @@ pub enum PoolState {
 pub struct PeerPool {
     pub endpoint: EndpointAddr,
     live: Mutex<Vec<Arc<Transport>>>,
-    phases: Mutex<Vec<Phase>>,
+    /// The slots in service; a retired slot leaves at once, its dial loop soon after.
+    slots: Mutex<Vec<Slot>>,
+    next_slot: AtomicU64,
     /// The last dial failure, for logs and refusals.
-    last_error: Mutex<String>,
+    pub(super) last_error: Mutex<String>,
     /// Bumped whenever a transport or a phase changes, so waiting sessions look again.
     changed: watch::Sender<u64>,
-    stopped: watch::Sender<bool>,
+    ctx: Arc<BusCtx>,
 }
 
 impl PeerPool {
     /// Starts `n` dial loops towards `endpoint`.
     pub fn spawn(endpoint: EndpointAddr, n: u32, ctx: Arc<BusCtx>) -> Arc<PeerPool> {
-        let n = n.max(1) as usize;
         let pool = Arc::new(PeerPool {
             endpoint,
             live: Mutex::new(Vec::new()),
-            phases: Mutex::new(vec![Phase::Connecting; n]),
+            slots: Mutex::new(Vec::new()),
+            next_slot: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
             changed: watch::channel(0).0,
-            stopped: watch::channel(false).0,
+            ctx,
         });
-        for slot in 0..n {
-            tokio::spawn(dial_loop(Arc::downgrade(&pool), slot, ctx.clone()));
-        }
+        pool.resize(n);
         pool
+    }
+
+    /// Keeps `n` (at least 1) dial loops: starts the missing ones, retires the surplus — the
+    /// slots without an established transport first, then the newest — whose transports drain.
+    pub fn resize(self: &Arc<Self>, n: u32) {
+        let n = n.max(1) as usize;
+        {
+            let mut slots = lock(&self.slots);
+            while slots.len() < n {
+                let id = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                let (retire, retired) = watch::channel(None);
+                slots.push(Slot {
+                    id,
+                    phase: Phase::Connecting,
+                    retire,
+                });
+                tokio::spawn(dial_loop(
+                    Arc::downgrade(self),
+                    id,
+                    retired,
+                    self.ctx.clone(),
+                ));
+            }
+            while slots.len() > n {
+                let i = slots
+                    .iter()
+                    .rposition(|s| s.phase != Phase::Up)
+                    .unwrap_or(slots.len() - 1);
+                let _ = slots.remove(i).retire.send(Some(Retired::Surplus));
+            }
+        }
+        self.changed.send_modify(|v| *v += 1);
     }
 
     /// True when some transport can take a new session.
@@ -96,15 +162,15 @@ impl PeerPool {
         if self.live().iter().any(|t| t.usable()) {
             return PoolState::Up;
         }
-        let phases = lock(&self.phases);
-        if phases.iter().any(|p| *p != Phase::Failed) {
+        let slots = lock(&self.slots);
+        if slots.iter().any(|s| s.phase != Phase::Failed) {
             PoolState::Pending
         } else {
             PoolState::Down
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Transport>>> {
+    pub(super) fn live(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Transport>>> {
         lock(&self.live)
     }
 
@@ -116,8 +182,11 @@ impl PeerPool {
             .cloned()
     }
 
-    fn set_phase(&self, slot: usize, phase: Phase) {
-        lock(&self.phases)[slot] = phase;
+    /// Records where slot `id` stands; a retired slot no longer counts.
+    pub(super) fn set_phase(&self, id: u64, phase: Phase) {
+        if let Some(s) = lock(&self.slots).iter_mut().find(|s| s.id == id) {
+            s.phase = phase;
+        }
         self.changed.send_modify(|v| *v += 1);
     }
 
@@ -174,92 +243,21 @@ impl PeerPool {
         }
     }
 
-    /// Stops redialling; open transports go on until their sessions end.
+    /// Stops redialling; open transports drain: they go on until their sessions end.
     pub fn stop(&self) {
-        let _ = self.stopped.send(true);
-        for t in self.live().iter() {
-            t.go_away("peer removed from configuration");
+        for s in lock(&self.slots).drain(..) {
+            let _ = s.retire.send(Some(Retired::Removed));
         }
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Slots in service (`connections_per_peer`, unless the pool was stopped).
+    pub fn size(&self) -> usize {
+        lock(&self.slots).len()
     }
 }
 
-async fn dial_loop(pool: Weak<PeerPool>, slot: usize, ctx: Arc<BusCtx>) {
-    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-    loop {
-        let Some(p) = pool.upgrade() else { return };
-        if *p.stopped.borrow() {
-            return;
-        }
-        let endpoint = p.endpoint.clone();
-        let mut stopped = p.stopped.subscribe();
-        // A retry after a failure stays down until it succeeds: sessions do not wait for a
-        // peer that failed, only for one being dialled for the first time or after it was up.
-        drop(p);
-        match dial(&endpoint, DIAL_TIMEOUT).await {
-            Ok(sock) => {
-                let t = Transport::new(endpoint.to_string(), Side::Initiator, ctx.proto.clone());
-                ctx.transports.add(&t);
-                // Listed before it is up, so the pool counts it as up the moment its handshake
-                // completes: nobody sees an established transport the pool does not offer.
-                if let Some(p) = pool.upgrade() {
-                    p.live().push(t.clone());
-                }
-                let (est_tx, est_rx) = oneshot::channel();
-                let spec = driver::Spec {
-                    on_open: None,
-                    metrics: ctx.metrics.clone(),
-                    established: Some(est_tx),
-                };
-                let run = tokio::spawn(driver::run(sock, t.clone(), spec));
-                let started = Instant::now();
-                let up = est_rx.await.is_ok();
-                if up {
-                    if let Some(p) = pool.upgrade() {
-                        p.set_phase(slot, Phase::Up);
-                    }
-                }
-                let (reason, routine) = match run.await {
-                    Ok(r) => (r.to_string(), r.is_routine()),
-                    Err(e) => (e.to_string(), false),
-                };
-                if let Some(p) = pool.upgrade() {
-                    p.live().retain(|x| !Arc::ptr_eq(x, &t));
-                    // A transport that was up and closed: redial, and let sessions wait for it
-                    // until that attempt fails.
-                    p.set_phase(slot, if up { Phase::Connecting } else { Phase::Failed });
-                    if !up {
-                        *lock(&p.last_error) = reason.clone();
-                    }
-                }
-                if *stopped.borrow() {
-                    tracing::info!(peer = %endpoint, %reason, "transport closed; peer no longer used");
-                    return;
-                }
-                if routine {
-                    tracing::info!(peer = %endpoint, %reason, "transport closed; redialling");
-                } else {
-                    tracing::warn!(peer = %endpoint, %reason, "transport closed; redialling");
-                }
-                if started.elapsed() > STABLE_AFTER {
-                    backoff.reset();
-                }
-            }
-            Err(e) => {
-                tracing::debug!(peer = %endpoint, error = %e, "cannot reach peer");
-                if let Some(p) = pool.upgrade() {
-                    *lock(&p.last_error) = e.to_string();
-                    p.set_phase(slot, Phase::Failed);
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = stopped.changed() => return,
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -267,7 +265,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Pools {
     ctx: Arc<BusCtx>,
-    per_peer: u32,
+    /// `connections_per_peer`; a reload changes it.
+    per_peer: AtomicU32,
     map: Mutex<HashMap<EndpointAddr, Arc<PeerPool>>>,
 }
 
@@ -275,7 +274,7 @@ impl Pools {
     pub fn new(ctx: Arc<BusCtx>, per_peer: u32) -> Pools {
         Pools {
             ctx,
-            per_peer,
+            per_peer: AtomicU32::new(per_peer),
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -283,7 +282,10 @@ impl Pools {
     pub fn get(&self, ep: &EndpointAddr) -> Arc<PeerPool> {
         let mut m = lock(&self.map);
         m.entry(ep.clone())
-            .or_insert_with(|| PeerPool::spawn(ep.clone(), self.per_peer, self.ctx.clone()))
+            .or_insert_with(|| {
+                let n = self.per_peer.load(Ordering::Relaxed);
+                PeerPool::spawn(ep.clone(), n, self.ctx.clone())
+            })
             .clone()
     }
 
@@ -309,6 +311,16 @@ impl Pools {
             }
             k
         });
+    }
+
+    /// Applies a new `connections_per_peer` to every pool and to those made later.
+    pub fn set_per_peer(&self, n: u32) {
+        // Stored before the map is locked: a pool made meanwhile either reads the new value or
+        // is already in the map, and is resized below.
+        self.per_peer.store(n, Ordering::Relaxed);
+        for p in lock(&self.map).values() {
+            p.resize(n);
+        }
     }
 
     pub fn ctx(&self) -> &Arc<BusCtx> {
