@@ -130,10 +130,10 @@ mod tests {
         );
         assert_eq!(r.headers()["x-total-count"], "4");
         assert_eq!(body(r).await, "[20,30]");
-        // Without a page: the list as it came, all of it.
+        // Without a page: all of it, in the same order as the pages.
         let r = answer(vec![3u64, 1, 2], None, |a, b| a.cmp(b));
         assert_eq!(r.headers()["x-total-count"], "3");
-        assert_eq!(body(r).await, "[3,1,2]");
+        assert_eq!(body(r).await, "[1,2,3]");
         let r = answer(
             vec![3u64, 1, 2],
             Some(Page {
