@@ -75,7 +75,8 @@ const UPSTREAM_PAIRS: [UpstreamPair; 4] = [
     ),
     (
         "busway_upstream_lost_bytes",
-        "Payload bytes of those messages.",
+        "Payload bytes of the lost messages: queued = never sent, unconfirmed = sent after the \
+         last answered heartbeat.",
         "stage",
         ["queued", "unconfirmed"],
         |s| [&s.lost_queued_bytes, &s.unconfirmed_bytes],

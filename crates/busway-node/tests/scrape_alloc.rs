@@ -31,6 +31,7 @@ fn a_thousand_scrapes_hold_no_more_memory_than_ten() {
         scrape();
     }
     let after_1000 = ALLOCATOR.allocated();
+    println!("live heap bytes: {after_10} after 10 scrapes, {after_1000} after 1,000");
     assert!(
         after_1000 <= after_10,
         "{after_10} bytes live after 10 scrapes, {after_1000} after 1,000"
