@@ -44,7 +44,7 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         .merge(super::grpc::routes())
         .fallback(not_found)
         // A known path with another method is 404 like an unknown one, as it always was: the
-        // contract's error codes are 400, 401, 404 and 409.
+        // contract's errors have no 405.
         .method_not_allowed_fallback(not_found)
         .with_state(node)
 }
