@@ -2,17 +2,14 @@
 //! legacy `/upstream/…` routes (they add upstreams, so they make the node dial) needs
 //! `Authorization: Bearer TOKEN`.
 //!
-//! It is a layer over the whole tree, not a per-route guard: it runs after the path is made
-//! canonical and before routing, so a path under `/v1` that is no route is 401 too (the API does
-//! not tell a stranger which routes exist), and before any extractor, so no body is read for a
-//! request that will be refused.
+//! It guards the whole tree, not route by route: it runs after the path is made canonical and
+//! before routing, so a path under `/v1` that is no route is 401 too (the API does not tell a
+//! stranger which routes exist), and before any extractor, so no body is read for a request
+//! that will be refused.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
@@ -60,21 +57,16 @@ fn same(given: &[u8], token: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The layer: 401 for a protected path without the token, while a token is configured. The
-/// token is read per request, so a reload that sets, changes or removes it applies at once.
-pub(super) async fn require_token(
-    State(node): State<Arc<Node>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if is_protected(req.uri().path()) {
-        if let Some(token) = node.admin_token() {
-            if !presents(req.headers(), token.expose()) {
-                return reply::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            }
-        }
+/// A step of [`super::guard`]: 401 for a protected path without the token, while a token is
+/// configured. The token is read per request, so a reload that sets, changes or removes it
+/// applies at once.
+pub(super) fn refuse(node: &Node, req: &Request) -> Option<Response> {
+    if !is_protected(req.uri().path()) {
+        return None;
     }
-    next.run(req).await
+    let token = node.admin_token()?;
+    (!presents(req.headers(), token.expose()))
+        .then(|| reply::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Request bodies: at most `max_body` bytes however they are framed (`Content-Length` or
 //! chunked), and all of it within `request_timeout` of the head.
 //!
-//! A declared length over the cap is answered 413 by the layer before a byte of the body is read
-//! (and before hyper sends `100 Continue` to a client that asked for it). Every other body is
-//! wrapped in [`Capped`], which fails once it has delivered more than the cap or when its time
-//! is up; [`Payload`], the extractor the routes that take a body use, turns those failures into
-//! the JSON answers.
+//! A declared length over the cap is answered 413 ([`refuse_declared`]) before a byte of the body
+//! is read (and before hyper sends `100 Continue` to a client that asked for it). Every other
+//! body is wrapped in [`Capped`] ([`cap`]), which fails once it has delivered more than the cap
+//! or when its time is up; [`Payload`], the extractor the routes that take a body use, turns
+//! those failures into the JSON answers.
 
 use std::error::Error as _;
 use std::future::Future;
@@ -14,10 +14,9 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -97,20 +96,25 @@ impl http_body::Body for Capped {
     }
 }
 
-/// The layer: refuses a declared length over the cap, caps everything else.
-pub(super) async fn cap(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+/// A step of [`super::guard`]: 413 for a declared length over the cap.
+pub(super) fn refuse_declared(req: &Request, limits: &Limits) -> Option<Response> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body as u64) {
-        return Cut::TooLarge(limits.max_body).answer();
-    }
+    declared
+        .is_some_and(|n| n > limits.max_body as u64)
+        .then(|| Cut::TooLarge(limits.max_body).answer())
+}
+
+/// The last step of [`super::guard`]: caps a body that may come (a request without one stays
+/// as it is).
+pub(super) fn cap(req: Request, limits: &Limits) -> Request {
     if http_body::Body::is_end_stream(req.body()) {
-        return next.run(req).await;
+        return req;
     }
-    let req = req.map(|inner| {
+    req.map(|inner| {
         Body::new(Capped {
             inner,
             max: limits.max_body,
@@ -119,8 +123,7 @@ pub(super) async fn cap(State(limits): State<Limits>, req: Request, next: Next) 
             timeout: limits.request_timeout,
             timer: None,
         })
-    });
-    next.run(req).await
+    })
 }
 
 /// The whole request body (it went through [`cap`]).

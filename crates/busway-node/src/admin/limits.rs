@@ -5,8 +5,8 @@
 //! Where each is enforced:
 //! - the head: hyper reads at most [`HARD_HEAD`] (a larger head gets hyper's own 431 and the
 //!   connection is closed: it cannot be parsed, so there is no request to answer in JSON); a
-//!   head between `max_head` and that is answered 413 in JSON by [`head_cap`], the outermost
-//!   layer;
+//!   head between `max_head` and that is answered 413 in JSON by [`refuse_head`], the first
+//!   check of every request;
 //! - the body: [`super::body`] (413, before reading when `Content-Length` says so);
 //! - the time to send a head: hyper's `header_read_timeout`, which runs from the moment the
 //!   connection waits for a request (after it opens or after the previous answer), so it is also
@@ -15,9 +15,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::reply;
@@ -65,15 +64,14 @@ fn head_len(req: &Request) -> usize {
     line + headers + 2
 }
 
-/// The outermost layer: 413 for a head over `max_head`.
-pub(super) async fn head_cap(State(limits): State<Limits>, req: Request, next: Next) -> Response {
-    if head_len(&req) > limits.max_head {
-        return reply::error_closing(
+/// The first step of [`super::guard`]: 413 for a head over `max_head`.
+pub(super) fn refuse_head(req: &Request, limits: &Limits) -> Option<Response> {
+    (head_len(req) > limits.max_head).then(|| {
+        reply::error_closing(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request head over {} bytes", limits.max_head),
-        );
-    }
-    next.run(req).await
+        )
+    })
 }
 
 #[cfg(test)]

@@ -7,17 +7,21 @@
 //! read a trimmed one, so `//v1/sessions` needed no token. hyper's HTTP/1.1 is fuzzed and widely
 //! deployed, and it is in the build already (tonic uses it), as is axum.
 //!
-//! A request goes through four layers, outermost first, then the router:
-//! 1. [`limits::head_cap`]: 413 for a head over 16 KiB;
-//! 2. [`path::canonical`]: the path is made canonical and the URI rewritten to it, or 400
+//! Every request passes one layer, [`guard`], before it is routed. Its steps, in order, each of
+//! which may answer instead of the router:
+//! 1. [`limits::refuse_head`]: 413 for a head over 16 KiB;
+//! 2. [`path::canonicalise`]: the path is made canonical and the URI rewritten to it, or 400
 //!    (`..`, `%2F`); nothing after this sees another spelling;
-//! 3. [`auth::require_token`]: with `admin.token` set, 401 for `/v1…` and `/upstream…`
-//!    without `Authorization: Bearer TOKEN`, before any body is read;
-//! 4. [`body::cap`]: 413 for a body over 1 MiB, declared or chunked;
+//! 3. [`auth::refuse`]: with `admin.token` set, 401 for `/v1…` and `/upstream…` without
+//!    `Authorization: Bearer TOKEN`, before any body is read;
+//! 4. [`body::refuse_declared`] and [`body::cap`]: 413 for a body over 1 MiB, declared or
+//!    chunked.
 //!
-//! and [`routes`] (with the gateway's in [`grpc`]) answers. Every error is JSON
-//! `{"error": "…"}`; an unknown path, or a known one with another method, is 404. [`server`]
-//! runs one connection, with the time limits of [`limits`] and [`stall`].
+//! One layer with the steps in reading order, rather than a layer each: the order is the
+//! security property (the token is checked on the canonical path), and a stack of `.layer()`
+//! calls reads inside out. Then [`routes`] (with the gateway's in [`grpc`]) answers. Every error
+//! is JSON `{"error": "…"}`; an unknown path, or a known one with another method, is 404.
+//! [`server`] runs one connection, with the time limits of [`limits`] and [`stall`].
 
 mod auth;
 mod body;
@@ -34,7 +38,9 @@ mod stall;
 
 use std::sync::Arc;
 
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::Router;
 use busway_net::Conn;
 
@@ -56,15 +62,12 @@ impl Admin {
     }
 
     pub fn with_limits(node: Arc<Node>, limits: Limits) -> Admin {
-        // The layers wrap a router that has nothing but a fallback (the real router), so they
-        // run before any routing, on every request, and the real router routes on the URI
-        // they rewrote. (A layer on the real router itself would run after routing.)
+        // The guard wraps a router that has nothing but a fallback (the real router), so it runs
+        // before any routing, on every request, and the real router routes on the URI it
+        // rewrote. (A layer on the real router itself would run after routing.)
         let app = Router::new()
             .fallback_service(routes::router(node.clone()))
-            .layer(from_fn_with_state(limits, body::cap))
-            .layer(from_fn_with_state(node, auth::require_token))
-            .layer(from_fn(path::canonical))
-            .layer(from_fn_with_state(limits, limits::head_cap));
+            .layer(from_fn_with_state(Guard { node, limits }, guard));
         Admin { app, limits }
     }
 
@@ -77,6 +80,24 @@ impl Admin {
     pub async fn serve(self, conn: Conn) {
         server::serve(self.app, self.limits, conn).await
     }
+}
+
+#[derive(Clone, Debug)]
+struct Guard {
+    node: Arc<Node>,
+    limits: Limits,
+}
+
+/// The checks before routing (see the module docs); the first that refuses answers.
+async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+    if let Some(refused) = limits::refuse_head(&req, &g.limits)
+        .or_else(|| path::canonicalise(&mut req))
+        .or_else(|| auth::refuse(&g.node, &req))
+        .or_else(|| body::refuse_declared(&req, &g.limits))
+    {
+        return refused;
+    }
+    next.run(body::cap(req, &g.limits)).await
 }
 
 /// A query parameter's raw value (the admin API's parameters are plain words and numbers).

@@ -1,8 +1,8 @@
 //! One spelling per path. The token check and the router must agree on what a request names, or
 //! a second spelling of a protected route walks past the check (the old server checked the raw
 //! path and routed on a trimmed one, so `//v1/sessions` needed no token). So the path is made
-//! canonical once, in the outermost layer, the request's URI is rewritten to it, and every later
-//! layer and the router see only that.
+//! canonical once, before the token check, the request's URI is rewritten to it, and every later
+//! step and the router see only that.
 //!
 //! The canonical form (RFC 3986 section 6.2.2, minus what would hide a slash):
 //! - repeated slashes collapse to one, and a trailing slash goes (`/v1/services/` is
@@ -18,7 +18,6 @@
 
 use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::reply;
@@ -85,26 +84,32 @@ fn decode_unreserved(seg: &str, out: &mut String) -> Result<(), BadPath> {
     Ok(())
 }
 
-/// The outermost layer but the head cap: rewrites the URI to its canonical path (keeping the
-/// query), or answers 400.
-pub(super) async fn canonical(mut req: Request, next: Next) -> Response {
+/// A step of [`super::guard`]: rewrites the URI to its canonical path (keeping the query), or
+/// answers 400.
+pub(super) fn canonicalise(req: &mut Request) -> Option<Response> {
     let path = match normalise(req.uri().path()) {
         Ok(p) => p,
-        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return Some(reply::error(StatusCode::BAD_REQUEST, e.to_string())),
     };
-    if path != req.uri().path() {
-        let target = match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
-        // The raw path and query were a valid URI, and canonicalising only removes characters
-        // or turns escapes into the unreserved characters they stand for.
-        match target.parse::<Uri>() {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return reply::error(StatusCode::BAD_REQUEST, "invalid request target"),
-        }
+    if path == req.uri().path() {
+        return None;
     }
-    next.run(req).await
+    let target = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    // The raw path and query were a valid URI, and canonicalising only removes characters or
+    // turns escapes into the unreserved characters they stand for.
+    match target.parse::<Uri>() {
+        Ok(uri) => {
+            *req.uri_mut() = uri;
+            None
+        }
+        Err(_) => Some(reply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid request target",
+        )),
+    }
 }
 
 #[cfg(test)]
