@@ -14,6 +14,12 @@ pub(crate) const DNS_MIN_TTL: Duration = Duration::from_secs(1);
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const LATCH_TIMEOUT: Duration = Duration::ZERO;
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::ZERO;
+/// CONTRACT section 9.6: a bus connection must finish its handshake within 5 s.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Well under the 20,000 file descriptors a process may hold, leaving room for sessions.
+pub(crate) const MAX_TRANSPORTS: u32 = 4096;
+/// Bus secrets shorter than this are refused: a proof of a short secret is open to guessing.
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// `[node]` when the file says nothing about it.
 pub(crate) fn node_section() -> NodeSection {
@@ -34,6 +40,12 @@ pub(crate) fn bus() -> BusConfig {
         secret: None,
         also_accepted: Vec::new(),
         connections_per_peer: CONNECTIONS_PER_PEER,
+        anonymous: false,
+        token: None,
+        resumption: true,
+        handshake_timeout: HANDSHAKE_TIMEOUT,
+        max_transports: MAX_TRANSPORTS,
+        tls: None,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::model::{Address, Balance, GrpcConfig, HealthCheck, Mode};
+use crate::model::{Address, Balance, GrpcConfig, HealthCheck, Mode, ServiceLimits};
 
 /// A value and where it was written.
 #[derive(Clone, Debug)]
@@ -52,6 +52,7 @@ pub(crate) struct ServiceDraft {
     pub mirror: Vec<At<Address>>,
     /// `[service.grpc]` as written, with the line of its header.
     pub grpc: Option<At<GrpcConfig>>,
+    pub limits: ServiceLimits,
 }
 
 /// Parses a located string as an [`Address`], keeping its location.

@@ -180,6 +180,7 @@ fn service(file: &str, section: &Section, role: Role) -> Res<(At<Address>, Servi
         idle_timeout: defaults::IDLE_TIMEOUT,
         mirror: Vec::new(),
         grpc: None,
+        limits: Default::default(),
     };
     Ok((bind, draft))
 }

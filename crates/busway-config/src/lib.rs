@@ -42,6 +42,7 @@ mod error;
 mod ini;
 mod ini_syntax;
 pub mod model;
+mod rate;
 mod render;
 mod secret;
 mod source;
@@ -51,16 +52,18 @@ mod toml_node;
 mod toml_service;
 mod toml_syntax;
 mod toml_table;
+mod toml_tls;
 mod unsupported;
 mod validate;
 
 use std::path::Path;
 
+pub use defaults::MIN_SECRET_LEN;
 pub use duration::parse_duration;
 pub use error::ConfigError;
 pub use ini::{parse_ini, Role};
 pub use model::*;
-pub use render::render_toml;
+pub use render::{render_toml, REDACTED};
 pub use source::Source;
 
 /// Reads and parses a TOML file; `env:NAME` secrets are read from the process environment now.

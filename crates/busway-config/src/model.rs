@@ -38,6 +38,8 @@ pub struct NodeSection {
 pub struct AdminConfig {
     pub listen: Address,
     pub token: Option<Secret>,
+    /// `[admin.tls]`: serve the admin API over HTTPS.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -50,6 +52,76 @@ pub struct BusConfig {
     pub also_accepted: Vec<Secret>,
     /// Transports kept open to each peer (at least 1).
     pub connections_per_peer: u32,
+    /// Also accept transports that prove nothing (trust level `anonymous`, CONTRACT section 10).
+    pub anonymous: bool,
+    /// A token issued by a peer's admin API, presented instead of a secret when dialling.
+    pub token: Option<Secret>,
+    /// 0-RTT resumption of transports (needs a secret or a token to mean anything).
+    pub resumption: bool,
+    /// How long an accepted bus connection may take to finish its handshake, TLS included.
+    pub handshake_timeout: Duration,
+    /// Bus connections this node accepts at once, handshaking or established.
+    pub max_transports: u32,
+    /// `[bus.tls]`: TLS 1.3 under the bus protocol on every bus listener and peer dial.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for BusConfig {
+    /// `[bus]` when the file says nothing about it: no listener, no secret, the defaults of
+    /// CONTRACT sections 3 and 10.
+    fn default() -> BusConfig {
+        crate::defaults::bus()
+    }
+}
+
+/// `[bus.tls]` or `[admin.tls]`. Paths are kept as written and read by the node (at start and
+/// on every SIGHUP), so a renewed certificate is picked up without a restart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    /// This node's certificate chain, PEM. Only a node that never listens may leave it out.
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM; present exactly when `cert` is.
+    pub key: Option<PathBuf>,
+    /// The CAs that verify the other side's certificate, PEM.
+    pub ca: Option<PathBuf>,
+    /// What a listener asks of the connecting side.
+    pub client_auth: ClientAuth,
+    /// The name a dialled peer's certificate must carry; `None` = the host of its URL.
+    pub server_name: Option<String>,
+}
+
+/// Whether a TLS listener asks the connecting side for a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A certificate signed by `ca` is required (the default when `ca` is set).
+    Required,
+    /// A certificate is verified when offered; a peer without one is still accepted.
+    Optional,
+    /// No certificate is asked for (the default without `ca`).
+    None,
+}
+
+impl ClientAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Required => "required",
+            ClientAuth::Optional => "optional",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
+/// What a service lets in (CONTRACT section 10). Every count of 0 means no limit.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ServiceLimits {
+    /// Anonymous transports may open this service.
+    pub anonymous: bool,
+    /// Concurrent sessions of this service at this node.
+    pub max_sessions: u32,
+    /// Concurrent sessions per client IP address (clients of a listener, not of the bus).
+    pub max_sessions_per_client: u32,
+    /// New sessions per client IP address per second; the burst is the same number.
+    pub new_sessions_per_client: u32,
 }
 
 /// A bus listener. `service` is set for Cloudbus segments, whose `bind` pins every session that
@@ -86,6 +158,8 @@ pub struct ServiceConfig {
     pub mirror: Vec<Address>,
     /// Set exactly when the backends are `grpc://` upstreams: the service is a gRPC gateway.
     pub grpc: Option<GrpcConfig>,
+    /// Who may open it and how many sessions it takes.
+    pub limits: ServiceLimits,
 }
 
 /// `[service.grpc]`: how a gateway service spreads downstreams over its upstreams and watches

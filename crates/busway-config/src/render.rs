@@ -1,7 +1,7 @@
 //! The normalised configuration as TOML, for `busway check`.
 //!
 //! Every default is written out, so the output shows what the node will actually run; durations
-//! and addresses are in their canonical forms; secrets are `"<redacted>"`. The output is itself a
+//! and addresses are in their canonical forms; secrets are `"<redacted secret>"`. The output is itself a
 //! valid busway TOML file (it parses back to the same config, secrets aside), which is what lets an
 //! operator turn a Cloudbus INI file into TOML with `busway check`.
 
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::duration::format_duration;
-use crate::model::{Address, NodeConfig, Secret, ServiceConfig, Targets};
+use crate::model::{Address, NodeConfig, Secret, ServiceConfig, Targets, TlsConfig};
 
 /// Renders `cfg` as TOML. See the module docs for what "normalised" means.
 pub fn render_toml(cfg: &NodeConfig) -> String {
@@ -30,6 +30,9 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         kv(o, "listen", &address(&admin.listen));
         if let Some(t) = &admin.token {
             kv(o, "token", &redacted(t));
+        }
+        if let Some(t) = &admin.tls {
+            tls(o, "\n[admin.tls]", t);
         }
     }
 
@@ -67,6 +70,16 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         "connections_per_peer",
         &cfg.bus.connections_per_peer.to_string(),
     );
+    kv(o, "anonymous", &cfg.bus.anonymous.to_string());
+    if let Some(t) = &cfg.bus.token {
+        kv(o, "token", &redacted(t));
+    }
+    kv(o, "resumption", &cfg.bus.resumption.to_string());
+    kv(o, "handshake_timeout", &duration(cfg.bus.handshake_timeout));
+    kv(o, "max_transports", &cfg.bus.max_transports.to_string());
+    if let Some(t) = &cfg.bus.tls {
+        tls(o, "\n[bus.tls]", t);
+    }
 
     line(o, "\n[dns]");
     let servers: Vec<String> = cfg
@@ -108,6 +121,19 @@ fn service(o: &mut String, s: &ServiceConfig) {
     }
     kv(o, "idle_timeout", &duration(s.idle_timeout));
     kv(o, "mirror", &addresses(s.mirror.iter()));
+    let l = &s.limits;
+    kv(o, "anonymous", &l.anonymous.to_string());
+    kv(o, "max_sessions", &l.max_sessions.to_string());
+    kv(
+        o,
+        "max_sessions_per_client",
+        &l.max_sessions_per_client.to_string(),
+    );
+    kv(
+        o,
+        "new_sessions_per_client",
+        &string(&format!("{}/s", l.new_sessions_per_client)),
+    );
     if let Some(g) = &s.grpc {
         line(o, "\n[service.grpc]");
         kv(o, "distribute", &string(g.distribute.as_str()));
@@ -118,6 +144,20 @@ fn service(o: &mut String, s: &ServiceConfig) {
         kv(o, "active_window", &duration(g.active_window));
         kv(o, "upstream_wait", &duration(g.upstream_wait));
         kv(o, "lifecycle_events", &g.lifecycle_events.to_string());
+    }
+}
+
+fn tls(o: &mut String, header: &str, t: &TlsConfig) {
+    line(o, header);
+    let paths = [("cert", &t.cert), ("key", &t.key), ("ca", &t.ca)];
+    for (k, p) in paths {
+        if let Some(p) = p {
+            kv(o, k, &string(&p.display().to_string()));
+        }
+    }
+    kv(o, "client_auth", &string(t.client_auth.as_str()));
+    if let Some(n) = &t.server_name {
+        kv(o, "server_name", &string(n));
     }
 }
 
@@ -165,8 +205,12 @@ fn key(k: &str) -> String {
     }
 }
 
+/// What a secret is printed as. Long enough to be a valid bus secret itself, so the output still
+/// parses back (CONTRACT section 10 refuses secrets under 16 bytes).
+pub const REDACTED: &str = "<redacted secret>";
+
 fn redacted(_: &Secret) -> String {
-    string("<redacted>")
+    string(REDACTED)
 }
 
 fn duration(d: std::time::Duration) -> String {

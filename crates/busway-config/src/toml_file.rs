@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use toml::de::DeTable;
 
-use crate::defaults;
+use crate::defaults::{self, MIN_SECRET_LEN};
 use crate::error::ConfigError;
 use crate::model::{AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, Secret};
 use crate::secret::resolve_secret;
@@ -13,6 +13,7 @@ use crate::toml_node::node;
 use crate::toml_service::services;
 use crate::toml_syntax::syntax_error;
 use crate::toml_table::{Source, Table};
+use crate::toml_tls::{tls, TlsSection};
 use crate::unsupported;
 use crate::validate;
 
@@ -29,13 +30,48 @@ pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(&src, &e))?;
     let root = Table::root(&src, &doc);
     top_level_keys(&root)?;
-    Ok(NodeConfig {
+    let cfg = NodeConfig {
         node: node(&root)?,
         admin: admin(&root, env)?,
         bus: bus(&root, env)?,
         dns: dns(&root)?,
         services: services(&root)?,
-    })
+    };
+    bus_tls_needs(&root, &cfg)?;
+    Ok(cfg)
+}
+
+/// What `[bus.tls]` needs given the rest of the file: a certificate on a node that listens, and
+/// CAs on a node that dials (a dialled peer's certificate is always verified).
+fn bus_tls_needs(root: &Table<'_, '_>, cfg: &NodeConfig) -> Res<()> {
+    let Some(tls) = &cfg.bus.tls else {
+        return Ok(());
+    };
+    let Some(t) = root
+        .table("bus")?
+        .map(|b| b.table("tls"))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(());
+    };
+    if tls.cert.is_none() && !cfg.bus.listen.is_empty() {
+        return Err(t.err_here(
+            "cert",
+            "missing key `cert` (and `key`): this node has bus listeners, which present a certificate",
+        ));
+    }
+    let dials = cfg
+        .services
+        .iter()
+        .any(|s| matches!(s.targets, crate::model::Targets::Peers(_)));
+    if tls.ca.is_none() && dials {
+        return Err(t.err_here(
+            "ca",
+            "missing key `ca`: this node dials peers, whose certificates are verified against it",
+        ));
+    }
+    Ok(())
 }
 
 /// Unknown and not-yet-supported sections, in the order they are written.
@@ -60,7 +96,7 @@ fn admin(root: &Table<'_, '_>, env: Env<'_>) -> Res<Option<AdminConfig>> {
     let Some(t) = root.table("admin")? else {
         return Ok(None);
     };
-    t.deny_unknown(&["listen", "token"])?;
+    t.deny_unknown(&["listen", "token", "tls"])?;
     let listen = t.address("listen")?.ok_or_else(|| {
         t.err_here(
             "listen",
@@ -71,6 +107,7 @@ fn admin(root: &Table<'_, '_>, env: Env<'_>) -> Res<Option<AdminConfig>> {
     Ok(Some(AdminConfig {
         listen: listen.value,
         token: secret(&t, "token", env)?,
+        tls: tls(&t, TlsSection::Admin)?,
     }))
 }
 
@@ -88,7 +125,17 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
     let Some(t) = root.table("bus")? else {
         return Ok(bus);
     };
-    t.deny_unknown(&["listen", "secret", "connections_per_peer"])?;
+    t.deny_unknown(&[
+        "listen",
+        "secret",
+        "connections_per_peer",
+        "anonymous",
+        "token",
+        "resumption",
+        "handshake_timeout",
+        "max_transports",
+        "tls",
+    ])?;
     if let Some((_, listen)) = t.addresses("listen")? {
         for l in &listen {
             validate::bus_listener(t.src.file, l)?;
@@ -105,6 +152,7 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
         let mut secrets = Vec::with_capacity(items.len());
         for item in items {
             let s = resolve_secret(&item.value, env)
+                .and_then(long_enough)
                 .map_err(|e| ConfigError::new(t.src.file, item.line, &item.key, e))?;
             secrets.push(s);
         }
@@ -133,7 +181,43 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
                 )
             })?;
     }
+    if let Some(b) = t.boolean("anonymous")? {
+        bus.anonymous = b.value;
+    }
+    bus.token = secret(&t, "token", env)?;
+    if let Some(b) = t.boolean("resumption")? {
+        bus.resumption = b.value;
+    }
+    if let Some(d) = t.positive_duration("handshake_timeout")? {
+        bus.handshake_timeout = d.value;
+    }
+    if let Some(n) = t.integer("max_transports")? {
+        bus.max_transports = u32::try_from(n.value)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    t.src.file,
+                    n.line,
+                    &n.key,
+                    format!("must be between 1 and {}, got {}", u32::MAX, n.value),
+                )
+            })?;
+    }
+    bus.tls = tls(&t, TlsSection::Bus)?;
     Ok(bus)
+}
+
+/// CONTRACT section 10: a bus secret of fewer than 16 bytes is refused. The message says how to
+/// make a good one and never shows the value.
+fn long_enough(s: Secret) -> Result<Secret, String> {
+    let len = s.expose().len();
+    if len < MIN_SECRET_LEN {
+        return Err(format!(
+            "a bus secret needs at least {MIN_SECRET_LEN} bytes, this one has {len} (`busway gen-secret` prints a good one)"
+        ));
+    }
+    Ok(s)
 }
 
 fn dns(root: &Table<'_, '_>) -> Res<DnsConfig> {

@@ -8,7 +8,7 @@ use toml::de::DeValue;
 use crate::defaults;
 use crate::draft::{At, ServiceDraft, TargetKind};
 use crate::error::ConfigError;
-use crate::model::{Address, Balance, HealthCheck, Mode, ServiceConfig};
+use crate::model::{Address, Balance, HealthCheck, Mode, ServiceConfig, ServiceLimits};
 use crate::toml_grpc;
 use crate::toml_table::{List, Table};
 use crate::validate;
@@ -28,6 +28,10 @@ const KEYS: &[&str] = &[
     "idle_timeout",
     "mirror",
     "grpc",
+    "anonymous",
+    "max_sessions",
+    "max_sessions_per_client",
+    "new_sessions_per_client",
 ];
 
 /// Every `[[service]]`, validated, in file order.
@@ -88,6 +92,39 @@ fn service(t: &Table<'_, '_>) -> Res<ServiceDraft> {
             .map_or(defaults::IDLE_TIMEOUT, |d| d.value),
         mirror: t.addresses("mirror")?.map(|(_, v)| v).unwrap_or_default(),
         grpc: toml_grpc::grpc(t)?,
+        limits: limits(t)?,
+    })
+}
+
+/// CONTRACT section 10: who may open the service and how many sessions it takes.
+fn limits(t: &Table<'_, '_>) -> Res<ServiceLimits> {
+    let count = |key: &str| -> Res<u32> {
+        let Some(n) = t.integer(key)? else {
+            return Ok(0);
+        };
+        u32::try_from(n.value).map_err(|_| {
+            ConfigError::new(
+                t.src.file,
+                n.line,
+                &n.key,
+                format!(
+                    "must be between 0 (no limit) and {}, got {}",
+                    u32::MAX,
+                    n.value
+                ),
+            )
+        })
+    };
+    let new_sessions_per_client = match t.string("new_sessions_per_client")? {
+        None => 0,
+        Some(r) => crate::rate::parse_rate(&r.value)
+            .map_err(|e| ConfigError::new(t.src.file, r.line, &r.key, e))?,
+    };
+    Ok(ServiceLimits {
+        anonymous: t.boolean("anonymous")?.is_some_and(|b| b.value),
+        max_sessions: count("max_sessions")?,
+        max_sessions_per_client: count("max_sessions_per_client")?,
+        new_sessions_per_client,
     })
 }
 

@@ -97,6 +97,7 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
         idle_timeout: s.idle_timeout,
         mirror: addresses(s.mirror),
         grpc,
+        limits: s.limits,
     })
 }
 

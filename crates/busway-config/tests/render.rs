@@ -12,13 +12,14 @@ fn round_trip(c: &NodeConfig) -> NodeConfig {
     parse_toml(&text, "rendered.toml").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-/// What a config looks like after rendering: secrets become the literal "<redacted>".
+/// What a config looks like after rendering: secrets become the literal [`REDACTED`].
 fn redact(mut c: NodeConfig) -> NodeConfig {
-    let r = || Secret::new("<redacted>");
+    let r = || Secret::new(REDACTED);
     if let Some(a) = c.admin.as_mut() {
         a.token = a.token.as_ref().map(|_| r());
     }
     c.bus.secret = c.bus.secret.as_ref().map(|_| r());
+    c.bus.token = c.bus.token.as_ref().map(|_| r());
     c.bus.also_accepted = c.bus.also_accepted.iter().map(|_| r()).collect();
     c
 }
@@ -111,7 +112,7 @@ fn secrets_are_redacted() {
     let text = render_toml(&parse(FULL));
     assert!(!text.contains("tok-secret-value"));
     assert!(!text.contains("bus-secret-value"));
-    assert_eq!(text.matches("\"<redacted>\"").count(), 2, "{text}");
+    assert_eq!(text.matches("\"<redacted secret>\"").count(), 2, "{text}");
 }
 
 #[test]

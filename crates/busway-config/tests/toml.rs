@@ -71,7 +71,7 @@ token = "tok"
 
 [bus]
 listen = ["tcp://127.0.0.1:7100", "unix:///run/busway/bus.sock"]
-secret = "sec"
+secret = "sec-0123456789abcdef"
 connections_per_peer = 4
 
 [dns]
@@ -117,7 +117,10 @@ balance = "random"
             },
         ]
     );
-    assert_eq!(c.bus.secret.as_ref().map(Secret::expose), Some("sec"));
+    assert_eq!(
+        c.bus.secret.as_ref().map(Secret::expose),
+        Some("sec-0123456789abcdef")
+    );
     assert_eq!(c.bus.connections_per_peer, 4);
     assert_eq!(
         c.dns.servers,
@@ -537,8 +540,14 @@ fn secrets_never_show_in_debug_or_render() {
     assert!(debug.contains("redacted"));
     let rendered = render_toml(&c);
     assert!(!rendered.contains(secret), "{rendered}");
-    assert!(rendered.contains("token = \"<redacted>\""), "{rendered}");
-    assert!(rendered.contains("secret = \"<redacted>\""), "{rendered}");
+    assert!(
+        rendered.contains("token = \"<redacted secret>\""),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("secret = \"<redacted secret>\""),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -620,12 +629,12 @@ fn a_secret_list_proves_its_first_and_accepts_the_others() {
     assert_eq!(others, ["old-secret-value"]);
     let rendered = render_toml(&c);
     assert!(
-        rendered.contains("secret = [\"<redacted>\", \"<redacted>\"]"),
+        rendered.contains("secret = [\"<redacted secret>\", \"<redacted secret>\"]"),
         "{rendered}"
     );
     assert!(!rendered.contains("secret-value"), "{rendered}");
     // One string is a list of one.
-    assert!(parse("[bus]\nsecret = \"only\"\n")
+    assert!(parse("[bus]\nsecret = \"only-one-secret-value\"\n")
         .bus
         .also_accepted
         .is_empty());
@@ -641,5 +650,150 @@ fn a_secret_list_proves_its_first_and_accepts_the_others() {
         2,
         "bus.secret",
         "a string or an array",
+    );
+}
+
+#[test]
+fn a_bus_secret_under_16_bytes_is_refused_without_showing_it() {
+    let text = "[bus]\nsecret = \"short-secret\"\n";
+    assert_err(text, 2, "bus.secret", "at least 16 bytes");
+    let e = parse_toml(text, "busway.toml").unwrap_err().to_string();
+    assert!(!e.contains("short-secret"), "{e}");
+    assert!(e.contains("gen-secret"), "{e}");
+    // In a list, the short one is named by its own line.
+    assert_err(
+        "[bus]\nsecret = [\n  \"a-secret-of-20-bytes\",\n  \"tiny\",\n]\n",
+        4,
+        "bus.secret",
+        "at least 16 bytes",
+    );
+    assert!(parse("[bus]\nsecret = \"exactly-16-bytes\"\n")
+        .bus
+        .secret
+        .is_some());
+}
+
+#[test]
+fn trust_and_limit_keys_are_read_with_their_defaults() {
+    let d = parse("");
+    assert!(!d.bus.anonymous && d.bus.resumption && d.bus.token.is_none());
+    assert_eq!(d.bus.handshake_timeout, Duration::from_secs(5));
+    assert_eq!(d.bus.max_transports, 4096);
+    assert!(d.bus.tls.is_none());
+    let c = parse(
+        r#"
+[bus]
+anonymous = true
+token = "env:PATH"
+resumption = false
+handshake_timeout = "2s"
+max_transports = 10
+
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:7000"]
+backends = ["tcp://127.0.0.1:9000"]
+anonymous = true
+max_sessions = 100
+max_sessions_per_client = 3
+new_sessions_per_client = "20/s"
+"#,
+    );
+    assert!(c.bus.anonymous && !c.bus.resumption);
+    assert!(c.bus.token.is_some());
+    assert_eq!(c.bus.handshake_timeout, Duration::from_secs(2));
+    assert_eq!(c.bus.max_transports, 10);
+    let l = &c.services[0].limits;
+    assert_eq!(
+        *l,
+        ServiceLimits {
+            anonymous: true,
+            max_sessions: 100,
+            max_sessions_per_client: 3,
+            new_sessions_per_client: 20,
+        }
+    );
+    assert_eq!(
+        parse("[[service]]\nname = \"s\"\nbackends = [\"tcp://127.0.0.1:1\"]\n").services[0].limits,
+        ServiceLimits::default()
+    );
+    assert_err(
+        "[bus]\nmax_transports = 0\n",
+        2,
+        "bus.max_transports",
+        "between 1",
+    );
+    assert_err(
+        "[bus]\nhandshake_timeout = \"0s\"\n",
+        2,
+        "bus.handshake_timeout",
+        "",
+    );
+    assert_err(
+        "[[service]]\nname = \"s\"\nbackends = [\"tcp://127.0.0.1:1\"]\nnew_sessions_per_client = \"5/h\"\n",
+        4,
+        "service.new_sessions_per_client",
+        "invalid rate",
+    );
+    assert_err(
+        "[[service]]\nname = \"s\"\nbackends = [\"tcp://127.0.0.1:1\"]\nmax_sessions = -1\n",
+        4,
+        "service.max_sessions",
+        "between 0",
+    );
+}
+
+#[test]
+fn tls_sections_are_checked_for_what_they_need() {
+    let c = parse(
+        "[bus]\nlisten = [\"tcp://127.0.0.1:7100\"]\n[bus.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\nca = \"/ca.pem\"\nserver_name = \"bus.internal\"\n",
+    );
+    let t = c.bus.tls.unwrap();
+    assert_eq!(
+        t.client_auth,
+        ClientAuth::Required,
+        "required is the default with ca"
+    );
+    assert_eq!(t.server_name.as_deref(), Some("bus.internal"));
+    let no_ca = parse("[bus]\n[bus.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n");
+    assert_eq!(no_ca.bus.tls.unwrap().client_auth, ClientAuth::None);
+    assert_err(
+        "[bus]\n[bus.tls]\ncert = \"/c.pem\"\n",
+        2,
+        "bus.tls.key",
+        "private key",
+    );
+    assert_err(
+        "[bus]\nlisten = [\"tcp://127.0.0.1:7100\"]\n[bus.tls]\nca = \"/ca.pem\"\n",
+        3,
+        "bus.tls.cert",
+        "bus listeners",
+    );
+    assert_err(
+        "[bus]\n[bus.tls]\nclient_auth = \"optional\"\n",
+        3,
+        "bus.tls.client_auth",
+        "needs `ca`",
+    );
+    assert_err(
+        "[bus]\n[bus.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n[[service]]\nname = \"s\"\nlisten = [\"tcp://127.0.0.1:1\"]\npeers = [\"tcp://127.0.0.1:2\"]\n",
+        2,
+        "bus.tls.ca",
+        "dials peers",
+    );
+    assert_err("[bus]\n[bus.tls]\nsni = \"x\"\n", 3, "bus.tls.sni", "");
+    let a = parse("[admin]\nlisten = \"tcp://127.0.0.1:1\"\n[admin.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n");
+    assert!(a.admin.unwrap().tls.is_some());
+    assert_err(
+        "[admin]\nlisten = \"tcp://127.0.0.1:1\"\n[admin.tls]\nca = \"/ca.pem\"\n",
+        3,
+        "admin.tls.cert",
+        "HTTPS",
+    );
+    assert_err(
+        "[admin]\nlisten = \"tcp://127.0.0.1:1\"\n[admin.tls]\ncert = \"/c\"\nkey = \"/k\"\nserver_name = \"x\"\n",
+        6,
+        "admin.tls.server_name",
+        "",
     );
 }

@@ -28,7 +28,7 @@ pub(crate) fn error_points_into(e: &ConfigError, file: &str, text: &str) {
 }
 
 /// `busway check` prints a config as TOML that must load again as the same config: secrets
-/// come back as the literal `<redacted>` they are printed as, and a segment's pinned bus
+/// come back as the literal `<redacted secret>` they are printed as, and a segment's pinned bus
 /// listeners (which TOML cannot say) as plain ones. Everything else must survive exactly.
 pub(crate) fn renders_back(cfg: &NodeConfig) {
     let text = render_toml(cfg);
@@ -47,15 +47,16 @@ fn portable(cfg: &NodeConfig) -> NodeConfig {
     let mut c = cfg.clone();
     let redacted = |s: &mut Option<Secret>| {
         if s.is_some() {
-            *s = Some(Secret::new("<redacted>"));
+            *s = Some(Secret::new(busway_config::REDACTED));
         }
     };
     if let Some(a) = c.admin.as_mut() {
         redacted(&mut a.token);
     }
     redacted(&mut c.bus.secret);
+    redacted(&mut c.bus.token);
     for s in &mut c.bus.also_accepted {
-        *s = Secret::new("<redacted>");
+        *s = Secret::new(busway_config::REDACTED);
     }
     for l in &mut c.bus.listen {
         l.service = None;

@@ -34,8 +34,7 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
         bus: BusConfig {
             listen: vec![],
             secret: Some(secret.clone()),
-            also_accepted: vec![],
-            connections_per_peer: 1,
+            ..BusConfig::default()
         },
         dns: DnsConfig {
             servers: vec![],
@@ -58,6 +57,7 @@ fn service(listen: Vec<Address>, targets: Targets) -> ServiceConfig {
         idle_timeout: Duration::ZERO,
         mirror: vec![],
         grpc: None,
+        limits: Default::default(),
     }
 }
 
@@ -112,6 +112,7 @@ pub async fn start(listen: Address) -> Result<(Vec<Arc<Node>>, Vec<Listening>), 
     ingress.admin = Some(AdminConfig {
         listen: loopback(0),
         token: None,
+        tls: None,
     });
     ingress.services.push(service(
         vec![listen],

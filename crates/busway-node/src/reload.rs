@@ -75,6 +75,13 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
                 also_accepted: _,
                 // Applied: pools grow, or drain their surplus transports.
                 connections_per_peer: _,
+                // Applied: read by every transport when it starts.
+                anonymous: _,
+                token: _,
+                resumption: _,
+                handshake_timeout: _,
+                max_transports: _,
+                tls: _,
             },
         // Applied: a new resolver, and every name resolved again through it.
         dns: _,

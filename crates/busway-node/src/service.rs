@@ -133,6 +133,8 @@ fn set_changed(old: &ServiceConfig, new: &ServiceConfig) -> bool {
         mirror: _,
         // The gateway is updated in place.
         grpc: _,
+        // Read by each new session.
+        limits: _,
     } = old;
     *targets != new.targets
         || *health_check != new.health_check

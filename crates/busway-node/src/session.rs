@@ -396,6 +396,7 @@ mod tests {
             idle_timeout: Duration::ZERO,
             mirror: vec![],
             grpc: None,
+            limits: Default::default(),
         }
     }
 
@@ -417,12 +418,7 @@ mod tests {
                 state_dir: None,
             },
             admin: None,
-            bus: BusConfig {
-                listen: vec![],
-                secret: None,
-                also_accepted: vec![],
-                connections_per_peer: 1,
-            },
+            bus: BusConfig::default(),
             dns: DnsConfig::default(),
             services: vec![service(Targets::Backends(vec![target]), Mode::OneToOne)],
         };

@@ -76,6 +76,11 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Print a new bus secret: 32 random bytes from the operating system, as 64 hex digits
+    ///
+    /// Use it for `[bus] secret` (which refuses secrets under 16 bytes), for example
+    /// `BUSWAY_SECRET=$(busway gen-secret)`.
+    GenSecret,
 }
 
 /// How the commands that ask a running node reach its admin API.

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod cli;
+mod gen_secret;
 mod http_answer;
 mod logging;
 mod notify;
@@ -28,5 +29,6 @@ fn main() -> ExitCode {
         cli::Command::Demo { listen } => serve::demo(&listen),
         cli::Command::Status { admin } => status::run(&admin),
         cli::Command::Reload { admin } => reload::run(&admin),
+        cli::Command::GenSecret => gen_secret::run(),
     }
 }
