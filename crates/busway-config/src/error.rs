@@ -23,7 +23,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(
+    pub fn new(
         file: &str,
         line: Option<usize>,
         key: impl Into<String>,

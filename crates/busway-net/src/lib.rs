@@ -7,6 +7,7 @@
 //!   between them; [`endpoint`]: one endpoint's health (ejection, probes, retirement).
 //! - [`backoff`]: the one jittered backoff every retry uses.
 //! - [`dial`]: connecting an endpoint within a timeout.
+//! - [`tls`]: TLS 1.3 with rustls, from a `[bus.tls]` or `[admin.tls]` section.
 
 pub mod backoff;
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod dns;
 pub mod endpoint;
 pub mod listener;
 pub mod targets;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use conn::Conn;

@@ -230,6 +230,23 @@ impl TargetSet {
             .collect()
     }
 
+    /// The host name `ep` was found under, as its address is written: `HOST` of a
+    /// `tcp://HOST:PORT` (an IP literal included), `NAME` of an `srv://_service._proto.NAME`;
+    /// `None` for a Unix path or an endpoint this set does not hold. A TLS dial checks the
+    /// peer's certificate against it, which a resolved address alone could not give.
+    pub fn host_of(&self, ep: &EndpointAddr) -> Option<String> {
+        self.entries.iter().find_map(|e| {
+            if !lock(&e.resolved).endpoints.iter().any(|x| &x.addr == ep) {
+                return None;
+            }
+            match &e.address {
+                Address::Tcp { host, .. } => Some(host.clone()),
+                Address::Srv(name) => Some(srv_domain(name).to_string()),
+                _ => None,
+            }
+        })
+    }
+
     /// Why an entry has no endpoint (for `/readyz`).
     pub fn problems(&self) -> Vec<String> {
         self.entries
@@ -332,6 +349,18 @@ fn is_name(a: &Address) -> bool {
     }
 }
 
+/// `NAME` of `_service._proto.NAME`: the domain an SRV record set belongs to.
+fn srv_domain(name: &str) -> &str {
+    let mut rest = name;
+    for _ in 0..2 {
+        match rest.split_once('.') {
+            Some((label, tail)) if label.starts_with('_') => rest = tail,
+            _ => break,
+        }
+    }
+    rest
+}
+
 fn static_endpoint(a: &Address) -> Option<EndpointAddr> {
     match a {
         Address::Unix(p) => Some(EndpointAddr::Unix(p.clone())),
@@ -353,6 +382,29 @@ mod tests {
     use busway_config::DnsConfig;
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn host_of_gives_the_name_an_endpoint_was_configured_under() {
+        let set = TargetSet::new(
+            &[
+                Address::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 7001,
+                },
+                Address::Unix("/run/b.sock".into()),
+            ],
+            Resolver::new(&DnsConfig::default()),
+        );
+        let tcp = EndpointAddr::Tcp(([127, 0, 0, 1], 7001).into());
+        assert_eq!(set.host_of(&tcp).as_deref(), Some("127.0.0.1"));
+        assert_eq!(set.host_of(&EndpointAddr::Unix("/run/b.sock".into())), None);
+        assert_eq!(
+            set.host_of(&EndpointAddr::Tcp(([127, 0, 0, 1], 7002).into())),
+            None
+        );
+        assert_eq!(srv_domain("_bus._tcp.example.org"), "example.org");
+        assert_eq!(srv_domain("example.org"), "example.org");
+    }
 
     /// A set of `HOST:PORT` addresses, resolving through `dns`.
     fn set_via(addrs: &[&str], dns: SocketAddr) -> Arc<TargetSet> {

@@ -6,7 +6,7 @@
 //! gateway service becomes a downstream of its `busway_grpc::Gateway` instead. Streams that peers open
 //! over the bus arrive through the [transport driver](bus::driver) and become sessions too.
 //! Around that: the [admin API](admin), [metrics], the [session registry](sessions), drain in
-//! [`node`] and [reload](reload).
+//! [`node`] and [reload](reload); [`tls`] loads the certificates of `[bus.tls]` and `[admin.tls]`.
 
 pub mod admin;
 pub mod bus;
@@ -23,6 +23,7 @@ pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
+mod tls;
 
 pub use node::{Listening, Node, StartError};
 pub use reload::ReloadError;

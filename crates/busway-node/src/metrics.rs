@@ -24,6 +24,15 @@ use per_service::{Series, ServiceFamily};
 /// Session outcomes, the `outcome` label of `busway_sessions_total`.
 pub const OUTCOMES: [&str; 5] = ["ok", "refused", "timeout", "error", "forbidden"];
 
+/// The limits of CONTRACT section 10, the `limit` label of `busway_limit_rejections_total`.
+/// Every one is shown from the first scrape, at zero until it is hit.
+pub const LIMITS: [&str; 4] = [
+    "max_sessions",
+    "max_sessions_per_client",
+    "new_sessions_per_client",
+    "max_transports",
+];
+
 /// Where a session whose outcome is not one of [`OUTCOMES`] is counted.
 const ERROR: usize = 3;
 
@@ -82,13 +91,19 @@ impl Default for Metrics {
             frames_rejected: LabeledCounter::new("reason"),
             config_reloads: LabeledCounter::new("result"),
             handshakes: LabeledCounter::new("kind"),
-            limit_rejections: LabeledCounter::new("limit"),
+            limit_rejections: LabeledCounter::with_values("limit", &LIMITS),
             setup: DurationHistogram::new(SETUP_BUCKETS),
         }
     }
 }
 
 impl Metrics {
+    /// Counts a connection or session refused by `limit`, one of [`LIMITS`].
+    pub fn limit_rejected(&self, limit: &'static str) {
+        debug_assert!(LIMITS.contains(&limit), "{limit} is not one of LIMITS");
+        self.limit_rejections.inc(limit);
+    }
+
     /// The counters of `service`, created on first use and kept across reloads.
     pub fn service(&self, service: &str) -> Arc<ServiceMetrics> {
         let mut m = self.services.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,8 +220,14 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
-        // Families with nothing counted yet are left out.
+        // Families with nothing counted yet are left out, but every limit is shown at zero.
         assert!(!text.contains("busway_config_reloads"), "{text}");
+        for limit in LIMITS {
+            let line = format!("busway_limit_rejections_total{{limit=\"{limit}\"}} 0\n");
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+        m.limit_rejected("max_transports");
+        assert_eq!(m.limit_rejections.get("max_transports"), 1);
     }
 
     #[test]

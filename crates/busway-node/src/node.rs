@@ -9,8 +9,9 @@ use busway_net::{listener::remove_socket_file, Conn, Listener, Resolver};
 use busway_proto::Side;
 
 use crate::admin::prom::Exposition;
+use crate::bus::accept::{self, Secured};
 use crate::bus::driver::{self, OnOpen, Spec};
-use crate::bus::pool::BusCtx;
+use crate::bus::pool::{BusCtx, PeerHost};
 use crate::bus::{Pools, Transport, Transports};
 use crate::listen::{spawn_accept, ListenerHandle};
 use crate::metrics::Metrics;
@@ -18,10 +19,27 @@ use crate::service::ServiceState;
 use crate::session::{bus_session, client_session};
 use crate::sessions::Sessions;
 
-/// A listener the node could not bind: fatal at start (exit 1), rejected on reload.
+/// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(#[from] pub busway_net::BindError);
+pub enum StartError {
+    /// A listener the node could not bind: fatal at start (exit 1), rejected on reload.
+    #[error("{0}")]
+    Bind(#[from] busway_net::BindError),
+    /// A certificate, key or CA file that cannot be read or used: a configuration error
+    /// (exit 2), found before anything is bound.
+    #[error("configuration error: {0}")]
+    Config(#[from] busway_config::ConfigError),
+}
+
+impl StartError {
+    /// The exit status of CONTRACT section 1: 2 for a configuration error, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Bind(_) => 1,
+            StartError::Config(_) => 2,
+        }
+    }
+}
 
 /// One `listening SERVICE URL` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +74,8 @@ pub struct Node {
     pub(crate) bus_listeners: Mutex<HashMap<Address, BusListenerHandle>>,
     pub(crate) admin_listener: Mutex<Option<ListenerHandle>>,
     pub(crate) admin_token: RwLock<Option<Secret>>,
+    /// `[admin.tls]` as last loaded: new admin connections are served over it.
+    pub(crate) admin_tls: RwLock<Option<Arc<busway_net::tls::ServerConfig>>>,
     pub(crate) config: Mutex<NodeConfig>,
     /// Bumped after every applied reload.
     pub(crate) reloads: tokio::sync::watch::Sender<u64>,
@@ -94,7 +114,7 @@ impl Bound {
 pub(crate) async fn bind_all(
     services: Vec<(String, Address)>,
     bus: Vec<BusListener>,
-) -> Result<Bound, StartError> {
+) -> Result<Bound, busway_net::BindError> {
     let mut bound = Bound {
         services: Vec::new(),
         bus: Vec::new(),
@@ -104,7 +124,7 @@ pub(crate) async fn bind_all(
             Ok(l) => bound.services.push((name, addr, l)),
             Err(e) => {
                 bound.abandon();
-                return Err(e.into());
+                return Err(e);
             }
         }
     }
@@ -113,7 +133,7 @@ pub(crate) async fn bind_all(
             Ok(l) => bound.bus.push((b, l)),
             Err(e) => {
                 bound.abandon();
-                return Err(e.into());
+                return Err(e);
             }
         }
     }
@@ -137,6 +157,7 @@ pub(crate) fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
             .iter()
             .map(|s| s.expose().as_bytes().to_vec())
             .collect(),
+        handshake_timeout: cfg.bus.handshake_timeout,
         ..busway_proto::Config::default()
     }
 }
@@ -145,6 +166,8 @@ impl Node {
     /// Binds every listener (failing before serving anything), then starts serving. Returns the
     /// node and its `listening` lines in order: services, bus, admin.
     pub async fn start(cfg: NodeConfig) -> Result<(Arc<Node>, Vec<Listening>), StartError> {
+        // The TLS files first: a bad one is a configuration error, before anything is bound.
+        let tls = crate::tls::Loaded::load(&cfg)?;
         if cfg.bus.secret.is_none() && !cfg.bus.listen.is_empty() {
             tracing::warn!("bus.secret is not set: peers are not authenticated");
         }
@@ -171,6 +194,8 @@ impl Node {
             metrics.clone(),
             transports.clone(),
         ));
+        ctx.set_tls(tls.bus);
+        ctx.set_max_transports(cfg.bus.max_transports);
         let resolver = RwLock::new(Resolver::new(&cfg.dns));
         let node = Arc::new_cyclic(|me| Node {
             exposition: Exposition::new(&metrics, me.clone()),
@@ -184,11 +209,16 @@ impl Node {
             bus_listeners: Mutex::new(HashMap::new()),
             admin_listener: Mutex::new(None),
             admin_token: RwLock::new(cfg.admin.as_ref().and_then(|a| a.token.clone())),
+            admin_tls: RwLock::new(tls.admin),
             config: Mutex::new(cfg.clone()),
             reloads: tokio::sync::watch::channel(0).0,
             source: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         });
+        let me = Arc::downgrade(&node);
+        node.pools
+            .ctx()
+            .set_peer_host(PeerHost(Box::new(move |ep| me.upgrade()?.peer_host(ep))));
         for s in &cfg.services {
             node.add_service(s.clone());
         }
@@ -209,15 +239,27 @@ impl Node {
         Ok((node, lines))
     }
 
-    /// Starts the admin API's accept loop on `l`.
+    /// Starts the admin API's accept loop on `l`. Each connection is served over the
+    /// `[admin.tls]` in force when it was accepted, so a reload's new certificate applies to
+    /// the next connection.
     pub(crate) fn serve_admin(self: &Arc<Self>, l: Listener) -> ListenerHandle {
         let admin = crate::admin::Admin::new(self.clone());
+        let node = Arc::downgrade(self);
         spawn_accept(
             l,
             Arc::new(move |c, _| {
-                tokio::spawn(admin.clone().serve(c));
+                let tls = node.upgrade().and_then(|n| n.admin_tls());
+                tokio::spawn(admin.clone().serve(c, tls));
             }),
         )
+    }
+
+    /// The admin API's TLS in force.
+    pub(crate) fn admin_tls(&self) -> Option<Arc<busway_net::tls::ServerConfig>> {
+        self.admin_tls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The file [`Node::reload_from_source`] reads again.
@@ -305,10 +347,47 @@ impl Node {
         }
     }
 
-    /// Runs the acceptor side of a transport a peer dialled. The pin is read per session, so a
-    /// reload that renames a segment's section applies to transports already established.
+    /// Takes a connection a bus listener accepted: counts it against `max_transports`, runs
+    /// TLS when the node has `[bus.tls]`, then the acceptor side of the transport
+    /// ([`crate::bus::accept`]). The pin is read per session, so a reload that renames a
+    /// segment's section applies to transports already established.
     fn accept_transport(self: &Arc<Self>, conn: Conn, client: String, pin: Pin) {
-        let t = Transport::new(client, Side::Acceptor, self.pools.ctx().proto());
+        let accepted = tokio::time::Instant::now();
+        let ctx = self.pools.ctx().clone();
+        let Some((conn, admitted)) = accept::admit(&ctx, conn, &client) else {
+            return;
+        };
+        let n = self.clone();
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let Some((secured, proto)) = accept::secure(&ctx, conn, &client, accepted).await else {
+                return;
+            };
+            // Two monomorphic runs rather than one over a socket enum: the plaintext driver
+            // stays exactly what it was.
+            match secured {
+                Secured::Plain(c) => n.run_accepted(c, client, pin, proto, None).await,
+                Secured::Tls(s, binding) => {
+                    n.run_accepted(s, client, pin, proto, Some(binding)).await
+                }
+            }
+        });
+    }
+
+    /// Runs the acceptor side of a transport on `io` until it ends, and logs why.
+    async fn run_accepted<S>(
+        self: Arc<Self>,
+        io: S,
+        client: String,
+        pin: Pin,
+        mut proto: busway_proto::Config,
+        binding: Option<busway_net::tls::Binding>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        crate::bus::tls::bind_channel(&mut proto, binding);
+        let t = Transport::new(client, Side::Acceptor, proto);
+        t.set_channel_binding(binding);
         self.transports.add(&t);
         let n = self.clone();
         let on_open: OnOpen = Arc::new(move |opened| {
@@ -320,17 +399,24 @@ impl Node {
             metrics: self.metrics.clone(),
             established: None,
         };
-        tokio::spawn(async move {
-            let reason = driver::run(conn, t.clone(), spec).await;
-            let node = busway_proto::clip(&t.node(), 128).to_string();
-            // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
-            // protocol, handshake or socket failure is what an operator must see.
-            if reason.is_routine() {
-                tracing::info!(peer = %t.peer, %node, %reason, "bus transport closed");
-            } else {
-                tracing::warn!(peer = %t.peer, %node, %reason, "bus transport closed");
-            }
-        });
+        let reason = driver::run(io, t.clone(), spec).await;
+        let node = busway_proto::clip(&t.node(), 128).to_string();
+        // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
+        // protocol, handshake or socket failure is what an operator must see.
+        if reason.is_routine() {
+            tracing::info!(peer = %t.peer, %node, %reason, "bus transport closed");
+        } else {
+            tracing::warn!(peer = %t.peer, %node, %reason, "bus transport closed");
+        }
+    }
+
+    /// The host name the peer endpoint `ep` was configured under by some service, for the
+    /// server name a TLS dial checks.
+    fn peer_host(&self, ep: &busway_net::EndpointAddr) -> Option<String> {
+        self.services()
+            .iter()
+            .filter(|s| matches!(s.config().targets, Targets::Peers(_)))
+            .find_map(|s| s.targets().host_of(ep))
     }
 
     pub fn service(&self, name: &str) -> Option<Arc<ServiceState>> {

@@ -64,7 +64,8 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
                 // What was loaded from it at start stays loaded.
                 state_dir,
             },
-        // Applied: listener moved, token swapped, admin server added or removed.
+        // Applied: listener moved, token swapped, admin server added or removed, `[admin.tls]`
+        // files read again for the next connections.
         admin: _,
         bus:
             BusConfig {
@@ -79,8 +80,12 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
                 anonymous: _,
                 token: _,
                 resumption: _,
+                // Applied: new connections are timed and counted by the new values; those
+                // over a lowered max_transports stay.
                 handshake_timeout: _,
                 max_transports: _,
+                // Applied: its files are read again on every reload, changed or not; new
+                // transports use them, established ones keep their TLS session.
                 tls: _,
             },
         // Applied: a new resolver, and every name resolved again through it.
@@ -145,6 +150,8 @@ impl Node {
         if !keys.is_empty() {
             return Err(ReloadError::NeedsRestart(keys));
         }
+        // Read again whether or not the section changed: a renewed certificate keeps its path.
+        let tls = crate::tls::Loaded::load(&new)?;
         let (bound, admin) = self.bind_new(&old, &new).await?;
 
         if old.dns != new.dns {
@@ -187,6 +194,17 @@ impl Node {
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.admin.as_ref().and_then(|a| a.token.clone());
         self.pools.ctx().set_proto(proto_config(&new));
+        // New transports and admin connections take the files read above; established ones
+        // keep the TLS session they negotiated.
+        if tls.bus.is_some() || old.bus.tls.is_some() {
+            tracing::info!(
+                tls = tls.bus.is_some(),
+                "bus.tls read again: new transports use it; established ones keep running"
+            );
+        }
+        self.pools.ctx().set_tls(tls.bus);
+        *self.admin_tls.write().unwrap_or_else(|e| e.into_inner()) = tls.admin;
+        self.pools.ctx().set_max_transports(new.bus.max_transports);
         if old.bus.secret != new.bus.secret || old.bus.also_accepted != new.bus.also_accepted {
             // Established transports proved the old secret at their handshake and keep their
             // sessions; there is no re-authentication in the protocol to ask them again.
@@ -252,9 +270,7 @@ impl Node {
             .filter(|b| !existing_bus.contains(&b.address))
             .cloned()
             .collect();
-        let bound = bind_all(services, bus)
-            .await
-            .map_err(|e| ReloadError::Bind(e.0))?;
+        let bound = bind_all(services, bus).await.map_err(ReloadError::Bind)?;
         let old_admin = old.admin.as_ref().map(|a| &a.listen);
         let admin = match new.admin.as_ref().map(|a| &a.listen) {
             Some(a) if Some(a) != old_admin => match Listener::bind(a).await {

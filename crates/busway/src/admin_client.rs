@@ -4,12 +4,18 @@
 //! `--admin` can point at anything, so whatever answers is treated as hostile: the whole request
 //! has one deadline (connect, write and every read) and the answer is read with the caps of
 //! [`crate::http_answer`], so a command ends with a clear error instead of hanging or filling
-//! memory. Plain `std` sockets keep these one-shot commands free of the runtime.
+//! memory. Plain `std` sockets keep these one-shot commands free of the runtime; an `https://`
+//! URL (a node with `[admin.tls]`) runs rustls over the same blocking socket, verifying the
+//! node's certificate against `--ca` (or the system's CAs) and the URL's host.
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use busway_net::tls::{ClientConfig, ServerName};
 
 use crate::http_answer::{read_answer, Answer, Fault, MAX_BODY};
 
@@ -51,13 +57,35 @@ pub struct Client {
     hostport: String,
     token: Option<String>,
     timeout: Duration,
+    /// For an `https://` URL: how the node's certificate is verified, and the name it must
+    /// carry (the URL's host).
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl Client {
     /// `url` is `http://HOST:PORT`, `tcp://HOST:PORT` (as a node prints it in its `listening
-    /// admin` line) or `HOST:PORT`.
-    pub fn new(url: &str, token: Option<String>) -> Result<Client, Error> {
-        let hostport = parse_url(url)?;
+    /// admin` line), `https://HOST:PORT` (a node with `[admin.tls]`; its certificate is
+    /// verified against `ca`, or the system's CAs without it) or `HOST:PORT`.
+    pub fn new(url: &str, token: Option<String>, ca: Option<&Path>) -> Result<Client, Error> {
+        let (hostport, https) = parse_url(url)?;
+        if ca.is_some() && !https {
+            return Err(Error::usage(format!(
+                "--ca is for https:// admin URLs; {url} is not one"
+            )));
+        }
+        let tls = if https {
+            let host = host_of(&hostport);
+            let name = ServerName::try_from(host.to_string()).map_err(|_| {
+                Error::usage(format!(
+                    "--admin {url}: {host:?} is not a host name or address"
+                ))
+            })?;
+            let config =
+                busway_net::tls::https_client(ca).map_err(|e| Error::usage(e.to_string()))?;
+            Some((config, name))
+        } else {
+            None
+        };
         if token
             .as_deref()
             .is_some_and(|t| t.chars().any(char::is_control))
@@ -71,6 +99,7 @@ impl Client {
             hostport,
             token,
             timeout: TIMEOUT,
+            tls,
         })
     }
 
@@ -88,7 +117,7 @@ impl Client {
     /// Sends `METHOD PATH` with an empty body and reads the answer, whatever its status.
     pub fn request(&self, method: &str, path: &str) -> Result<Answer, Error> {
         let until = Instant::now() + self.timeout;
-        let conn = self.connect(until)?;
+        let mut conn = self.connect(until)?;
         let host = &self.hostport;
         let auth = self
             .token
@@ -105,10 +134,17 @@ impl Client {
             env!("CARGO_PKG_VERSION")
         );
         let io_err = |e: io::Error| self.io_error(e);
-        conn.set_write_timeout(Some(left(until).map_err(io_err)?))
+        conn.tcp()
+            .set_write_timeout(Some(left(until).map_err(io_err)?))
             .map_err(io_err)?;
-        (&mut &conn).write_all(head.as_bytes()).map_err(io_err)?;
-        let mut r = BufReader::new(Deadline { conn: &conn, until });
+        // The TLS handshake, if any, runs within the first write and the reads of the answer,
+        // under the same deadline.
+        conn.write_all(head.as_bytes()).map_err(io_err)?;
+        conn.flush().map_err(io_err)?;
+        let mut r = BufReader::new(Deadline {
+            conn: &mut conn,
+            until,
+        });
         read_answer(&mut r).map_err(|e| match e {
             Fault::Io(e) => self.io_error(e),
             Fault::TooLarge => Error::runtime(format!(
@@ -136,7 +172,19 @@ impl Client {
         serde_json::from_slice(&a.body).map_err(|e| Error::runtime(format!("{path}: {e}")))
     }
 
-    fn connect(&self, until: Instant) -> Result<TcpStream, Error> {
+    fn connect(&self, until: Instant) -> Result<Wire, Error> {
+        let sock = self.connect_tcp(until)?;
+        Ok(match &self.tls {
+            None => Wire::Plain(sock),
+            Some((config, name)) => {
+                let c = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .map_err(|e| Error::runtime(format!("TLS to {}: {e}", self.name())))?;
+                Wire::Tls(Box::new(rustls::StreamOwned::new(c, sock)))
+            }
+        })
+    }
+
+    fn connect_tcp(&self, until: Instant) -> Result<TcpStream, Error> {
         let reach = |e: io::Error| {
             let e = if is_timeout(&e) {
                 io::Error::new(io::ErrorKind::TimedOut, "timed out")
@@ -168,35 +216,87 @@ impl Client {
     }
 }
 
-fn parse_url(url: &str) -> Result<String, Error> {
+/// `HOST:PORT` of an admin URL, and whether it is `https://`.
+fn parse_url(url: &str) -> Result<(String, bool), Error> {
     let bad = |why: &str| Error::usage(format!("--admin {url}: {why}"));
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
+    let (rest, https) = match url.strip_prefix("https://") {
+        Some(r) => (r, true),
+        None => (
+            url.strip_prefix("http://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .unwrap_or(url),
+            false,
+        ),
+    };
     if rest.contains("://") {
         return Err(bad(
-            "expected http://HOST:PORT or tcp://HOST:PORT (https is not supported here)",
+            "expected http://HOST:PORT, https://HOST:PORT or tcp://HOST:PORT",
         ));
     }
     let hostport = rest.trim_end_matches('/');
     if hostport.is_empty() || hostport.contains('/') || !hostport.contains(':') {
         return Err(bad("expected http://HOST:PORT"));
     }
-    Ok(hostport.to_string())
+    Ok((hostport.to_string(), https))
+}
+
+/// `HOST` of `HOST:PORT`, without the brackets of an IPv6 literal.
+fn host_of(hostport: &str) -> &str {
+    let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The connection to the admin API: plain TCP, or TLS over it.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Wire {
+    /// The socket underneath, for its timeouts.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// Reads that share one deadline: a peer trickling a byte at a time cannot stretch the request
 /// past it, as it could with a timeout per read.
 struct Deadline<'a> {
-    conn: &'a TcpStream,
+    conn: &'a mut Wire,
     until: Instant,
 }
 
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.conn.set_read_timeout(Some(left(self.until)?))?;
-        (&mut &*self.conn).read(buf)
+        self.conn.tcp().set_read_timeout(Some(left(self.until)?))?;
+        self.conn.read(buf)
     }
 }
 
@@ -225,15 +325,19 @@ mod tests {
 
     #[test]
     fn admin_urls() {
-        for (url, want) in [
-            ("http://127.0.0.1:9901", "127.0.0.1:9901"),
-            ("tcp://[::1]:9901/", "[::1]:9901"),
-            ("localhost:9901", "localhost:9901"),
+        for (url, want, https) in [
+            ("http://127.0.0.1:9901", "127.0.0.1:9901", false),
+            ("tcp://[::1]:9901/", "[::1]:9901", false),
+            ("localhost:9901", "localhost:9901", false),
+            ("https://node.example:9901", "node.example:9901", true),
         ] {
-            assert_eq!(parse_url(url).ok().as_deref(), Some(want), "{url}");
+            let got = parse_url(url).ok();
+            assert_eq!(got, Some((want.to_string(), https)), "{url}");
         }
+        assert_eq!(host_of("[::1]:9901"), "::1");
+        assert_eq!(host_of("node.example:9901"), "node.example");
         for bad in [
-            "https://127.0.0.1:9901",
+            "ftp://127.0.0.1:9901",
             "http://h:1/v1",
             "unix:///run/busway/admin.sock",
             "",
@@ -245,8 +349,16 @@ mod tests {
 
     #[test]
     fn a_token_cannot_add_header_lines() {
-        let c = Client::new("http://h:1", Some("a\r\nX-Evil: 1".into()));
+        let c = Client::new("http://h:1", Some("a\r\nX-Evil: 1".into()), None);
         assert!(c.is_err_and(|e| e.usage));
+    }
+
+    #[test]
+    fn a_ca_needs_an_https_url_and_a_readable_file() {
+        let c = Client::new("http://h:1", None, Some(Path::new("/etc/hostname")));
+        assert!(c.is_err_and(|e| e.usage && e.msg.contains("--ca is for https://")));
+        let c = Client::new("https://h:1", None, Some(Path::new("/nonexistent/ca.crt")));
+        assert!(c.is_err_and(|e| e.usage && e.msg.contains("/nonexistent/ca.crt")));
     }
 
     /// A server that sends a head and then one byte every 100 ms never finishes the answer: the
@@ -265,7 +377,7 @@ mod tests {
                 }
             }
         });
-        let c = Client::new(&addr.to_string(), None)
+        let c = Client::new(&addr.to_string(), None, None)
             .unwrap()
             .with_timeout(Duration::from_millis(700));
         let start = Instant::now();

@@ -86,9 +86,14 @@ pub enum Command {
 /// How the commands that ask a running node reach its admin API.
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// The node's admin URL: http://HOST:PORT (or the tcp:// URL it printed)
+    /// The node's admin URL: http://HOST:PORT (or the tcp:// URL it printed), https://HOST:PORT
+    /// for a node with [admin.tls]
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9901")]
     pub admin: String,
+    /// For an https:// URL: the CA certificate (PEM) that signed the node's admin certificate;
+    /// default: the system's CAs
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// The admin API's bearer token (`admin.token`); the environment variable keeps it out of
     /// the process list
     #[arg(

@@ -9,7 +9,7 @@ use crate::admin_client::Client;
 use crate::cli::AdminArgs;
 
 pub fn run(args: &AdminArgs) -> ExitCode {
-    let client = match Client::new(&args.admin, args.token.clone()) {
+    let client = match Client::new(&args.admin, args.token.clone(), args.ca.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.report("reload"),
     };

@@ -20,7 +20,7 @@ fn s(v: &Value, k: &str) -> String {
 }
 
 pub fn run(args: &AdminArgs) -> ExitCode {
-    let client = match Client::new(&args.admin, args.token.clone()) {
+    let client = match Client::new(&args.admin, args.token.clone(), args.ca.as_deref()) {
         Ok(c) => c,
         Err(e) => return e.report("status"),
     };

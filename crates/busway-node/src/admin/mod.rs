@@ -76,9 +76,9 @@ impl Admin {
         self.app.clone()
     }
 
-    /// Serves one accepted connection until it closes.
-    pub async fn serve(self, conn: Conn) {
-        server::serve(self.app, self.limits, conn).await
+    /// Serves one accepted connection until it closes: HTTPS over `tls` when given.
+    pub async fn serve(self, conn: Conn, tls: Option<Arc<busway_net::tls::ServerConfig>>) {
+        server::serve(self.app, self.limits, conn, tls).await
     }
 }
 

@@ -102,6 +102,10 @@ struct Driver<S> {
     stalled_since: Option<Instant>,
     /// How long that may last: the dead-peer delay (none when pings are off).
     stall_limit: Option<std::time::Duration>,
+    /// Bytes were written since the socket was last flushed. A plain socket's flush does
+    /// nothing; a TLS stream may hold records its socket did not take, which only a flush
+    /// (or the next write) sends.
+    unflushed: bool,
 }
 
 /// The clock of the transport: tokio's, so that tests with paused time see one consistent
@@ -132,6 +136,7 @@ where
         timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
         deadline: None,
         yielded: false,
+        unflushed: false,
     };
     let reason = match poll_fn(|cx| d.poll(cx)).await {
         Ok(()) => Closed::PeerClosed,
@@ -295,6 +300,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
         if wrote {
             self.t.unsent.store(self.out.len(), Ordering::Relaxed);
+            self.unflushed = true;
+        }
+        if self.unflushed && self.out.is_empty() {
+            // Everything was handed to the socket: make sure it left (see `unflushed`). When
+            // the socket is full, its readiness wakes us to try again.
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => {}
+            }
         }
         if wrote || self.out.is_empty() {
             self.stalled_since = None;

@@ -6,11 +6,15 @@
 //! - [`stream`] is a session's handle on one stream.
 //! - [`pool`] keeps `connections_per_peer` transports open to one peer; each comes from one
 //!   slot's [`dial`] loop, which redials with backoff.
+//! - [`accept`] takes what a bus listener accepted: `max_transports`, then TLS within
+//!   `handshake_timeout`; [`tls`] is `[bus.tls]` as both sides use it.
 
+pub(crate) mod accept;
 mod dial;
 pub mod driver;
 pub mod pool;
 pub mod stream;
+pub mod tls;
 pub mod transport;
 
 pub use pool::{PeerPool, PoolState, Pools};

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use busway_net::EndpointAddr;
 use busway_proto::OpenParams;
@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::dial::{dial_loop, Retired};
 use super::stream::BusStream;
+use super::tls::BusTls;
 use super::transport::{Transport, Transports};
 use crate::metrics::Metrics;
 
@@ -38,6 +39,33 @@ pub struct BusCtx {
     proto: RwLock<busway_proto::Config>,
     pub metrics: Arc<Metrics>,
     pub transports: Arc<Transports>,
+    /// `[bus.tls]` as last loaded; like `proto`, what new transports use.
+    tls: RwLock<Option<Arc<BusTls>>>,
+    /// `bus.max_transports`: accepted bus connections at once, handshaking or established.
+    max_transports: AtomicU32,
+    /// Accepted bus connections now: each [`Admitted`] holds one.
+    accepted: AtomicU32,
+    /// The host name a peer endpoint was configured under, for TLS's server name.
+    peer_host: OnceLock<PeerHost>,
+}
+
+/// Finds the host name a peer endpoint was configured under (see [`BusCtx::peer_host`]).
+pub struct PeerHost(pub Box<dyn Fn(&EndpointAddr) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for PeerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerHost")
+    }
+}
+
+/// One accepted bus connection, counted against `max_transports` until dropped.
+#[derive(Debug)]
+pub struct Admitted(Arc<BusCtx>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.accepted.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl BusCtx {
@@ -50,6 +78,10 @@ impl BusCtx {
             proto: RwLock::new(proto),
             metrics,
             transports,
+            tls: RwLock::new(None),
+            max_transports: AtomicU32::new(u32::MAX),
+            accepted: AtomicU32::new(0),
+            peer_host: OnceLock::new(),
         }
     }
 
@@ -61,6 +93,47 @@ impl BusCtx {
     /// Settings for the transports made from now on.
     pub fn set_proto(&self, proto: busway_proto::Config) {
         *self.proto.write().unwrap_or_else(|e| e.into_inner()) = proto;
+    }
+
+    /// The TLS of transports made now; `None` runs them in plaintext.
+    pub fn tls(&self) -> Option<Arc<BusTls>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// TLS for the transports made from now on.
+    pub fn set_tls(&self, tls: Option<Arc<BusTls>>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
+    }
+
+    /// A new `max_transports`; connections above it stay, new ones wait for room.
+    pub fn set_max_transports(&self, n: u32) {
+        self.max_transports.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts a connection a bus listener accepted, unless `max_transports` are open already.
+    pub fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        let max = self.max_transports.load(Ordering::Relaxed);
+        self.accepted
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Admitted(self.clone()))
+    }
+
+    /// Accepted bus connections now, handshaking or established.
+    pub fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Sets how dials find a peer's host name; the node does once, at start.
+    pub fn set_peer_host(&self, f: PeerHost) {
+        let _ = self.peer_host.set(f);
+    }
+
+    /// The host name `ep` was configured under, when some service lists it by name.
+    pub fn peer_host(&self, ep: &EndpointAddr) -> Option<String> {
+        self.peer_host.get().and_then(|f| (f.0)(ep))
     }
 }
 

@@ -9,7 +9,7 @@
 //! arrive. Wakers are woken after the lock is released.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -67,6 +67,24 @@ pub struct Transport {
     /// Encoded bytes the driver holds and has not written yet.
     pub(crate) unsent: AtomicUsize,
     finished: AtomicBool,
+    /// Under TLS, the keying material exported from its session (see
+    /// [`super::tls::bind_channel`]); set once, before the transport runs.
+    channel_binding: Binding,
+}
+
+/// The exported keying material, kept out of `Debug` output: it is derived from the TLS
+/// session's secrets, and whoever knows it could bind a handshake to that session.
+#[derive(Default)]
+struct Binding(OnceLock<[u8; 32]>);
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Some(<redacted>)"
+        } else {
+            "None"
+        })
+    }
 }
 
 /// The admin API's row for a transport (`GET /v1/peers`).
@@ -103,7 +121,20 @@ impl Transport {
             going_away: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
+            channel_binding: Binding::default(),
         })
+    }
+
+    /// Records the keying material of the TLS session the transport runs in.
+    pub(crate) fn set_channel_binding(&self, binding: Option<[u8; 32]>) {
+        if let Some(b) = binding {
+            let _ = self.channel_binding.0.set(b);
+        }
+    }
+
+    /// The keying material of the TLS session the transport runs in; `None` in plaintext.
+    pub fn channel_binding(&self) -> Option<&[u8; 32]> {
+        self.channel_binding.0.get()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
