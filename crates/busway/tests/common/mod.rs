@@ -11,6 +11,7 @@ pub use busway_test_support::{backends, forward, http, witness, Proc, TempDir};
 
 pub mod grpc;
 pub mod peer;
+pub mod pki;
 
 pub const SECRET: &str = "s3cret-for-tests-only";
 
