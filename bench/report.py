@@ -8,8 +8,11 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ["direct", "haproxy", "busway", "cloudbus"]
-HEADS = {"direct": "direct", "haproxy": "haproxy ×2", "busway": "busway ×2", "cloudbus": "Cloudbus ×2"}
+SYSTEMS = ["direct", "haproxy", "busway", "busway_tls", "cloudbus"]
+HEADS = {"direct": "direct", "haproxy": "haproxy ×2", "busway": "busway ×2",
+         "busway_tls": "busway ×2, TLS bus", "cloudbus": "Cloudbus ×2"}
+# Systems shown only when the run asked for them (or, for older runs, has rows of them).
+OPTIONAL = ("busway_tls", "cloudbus")
 
 # key, label, test, field, higher_is_better, target on busway/haproxy (op, value) or None, decimals
 # The targets are issue 10's: ahead of the haproxy chain on every machine.
@@ -31,6 +34,21 @@ METRICS = [
     ("close_cpu", "proxy CPU per `Connection: close` request (µs)", "wrk_close", "cpu_us_per_req", False, None, 1),
 ]
 NO_PROXY = ("idle", "idle_primed", "cpu", "ka_cpu", "close_cpu")
+
+# TLS=1: the busway chain with [bus.tls] against the same chain without, in the same run.
+# key, label, test, field, higher_is_better, target on TLS/plaintext (op, value) or None, decimals.
+# The targets are issue 12's; "new sessions over a warm transport" is the `Connection: close`
+# test, each request a new client connection and a new session over the established transport.
+TLS_METRICS = [
+    ("iperf1", "bulk: iperf3, 1 stream (Gbit/s)", "iperf1", "gbps", True, (">=", 0.85), 2),
+    ("iperf8", "iperf3, 8 streams (Gbit/s)", "iperf8", "gbps", True, None, 2),
+    ("ka_rps", "HTTP keep-alive (req/s)", "wrk_ka", "rps", True, (">=", 0.95), 0),
+    ("ka_p99", "HTTP keep-alive p99 (ms)", "wrk_ka", "p99_ms", False, None, 2),
+    ("close_rps", "new sessions: HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, (">=", 0.95), 0),
+    ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
+    ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, None, 3),
+    ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, None, 2),
+]
 IDLE_TESTS = ("idle", "idle_primed")
 
 
@@ -107,8 +125,10 @@ def main():
     p()
     # Cloudbus gets columns when this run asked for it (older runs have no "systems": then
     # when it has rows)
-    with_cb = "cloudbus" in meta.get("systems", []) or any(r.get("system") == "cloudbus" for r in rows)
-    shown = [s for s in SYSTEMS if s != "cloudbus" or with_cb]
+    def asked(system):
+        return system in meta.get("systems", []) or any(r.get("system") == system for r in rows)
+    with_cb = asked("cloudbus")
+    shown = [s for s in SYSTEMS if s not in OPTIONAL or asked(s)]
     p("Cells: median (min–max over rounds). Ratios are of medians. Targets apply to busway/haproxy"
       + ("; \"ahead\" says whether busway beats Cloudbus on that row." if with_cb else "."))
     p()
@@ -193,6 +213,9 @@ def main():
             what += ". The row \"1 byte sent per session\" gives the comparable figure"
         p(what + ".")
         p()
+
+    if asked("busway_tls"):
+        tls_table(rows, p)
 
     # per-round values
     p("## Per-round values")
@@ -304,6 +327,47 @@ def main():
               f"{r.get('opened')} sessions, connect {r.get('connect_seconds')} s, "
               f"{reach}, released in {r.get('release_seconds')} s")
         p()
+
+
+def tls_table(rows, p):
+    """TLS bus ÷ plaintext bus (TLS=1), with issue 12's targets."""
+    p("## TLS bus ÷ plaintext bus")
+    p()
+    p("The busway chain with `[bus.tls]` (mutual TLS 1.3, AES-128-GCM, EC P-256 certificates) "
+      "against the same chain without, same binary, same run. Cells: median (min–max over rounds); "
+      "the ratio is of medians, TLS ÷ plaintext (for a lower-is-better row, above 1× means TLS "
+      "costs more). Per round: the ratio of that round's two figures.")
+    p()
+    rounds = sorted({r.get("round") for r in rows if isinstance(r.get("round"), int)})
+    head = ["metric", HEADS["busway"], HEADS["busway_tls"], "TLS ÷ plaintext", "target", "met"]
+    head += [f"round {i}" for i in rounds]
+    p("| " + " | ".join(head) + " |")
+    p("|" + "---|" * len(head))
+    for key, label, test, field, higher, target, d in TLS_METRICS:
+        plain = dict(values(rows, "busway", test, field))
+        tls = dict(values(rows, "busway_tls", test, field))
+        cells = []
+        for by in (plain, tls):
+            vs = list(by.values())
+            if not vs:
+                cells.append("—")
+            elif len(vs) == 1:
+                cells.append(fmt(vs[0], d))
+            else:
+                cells.append(f"{fmt(statistics.median(vs), d)} ({fmt(min(vs), d)}–{fmt(max(vs), d)})")
+        mp = statistics.median(plain.values()) if plain else None
+        mt = statistics.median(tls.values()) if tls else None
+        r = ratio(mt, mp)
+        if target is None:
+            tcell, met = "—", "—"
+        else:
+            op, tv = target
+            tcell = f"{'≥' if op == '>=' else '≤'} {tv}×"
+            met = "n/a" if r is None else ("**yes**" if (r >= tv if op == ">=" else r <= tv) else "**no**")
+        per = [fmt(ratio(tls.get(i), plain.get(i)), 2) + "×" if ratio(tls.get(i), plain.get(i)) is not None
+               else "—" for i in rounds]
+        p("| " + " | ".join([label] + cells + [fmt(r, 3) + "×" if r is not None else "—", tcell, met] + per) + " |")
+    p()
 
 
 if __name__ == "__main__":
