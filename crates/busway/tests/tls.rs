@@ -397,53 +397,90 @@ fn sighup_loads_a_new_certificate_for_new_transports_and_keeps_established_sessi
 fn unreadable_tls_files_are_configuration_errors_before_anything_is_bound() {
     let dir = TempDir::new("tls-bad-files");
     let pki = Pki::new(&dir);
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // The node's bus address is held by the test all along: a node that bound its listeners
+    // before reading its TLS files would fail there first, with a bind error (exit 1) that names
+    // the address, not with the configuration error (exit 2) that names the TLS key.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let missing = dir.path("missing.crt");
+    let bus = |tls: String| {
+        format!("[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}")
+    };
     let cases = [
         (
-            format!(
+            bus(format!(
                 "cert = \"{}\"\nkey = \"{}\"\n",
                 missing.display(),
                 pki.path("node.key").display()
-            ),
+            )),
             "bus.tls.cert",
             missing.display().to_string(),
         ),
         (
             // A certificate where the key should be.
-            format!(
+            bus(format!(
                 "cert = \"{}\"\nkey = \"{}\"\n",
                 pki.path("node.crt").display(),
                 pki.path("node.crt").display()
-            ),
+            )),
             "bus.tls.key",
             pki.path("node.crt").display().to_string(),
         ),
         (
             // A key that belongs to another certificate.
-            format!(
+            bus(format!(
                 "cert = \"{}\"\nkey = \"{}\"\n",
                 pki.path("node.crt").display(),
                 pki.path("ca.key").display()
-            ),
+            )),
             "bus.tls.key",
             pki.path("ca.key").display().to_string(),
         ),
+        (
+            // A CA file that holds no certificate.
+            bus(format!(
+                "cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+                pki.path("node.crt").display(),
+                pki.path("node.key").display(),
+                pki.path("node.key").display()
+            )),
+            "bus.tls.ca",
+            pki.path("node.key").display().to_string(),
+        ),
+        (
+            // The admin API's files, likewise, with the admin address held.
+            format!(
+                "[admin]\nlisten = \"tcp://127.0.0.1:{port}\"\n[admin.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                missing.display(),
+                pki.path("node.key").display()
+            ),
+            "admin.tls.cert",
+            missing.display().to_string(),
+        ),
     ];
-    for (tls, key, file) in cases {
-        let toml = format!(
-            "[node]\nname = \"n\"\n[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}"
-        );
+    for (body, key, file) in cases {
+        let toml = format!("[node]\nname = \"n\"\n{body}");
         let path = dir.write("bad.toml", &toml);
-        let (code, _, err) = run_to_end(&["run", "-c", path.to_str().unwrap()], &[]);
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains(key) && err.contains(&file), "{err}");
-        // Nothing was bound: the port is still free.
-        TcpListener::bind(("127.0.0.1", port)).expect("the port was left free");
+        let (code, out, err) = run_to_end(&["run", "-c", path.to_str().unwrap()], &[]);
+        assert_eq!(code, 2, "{key}: {err}");
+        assert!(err.contains(key) && err.contains(&file), "{key}: {err}");
+        assert!(!err.contains("Address already in use"), "{key}: {err}");
+        assert!(!out.contains("listening"), "{key}: {out}");
+        // The key file's contents never appear in the message.
+        let key_pem = std::fs::read_to_string(pki.path("node.key")).unwrap();
+        let body_line = key_pem.lines().nth(1).unwrap();
+        assert!(!err.contains(body_line), "{key}: {err}");
     }
+    // The control: with good files the same held address fails the bind, exit 1.
+    let toml = format!(
+        "[node]\nname = \"n\"\n{}",
+        bus(pki.section("node", "ca", ""))
+    );
+    let path = dir.write("good.toml", &toml);
+    let (code, _, err) = run_to_end(&["run", "-c", path.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&port.to_string()), "{err}");
+    drop(held);
 }
 
 #[test]
