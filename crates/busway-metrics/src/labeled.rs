@@ -29,6 +29,17 @@ impl LabeledCounter {
         }
     }
 
+    /// A family labelled `key` whose `values` are shown at zero before anything is counted:
+    /// for the families whose every value is known up front, so a dashboard or an alert rule
+    /// can rate them from the first scrape instead of seeing a series appear from nowhere.
+    pub fn with_values(key: &'static str, values: &[&'static str]) -> Self {
+        let c = LabeledCounter::new(key);
+        for value in values {
+            let _created = c.family.get_or_create(&[(key, *value)]);
+        }
+        c
+    }
+
     pub fn inc(&self, value: &'static str) {
         self.family.get_or_create(&[(self.key, value)]).inc();
     }
@@ -80,5 +91,18 @@ mod tests {
         assert!(t.contains("# TYPE rejected_total counter\n"), "{t}");
         assert!(t.contains("rejected_total{reason=\"checksum\"} 2\n"), "{t}");
         assert!(t.contains("rejected_total{reason=\"oversize\"} 1\n"), "{t}");
+    }
+
+    #[test]
+    fn values_given_up_front_are_shown_at_zero() {
+        let c = LabeledCounter::with_values("limit", &["a", "b"]);
+        let mut registry = Registry::default();
+        registry.register("limited", "Limited", c.clone());
+        let t = crate::text(&registry);
+        assert!(t.contains("limited_total{limit=\"a\"} 0\n"), "{t}");
+        assert!(t.contains("limited_total{limit=\"b\"} 0\n"), "{t}");
+        c.inc("b");
+        let t = crate::text(&registry);
+        assert!(t.contains("limited_total{limit=\"b\"} 1\n"), "{t}");
     }
 }

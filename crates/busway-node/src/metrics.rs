@@ -9,6 +9,7 @@
 //! [`LabeledCounter`]s; what lives elsewhere (transports, target sets, gateways) is read at
 //! scrape time by the collector of [`live`] and by the gateway's own.
 
+mod limit;
 pub mod live;
 mod per_service;
 
@@ -20,6 +21,8 @@ use busway_metrics::prometheus_client::registry::Registry;
 use busway_metrics::{DurationHistogram, LabeledCounter};
 
 use per_service::{Series, ServiceFamily};
+
+pub use limit::{Limit, LimitLog};
 
 /// Session outcomes, the `outcome` label of `busway_sessions_total`.
 pub const OUTCOMES: [&str; 5] = ["ok", "refused", "timeout", "error", "forbidden"];
@@ -70,7 +73,11 @@ pub struct Metrics {
     pub frames_rejected: LabeledCounter,
     pub config_reloads: LabeledCounter,
     pub handshakes: LabeledCounter,
+    /// `busway_limit_rejections_total{limit}`, every [`Limit`] shown from the start; count
+    /// through [`Metrics::limit_rejected`].
     pub limit_rejections: LabeledCounter,
+    /// Keeps refusals by a limit to a log line per second per limit and service.
+    pub limit_log: LimitLog,
     pub setup: DurationHistogram<{ SETUP_BUCKETS.len() }>,
 }
 
@@ -82,7 +89,8 @@ impl Default for Metrics {
             frames_rejected: LabeledCounter::new("reason"),
             config_reloads: LabeledCounter::new("result"),
             handshakes: LabeledCounter::new("kind"),
-            limit_rejections: LabeledCounter::new("limit"),
+            limit_rejections: LabeledCounter::with_values("limit", &Limit::labels()),
+            limit_log: LimitLog::default(),
             setup: DurationHistogram::new(SETUP_BUCKETS),
         }
     }
@@ -98,6 +106,25 @@ impl Metrics {
         let s = Arc::new(ServiceMetrics::default());
         m.insert(service.into(), s.clone());
         s
+    }
+
+    /// Counts a connection or session that `limit` refused.
+    pub fn limit_rejected(&self, limit: Limit) {
+        self.limit_rejections.inc(limit.label());
+    }
+
+    /// Counts a refusal by `limit` and logs it at most once per second per limit and service
+    /// (see [`LimitLog::refused`]): `what` is "session" or "transport", `client` the refused
+    /// address when there is one.
+    pub fn limit_refused(
+        &self,
+        limit: Limit,
+        service: &str,
+        what: &str,
+        client: Option<&dyn std::fmt::Display>,
+    ) {
+        self.limit_rejected(limit);
+        self.limit_log.refused(limit, service, what, client);
     }
 
     /// Registers every family of the node's own counters. The registry shares them, so what is
@@ -187,6 +214,7 @@ mod tests {
         s.active.fetch_add(2, Ordering::Relaxed);
         m.setup.observe(Duration::from_micros(300));
         m.frames_rejected.inc("checksum");
+        m.limit_rejected(Limit::MaxSessionsPerClient);
         let text = text(&m);
         for line in [
             "busway_sessions_active{service=\"chat\"} 2\n",
@@ -200,6 +228,10 @@ mod tests {
             "busway_session_setup_seconds_bucket{le=\"0.0005\"} 1\n",
             "busway_session_setup_seconds_count 1\n",
             "busway_frames_rejected_total{reason=\"checksum\"} 1\n",
+            "busway_limit_rejections_total{limit=\"max_sessions\"} 0\n",
+            "busway_limit_rejections_total{limit=\"max_sessions_per_client\"} 1\n",
+            "busway_limit_rejections_total{limit=\"new_sessions_per_client\"} 0\n",
+            "busway_limit_rejections_total{limit=\"max_transports\"} 0\n",
             "# TYPE busway_bytes_total counter\n",
             "# TYPE busway_sessions_active gauge\n",
         ] {
