@@ -241,7 +241,7 @@ mod tests {
             decode(&mut buf),
             Err(DecodeError::Oversize(MAX_FRAME_LEN as u64 + 1))
         );
-        let mut huge = BytesMut::from(&[2u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]);
+        let mut huge = BytesMut::from(&[3u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]);
         assert!(matches!(decode(&mut huge), Err(DecodeError::Oversize(_))));
     }
 
@@ -250,13 +250,13 @@ mod tests {
         let mut buf = BytesMut::from(&[0x81u8; 11][..]);
         assert!(matches!(decode(&mut buf), Err(DecodeError::Malformed(_))));
         // Ten bytes whose last one carries more than the 64th bit.
-        let mut bytes = vec![2u8];
+        let mut bytes = vec![3u8];
         bytes.extend([0x80; 9]);
         bytes.push(0x02);
         let mut buf = BytesMut::from(&bytes[..]);
         assert!(matches!(decode(&mut buf), Err(DecodeError::Malformed(_))));
         // Nine continuation bytes: still possibly valid, so incomplete.
-        let mut buf = BytesMut::from(&[2u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80][..]);
+        let mut buf = BytesMut::from(&[3u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80][..]);
         assert_eq!(decode(&mut buf), Ok(None));
     }
 
@@ -287,8 +287,8 @@ mod tests {
 
     #[test]
     fn unknown_frame_type_decodes_to_empty_body() {
-        // Field 11, varint 5: a frame type from a future version.
-        let body = [11u8 << 3, 5];
+        // Field 15, varint 5: a frame type from a future version.
+        let body = [15u8 << 3, 5];
         let mut buf = BytesMut::new();
         prost::encoding::encode_varint(VERSION, &mut buf);
         prost::encoding::encode_varint(body.len() as u64, &mut buf);
@@ -306,7 +306,7 @@ mod tests {
         encode(&Frame::new(Body::Ping(Ping { timepoint_us: 1 })), &mut buf);
         assert_eq!(
             &buf[..],
-            [0x02, 0x04, 0x42, 0x02, 0x08, 0x01, 0x2e, 0x58, 0xcd, 0x84]
+            [0x03, 0x04, 0x42, 0x02, 0x08, 0x01, 0x8b, 0x8b, 0x91, 0x4f]
         );
         let mut buf = BytesMut::new();
         let hi = Data {
@@ -319,8 +319,8 @@ mod tests {
         assert_eq!(
             &buf[..],
             [
-                0x02, 0x0a, 0x2a, 0x08, 0x08, 0x01, 0x1a, 0x02, 0x68, 0x69, 0x20, 0x01, 0x9e, 0x68,
-                0xee, 0x60
+                0x03, 0x0a, 0x2a, 0x08, 0x08, 0x01, 0x1a, 0x02, 0x68, 0x69, 0x20, 0x01, 0xf1, 0x24,
+                0x4b, 0xfb
             ]
         );
     }

@@ -143,6 +143,7 @@ mod tests {
         // Same input, next counter: another tag.
         let t2 = s.split(b"head", b"payload", b"");
         assert_ne!(t1, t2);
+        assert_eq!(t2, r.split(b"head", b"payload", b""));
         assert_eq!(r.whole(b"x"), s.whole(b"x"));
         assert_eq!(s.counter(), 3);
     }
