@@ -43,7 +43,11 @@ impl Connection {
         t.hello(&h);
         hs.transcript = Some(t);
         if !h.token_id.is_empty() {
-            let grant = self.config.tokens.as_ref().and_then(|b| b.find(&h.token_id));
+            let grant = self
+                .config
+                .tokens
+                .as_ref()
+                .and_then(|b| b.find(&h.token_id));
             let grant = grant.ok_or(ProtoError::Handshake("token"))?;
             hs.token = Some((h.token_id.clone(), grant));
         }
@@ -98,7 +102,11 @@ impl Connection {
             }
             (Trust::Secret, body.node_i.clone())
         } else {
-            let grant = self.config.tokens.as_ref().and_then(|b| b.find(&body.token_id));
+            let grant = self
+                .config
+                .tokens
+                .as_ref()
+                .and_then(|b| b.find(&body.token_id));
             let Some(grant) = grant else {
                 return Ok(false);
             };
@@ -121,7 +129,7 @@ impl Connection {
         peer.node = node;
         if self.config.channel_binding.is_none() {
             let key = derive(&body.secret, &t.snapshot(), "i2a");
-            self.pending_recv = Some(RecvCheck::Keyed(FrameMac::new(&key)));
+            self.pending_recv = Some(RecvCheck::Keyed(Box::new(FrameMac::new(&key))));
         }
         let nonce = acceptor_nonce(&h.nonce, &self.nonce, now);
         let accept = self.accept(t, nonce, Some(&body.secret), false);
@@ -139,7 +147,10 @@ impl Connection {
             Some((_, grant)) => vec![grant.secret.clone()],
             None => self.our_secrets(),
         };
-        let mut t = hs.transcript.take().ok_or(ProtoError::Handshake("protocol"))?;
+        let mut t = hs
+            .transcript
+            .take()
+            .ok_or(ProtoError::Handshake("protocol"))?;
         let t = &mut t;
         t.auth(&a);
         let snap = t.snapshot();
@@ -172,7 +183,7 @@ impl Connection {
         if let Some(s) = &i_secret {
             if self.config.channel_binding.is_none() {
                 let key = derive(s, &t.snapshot(), "i2a");
-                self.pending_recv = Some(RecvCheck::Keyed(FrameMac::new(&key)));
+                self.pending_recv = Some(RecvCheck::Keyed(Box::new(FrameMac::new(&key))));
             }
         }
         // We prove our first secret, or the token's.
@@ -250,7 +261,8 @@ impl Connection {
             node_a: clip_name(&self.config.node),
         };
         if let Some((ticket, lifetime_s)) = res.issue(body) {
-            self.out.push_control(Body::Ticket(Ticket { ticket, lifetime_s }));
+            self.out
+                .push_control(Body::Ticket(Ticket { ticket, lifetime_s }));
         }
     }
 }

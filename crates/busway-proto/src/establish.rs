@@ -206,14 +206,20 @@ impl Connection {
         } else if !a.nonce.is_empty() {
             return Err(ProtoError::Handshake("protocol"));
         }
-        let mut t = hs.transcript.take().ok_or(ProtoError::Handshake("protocol"))?;
+        let mut t = hs
+            .transcript
+            .take()
+            .ok_or(ProtoError::Handshake("protocol"))?;
         let t = &mut t;
         t.accept(&a);
         let snap = t.snapshot();
         let (plain, a_secret) = match (&hs.ticket, a.sealed, &hs.i_secret) {
             (Some(ticket), true, _) => {
                 let p = open(&ticket.secret, &snap, "seal a", &a.info);
-                (p.ok_or(ProtoError::Handshake("auth"))?, Some(ticket.secret.to_vec()))
+                (
+                    p.ok_or(ProtoError::Handshake("auth"))?,
+                    Some(ticket.secret.to_vec()),
+                )
             }
             (Some(_), false, _) => return Err(ProtoError::Handshake("auth")),
             // It proves a secret we lack, or lacks the one we proved.
@@ -247,7 +253,7 @@ impl Connection {
             let master = both(i, a);
             if self.config.channel_binding.is_none() {
                 let key = derive(&master, &last, "a2i");
-                self.pending_recv = Some(RecvCheck::Keyed(FrameMac::new(&key)));
+                self.pending_recv = Some(RecvCheck::Keyed(Box::new(FrameMac::new(&key))));
             }
             self.resume_secret = Some(derive(&master, &last, "resumption"));
         }

@@ -32,14 +32,6 @@ mod wire;
 
 pub use codec::{check, decode, encode, encoded_len, DecodeError, CHECK_LEN};
 pub use config::{Config, OpenParams, PeerInfo, Side};
-pub use mac::MAC_LEN;
-pub use strike::{Strike, StrikeRegister, TICKET_ID_LEN};
-pub use ticket::{
-    Clock, Resumption, StateError, Ticket, DEFAULT_STRIKE_CAPACITY, MAX_TICKET_LEN,
-    MAX_TICKET_LIFETIME,
-};
-pub use trust::{TokenBook, TokenCredential, TokenGrant, Trust};
-pub use wire::{Decoder, Rekey, KEYED_VERSION};
 pub use connection::{
     Connection, FLOOD_WINDOW, MAX_PINGS_PER_WINDOW, MAX_REASON_LEN, MAX_REFUSALS_PER_WINDOW,
     MAX_STREAMS,
@@ -54,10 +46,18 @@ pub use handshake::{
     HANDSHAKE_VERSION, MAX_EARLY_STREAMS, MAX_NONCE_LEN, MAX_TOKEN_ID_LEN, MIN_CONN_WINDOW,
     MIN_MAX_FRAME, MIN_NONCE_LEN, MIN_STREAM_WINDOW,
 };
+pub use mac::MAC_LEN;
 pub use outbox::{MAX_CONTROL_BACKLOG, SEND_BACKLOG};
 pub use recv::COPY_BELOW;
 pub use reset::ResetCode;
 pub use segments::{Segments, ZERO_COPY_MIN};
+pub use strike::{Strike, StrikeRegister, TICKET_ID_LEN};
+pub use ticket::{
+    Clock, Resumption, StateError, Ticket, DEFAULT_STRIKE_CAPACITY, MAX_TICKET_LEN,
+    MAX_TICKET_LIFETIME,
+};
+pub use trust::{TokenBook, TokenCredential, TokenGrant, Trust};
+pub use wire::{Decoder, Rekey, KEYED_VERSION};
 
 /// Envelope version: the first varint of every plain envelope (CRC-32 checked; keyed ones carry
 /// [`KEYED_VERSION`]). 3: handshake v2, keyed envelopes. Version 2 had the v1 handshake and 1

@@ -50,9 +50,8 @@ impl FrameMac {
     #[doc(hidden)]
     pub fn with_algorithm(alg: &'static Algorithm, key: &[u8; 32]) -> FrameMac {
         // Both algorithms take 32-byte keys, so this cannot fail for them.
-        let unbound = UnboundKey::new(alg, key).unwrap_or_else(|_| {
-            UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES-256 key")
-        });
+        let unbound = UnboundKey::new(alg, key)
+            .unwrap_or_else(|_| UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES-256 key"));
         FrameMac {
             key: LessSafeKey::new(unbound),
             counter: 0,
@@ -152,7 +151,11 @@ mod tests {
     fn the_split_and_the_key_count() {
         let tag = |k: u8, h: &[u8], p: &[u8], t: &[u8]| FrameMac::new(&[k; 32]).split(h, p, t);
         let base = tag(1, b"ab", b"cd", b"ef");
-        assert_ne!(base, tag(1, b"a", b"bcd", b"ef"), "where the payload starts");
+        assert_ne!(
+            base,
+            tag(1, b"a", b"bcd", b"ef"),
+            "where the payload starts"
+        );
         assert_ne!(base, tag(1, b"ab", b"cde", b"f"), "where it ends");
         assert_ne!(base, tag(1, b"ab", b"cd", b"eg"));
         assert_ne!(base, tag(2, b"ab", b"cd", b"ef"));
@@ -162,10 +165,7 @@ mod tests {
             "whole and split differ"
         );
         let long_head = vec![7u8; 500];
-        assert_eq!(
-            tag(1, &long_head, b"p", b""),
-            tag(1, &long_head, b"p", b"")
-        );
+        assert_eq!(tag(1, &long_head, b"p", b""), tag(1, &long_head, b"p", b""));
     }
 
     #[test]

@@ -355,7 +355,10 @@ mod tests {
         assert_eq!(lifetime, 600);
         let got = r.open(&t).unwrap();
         assert_eq!(got.expires, 1_000_600);
-        assert_eq!((got.node_i.as_str(), got.token_id.as_str()), ("ingress", "tok"));
+        assert_eq!(
+            (got.node_i.as_str(), got.token_id.as_str()),
+            ("ingress", "tok")
+        );
         assert_ne!(got.id, [0; 16], "a random id");
         let other = Resumption::new(Duration::from_secs(600), 10);
         assert!(other.open(&t).is_none());

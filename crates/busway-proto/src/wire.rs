@@ -40,7 +40,7 @@ pub(crate) enum RecvCheck {
     #[default]
     Plain,
     /// Keyed envelopes only, verified with this direction's key.
-    Keyed(FrameMac),
+    Keyed(Box<FrameMac>),
     /// The acceptor refused a resumption ticket: the 0-RTT envelopes that follow the Hello
     /// were sealed with a key it does not have, so keyed envelopes are skipped unread until the
     /// initiator's plain Auth. None of them reaches the connection.
@@ -217,7 +217,7 @@ mod tests {
 
     fn receiver() -> Decoder {
         Decoder {
-            check: RecvCheck::Keyed(FrameMac::new(&[3; 32])),
+            check: RecvCheck::Keyed(Box::new(FrameMac::new(&[3; 32]))),
             held: false,
         }
     }

@@ -27,16 +27,22 @@ fn labels() -> impl Strategy<Value = HashMap<String, String>> {
 }
 
 fn hello() -> impl Strategy<Value = Hello> {
-    (any::<u32>(), blob(70), blob(100), text(), blob(100), any::<bool>()).prop_map(
-        |(version, nonce, ticket, token_id, info, eager)| Hello {
+    (
+        any::<u32>(),
+        blob(70),
+        blob(100),
+        text(),
+        blob(100),
+        any::<bool>(),
+    )
+        .prop_map(|(version, nonce, ticket, token_id, info, eager)| Hello {
             version,
             nonce,
             ticket,
             token_id,
             info,
             eager,
-        },
-    )
+        })
 }
 
 fn body() -> impl Strategy<Value = Body> {
