@@ -165,9 +165,8 @@ impl Connection {
             error: None,
             config,
         };
-        match side {
-            Side::Initiator => conn.start(now),
-            Side::Acceptor => conn.hs = Some(Box::default()),
+        if side == Side::Initiator {
+            conn.start();
         }
         conn
     }

@@ -86,7 +86,7 @@ impl Connection {
     }
 
     /// The initiator's first flight, queued by [`Connection::new`].
-    pub(crate) fn start(&mut self, _now: Instant) {
+    pub(crate) fn start(&mut self) {
         let mut hs = Box::<Pending>::default();
         let mut t = Transcript::new(self.config.channel_binding.as_ref());
         let mut hello = Hello {

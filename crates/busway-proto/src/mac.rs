@@ -74,21 +74,22 @@ impl FrameMac {
     }
 
     /// The tag of an envelope that has no Data payload (or an empty one): `env` is every byte
-    /// before the tag.
-    pub fn whole(&mut self, env: &[u8]) -> [u8; MAC_LEN] {
+    /// before the tag. `None` only for inputs over ring's limit (64 GiB), far beyond a frame:
+    /// a receiver treats it as a mismatch, never as a tag to compare with.
+    pub fn whole(&mut self, env: &[u8]) -> Option<[u8; MAC_LEN]> {
         let nonce = self.next_nonce();
         let tag = self
             .key
             .seal_in_place_separate_tag(nonce, Aad::from(env), &mut [])
-            .map(|t| t.as_ref().try_into().unwrap_or([0; MAC_LEN]));
-        tag.unwrap_or([0; MAC_LEN])
+            .ok()?;
+        tag.as_ref().try_into().ok()
     }
 
     /// The tag of a Data envelope given as `head | payload | tail` (the tag excluded).
     ///
     /// Associated data: `u32 BE len(head) | head | tail`; plaintext: the payload. The length
     /// makes the split unambiguous, so no two envelopes share an input.
-    pub fn split(&mut self, head: &[u8], payload: &[u8], tail: &[u8]) -> [u8; MAC_LEN] {
+    pub fn split(&mut self, head: &[u8], payload: &[u8], tail: &[u8]) -> Option<[u8; MAC_LEN]> {
         let nonce = self.next_nonce();
         let mut small = [0u8; 128];
         let mut large = Vec::new();
@@ -96,27 +97,23 @@ impl FrameMac {
         let aad: &mut [u8] = if aad_len <= small.len() {
             &mut small[..aad_len]
         } else {
-            // Only a hand-made Data frame with unknown fields gets here; it is capped by the
-            // frame size like everything else.
-            large.resize(aad_len.min(MAX_FRAME_LEN + 64), 0);
+            // Only a hand-made Data frame with unknown fields gets here; the caller's envelope
+            // is capped by the frame size, so this is too.
+            large.resize(aad_len, 0);
             &mut large[..]
         };
-        if aad.len() < aad_len {
-            return [0; MAC_LEN];
-        }
-        aad[..4].copy_from_slice(&(head.len() as u32).to_be_bytes());
+        aad[..4].copy_from_slice(&u32::try_from(head.len()).ok()?.to_be_bytes());
         aad[4..4 + head.len()].copy_from_slice(head);
         aad[4 + head.len()..].copy_from_slice(tail);
         self.scratch.clear();
         self.scratch.extend_from_slice(payload);
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(&aad[..]), &mut self.scratch)
-            .map(|t| t.as_ref().try_into().unwrap_or([0; MAC_LEN]));
+        let tag =
+            self.key
+                .seal_in_place_separate_tag(nonce, Aad::from(&aad[..]), &mut self.scratch);
         if self.scratch.capacity() > 2 * MAX_FRAME_LEN {
             self.scratch = Vec::new();
         }
-        tag.unwrap_or([0; MAC_LEN])
+        tag.ok()?.as_ref().try_into().ok()
     }
 }
 
@@ -149,7 +146,8 @@ mod tests {
 
     #[test]
     fn the_split_and_the_key_count() {
-        let tag = |k: u8, h: &[u8], p: &[u8], t: &[u8]| FrameMac::new(&[k; 32]).split(h, p, t);
+        let tag =
+            |k: u8, h: &[u8], p: &[u8], t: &[u8]| FrameMac::new(&[k; 32]).split(h, p, t).unwrap();
         let base = tag(1, b"ab", b"cd", b"ef");
         assert_ne!(
             base,
@@ -160,7 +158,7 @@ mod tests {
         assert_ne!(base, tag(1, b"ab", b"cd", b"eg"));
         assert_ne!(base, tag(2, b"ab", b"cd", b"ef"));
         assert_ne!(
-            FrameMac::new(&[1; 32]).whole(b"abcdef"),
+            FrameMac::new(&[1; 32]).whole(b"abcdef").unwrap(),
             base,
             "whole and split differ"
         );

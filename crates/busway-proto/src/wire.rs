@@ -168,7 +168,7 @@ fn decode_keyed(buf: &mut BytesMut, mac: &mut FrameMac) -> Result<Option<Frame>,
         },
         _ => mac.whole(&envelope[..checked]),
     };
-    if !tags_equal(&want, &envelope[checked..total]) {
+    if !want.is_some_and(|w| tags_equal(&w, &envelope[checked..total])) {
         return Err(DecodeError::Auth);
     }
     parsed
@@ -194,8 +194,9 @@ pub(crate) fn encode_keyed(frame: &Frame, mac: &mut FrameMac, out: &mut BytesMut
             out.put_slice(&d.payload);
             let tail = data_tail(d);
             out.put_slice(tail);
+            // No tag only past ring's 64 GiB limit; zeros then fail at the peer.
             let tag = mac.split(&out[start..head_end], &d.payload, tail);
-            out.put_slice(&tag);
+            out.put_slice(&tag.unwrap_or([0; MAC_LEN]));
         }
         _ => {
             let len = frame.encoded_len();
@@ -204,7 +205,7 @@ pub(crate) fn encode_keyed(frame: &Frame, mac: &mut FrameMac, out: &mut BytesMut
             prost::encoding::encode_varint(len as u64, out);
             frame.encode_raw(out);
             let tag = mac.whole(&out[start..]);
-            out.put_slice(&tag);
+            out.put_slice(&tag.unwrap_or([0; MAC_LEN]));
         }
     }
 }
