@@ -134,6 +134,9 @@ impl Connection {
         let nonce = acceptor_nonce(&h.nonce, &self.nonce, now);
         let accept = self.accept(t, nonce, Some(&body.secret), false);
         self.out.push_control(Body::Accept(accept));
+        if body.token_id.is_empty() {
+            self.verified_by = Some(body.secret_id);
+        }
         let master = both(&body.secret, &body.secret);
         let last = t.snapshot();
         self.finish_keys(&master, &last, &peer.node, &body.token_id, body.secret_id);
@@ -176,6 +179,9 @@ impl Connection {
             (None, None) => return Err(ProtoError::Handshake("auth")),
         };
         t.info(&a.info);
+        if hs.token.is_none() {
+            self.verified_by = i_secret.as_deref().map(fingerprint);
+        }
         let mut peer = handshake::peer_info(&plain)?;
         if let Some((_, grant)) = &hs.token {
             peer.node = grant.node.clone();

@@ -75,6 +75,9 @@ pub struct Connection {
     pub(crate) hs: Option<Box<Pending>>,
     pub(crate) peer: Option<PeerInfo>,
     pub(crate) trust: Option<Trust>,
+    /// The fingerprint of our own secret that verified the peer's proof (see
+    /// [`Connection::verified_by`]).
+    pub(crate) verified_by: Option<[u8; 8]>,
     pub(crate) resumed: bool,
     /// Streams were given the early windows (opened before the Accept): topped up on it.
     pub(crate) early_credit: bool,
@@ -140,6 +143,7 @@ impl Connection {
             hs: None,
             peer: None,
             trust: None,
+            verified_by: None,
             resumed: false,
             early_credit: false,
             resume_secret: None,
@@ -322,6 +326,14 @@ impl Connection {
     /// What the peer proved, once the handshake is done.
     pub fn trust(&self) -> Option<&Trust> {
         self.trust.as_ref()
+    }
+
+    /// Which of our shared secrets the peer's proof verified with, as
+    /// [`crate::secret_fingerprint`] names it; `None` for a token, an anonymous or
+    /// unauthenticated peer, and a resumption at the initiator. A reload that drops that secret
+    /// from the list closes the transport: it no longer authenticates.
+    pub fn verified_by(&self) -> Option<[u8; 8]> {
+        self.verified_by
     }
 
     /// Whether the handshake resumed a ticket.

@@ -16,7 +16,7 @@ use crate::connection::{Connection, State, DATA_OVERHEAD};
 use crate::error::ProtoError;
 use crate::event::Event;
 use crate::frame::{Accept, Auth, Body, Challenge, Frame, Hello};
-use crate::handshake::seal::{both, derive, open, seal};
+use crate::handshake::seal::{both, derive, fingerprint, open, seal};
 use crate::handshake::transcript::Transcript;
 use crate::handshake::{
     self, check_nonce, HANDSHAKE_VERSION, MIN_CONN_WINDOW, MIN_MAX_FRAME, MIN_STREAM_WINDOW,
@@ -237,6 +237,9 @@ impl Connection {
             }
         };
         t.info(&a.info);
+        if hs.ticket.is_none() && self.config.token.is_none() {
+            self.verified_by = a_secret.as_deref().map(fingerprint);
+        }
         let last = t.snapshot();
         let peer = handshake::peer_info(&plain)?;
         let trust = match (&hs.ticket, &self.config.token, &a_secret) {

@@ -47,6 +47,13 @@ pub use handshake::{
     MIN_MAX_FRAME, MIN_NONCE_LEN, MIN_STREAM_WINDOW,
 };
 pub use mac::MAC_LEN;
+
+/// A short public name of a shared secret (8 bytes of an HMAC keyed by it): what
+/// [`Connection::verified_by`] reports, so a node can tell after a reload whether the secret
+/// a transport was verified with is still listed, without keeping the secret per transport.
+pub fn secret_fingerprint(secret: &[u8]) -> [u8; 8] {
+    handshake::seal::fingerprint(secret)
+}
 pub use outbox::{MAX_CONTROL_BACKLOG, SEND_BACKLOG};
 pub use recv::COPY_BELOW;
 pub use reset::ResetCode;
