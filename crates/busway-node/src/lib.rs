@@ -24,6 +24,7 @@ pub mod service;
 pub mod session;
 pub mod sessions;
 pub mod tokens;
+mod trust;
 
 pub use node::{Listening, Node, StartError};
 pub use reload::ReloadError;

@@ -88,6 +88,8 @@ pub struct Node {
     pub(crate) reloading: tokio::sync::Mutex<()>,
     /// Tokens this node issued (CONTRACT section 10), kept in `state_dir` when there is one.
     pub tokens: Arc<Tokens>,
+    /// The ticket key and strike register of 0-RTT resumption, shared by every transport.
+    pub(crate) resumption: Arc<busway_proto::Resumption>,
 }
 
 /// Listeners bound but not yet serving.
@@ -145,26 +147,6 @@ pub(crate) async fn bind_all(
 }
 
 /// What the node's transports are made with.
-pub(crate) fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
-    busway_proto::Config {
-        node: cfg.node.name.clone(),
-        namespace: cfg.node.namespace.clone(),
-        labels: cfg.node.labels.clone(),
-        secret: cfg
-            .bus
-            .secret
-            .as_ref()
-            .map(|s| s.expose().as_bytes().to_vec()),
-        accepted: cfg
-            .bus
-            .also_accepted
-            .iter()
-            .map(|s| s.expose().as_bytes().to_vec())
-            .collect(),
-        ..busway_proto::Config::default()
-    }
-}
-
 impl Node {
     /// Binds every listener (failing before serving anything), then starts serving. Returns the
     /// node and its `listening` lines in order: services, bus, admin.
@@ -181,6 +163,10 @@ impl Node {
             Some(dir) => Tokens::open(dir).map_err(StartError::State)?,
             None => Tokens::in_memory(),
         });
+        let resumption = crate::trust::load_resumption(cfg.node.state_dir.as_deref())
+            .map_err(StartError::State)?;
+        let proto = crate::trust::proto_config(&cfg, &tokens, Some(&resumption))
+            .map_err(StartError::Config)?;
         let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
@@ -194,11 +180,7 @@ impl Node {
         };
         let metrics = Arc::new(Metrics::default());
         let transports = Arc::new(Transports::default());
-        let ctx = Arc::new(BusCtx::new(
-            proto_config(&cfg),
-            metrics.clone(),
-            transports.clone(),
-        ));
+        let ctx = Arc::new(BusCtx::new(proto, metrics.clone(), transports.clone()));
         let resolver = RwLock::new(Resolver::new(&cfg.dns));
         let node = Arc::new_cyclic(|me| Node {
             exposition: Exposition::new(&metrics, me.clone()),
@@ -217,7 +199,9 @@ impl Node {
             source: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
             tokens,
+            resumption,
         });
+        node.pools.ctx().set_resume(cfg.bus.resumption);
         for s in &cfg.services {
             node.add_service(s.clone());
         }
@@ -235,6 +219,7 @@ impl Node {
         }
         node.warm_up().await;
         crate::peers::spawn(&node);
+        crate::trust::spawn_token_watch(&node);
         Ok((node, lines))
     }
 
@@ -348,6 +333,7 @@ impl Node {
             on_open: Some(on_open),
             metrics: self.metrics.clone(),
             established: None,
+            on_ticket: None,
         };
         tokio::spawn(async move {
             let reason = driver::run(conn, t.clone(), spec).await;
@@ -483,6 +469,14 @@ impl Node {
             tracing::warn!(
                 "some transports still had bytes to send at the end of the grace period"
             );
+        }
+        if let Some(dir) = &self.config().node.state_dir {
+            match crate::trust::save_resumption(dir, &self.resumption) {
+                Ok(f) => tracing::info!(file = %f.display(), "resumption state saved"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot save the resumption state: tickets issued so far get a full handshake after the restart")
+                }
+            }
         }
         for f in flushes {
             if !f.await.unwrap_or(false) {

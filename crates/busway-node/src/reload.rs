@@ -16,7 +16,7 @@ use std::sync::Arc;
 use busway_config::{Address, BusConfig, ConfigError, NodeConfig, NodeSection};
 use busway_net::{Listener, Resolver};
 
-use crate::node::{bind_all, proto_config, Bound, Node};
+use crate::node::{bind_all, Bound, Node};
 
 /// Why a reload was rejected; the previous configuration keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +159,8 @@ impl Node {
         if !keys.is_empty() {
             return Err(ReloadError::NeedsRestart(keys));
         }
+        let proto = crate::trust::proto_config(&new, &self.tokens, Some(&self.resumption))
+            .map_err(ReloadError::Unusable)?;
         let (bound, admin) = self.bind_new(&old, &new).await?;
 
         if old.dns != new.dns {
@@ -200,13 +202,17 @@ impl Node {
         }
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.admin.as_ref().and_then(|a| a.token.clone());
-        self.pools.ctx().set_proto(proto_config(&new));
+        self.pools.ctx().set_proto(proto);
+        self.pools.ctx().set_resume(new.bus.resumption);
         if old.bus.secret != new.bus.secret || old.bus.also_accepted != new.bus.also_accepted {
-            // Established transports proved the old secret at their handshake and keep their
-            // sessions; there is no re-authentication in the protocol to ask them again.
-            tracing::info!(
-                "bus.secret changed: new transports use the new secret; established ones keep running"
-            );
+            // A transport whose peer proved a secret still listed still authenticates and
+            // keeps its sessions; one verified by a secret the list dropped closes.
+            tracing::info!("bus.secret changed: new transports use the new list");
+            self.close_rotated_out(&new);
+        }
+        if old.bus.token != new.bus.token {
+            // Tickets earned with the old token would resume its trust.
+            self.pools.clear_tickets();
         }
         if old.bus.connections_per_peer != new.bus.connections_per_peer {
             self.pools.set_per_peer(new.bus.connections_per_peer);

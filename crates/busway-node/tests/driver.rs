@@ -51,6 +51,7 @@ fn run_counted(io: DuplexStream, node: &str) -> (Arc<Transport>, Arc<Metrics>, J
         on_open: None,
         metrics: metrics.clone(),
         established: None,
+        on_ticket: None,
     };
     let run = tokio::spawn(driver::run(io, t.clone(), spec));
     (t, metrics, run)
@@ -61,6 +62,7 @@ fn spec(on_open: Option<OnOpen>) -> Spec {
         on_open,
         metrics: Arc::new(Metrics::default()),
         established: None,
+        on_ticket: None,
     }
 }
 

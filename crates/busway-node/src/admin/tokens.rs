@@ -70,6 +70,7 @@ async fn revoke(State(node): State<Arc<Node>>, Params(id): Params<String>) -> Re
     match node.tokens.revoke(&id) {
         Ok(true) => {
             tracing::info!(%id, "token revoked");
+            node.close_ended_tokens();
             reply::no_content()
         }
         Ok(false) => reply::error(

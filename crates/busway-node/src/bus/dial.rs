@@ -69,6 +69,7 @@ pub(super) async fn dial_loop(
         }
         let Some(p) = pool.upgrade() else { return };
         let endpoint = p.endpoint.clone();
+        let tickets = p.tickets.clone();
         // A retry after a failure stays down until it succeeds: sessions do not wait for a
         // peer that failed, only for one being dialled for the first time or after it was up.
         drop(p);
@@ -78,7 +79,11 @@ pub(super) async fn dial_loop(
         };
         match dialled {
             Ok(sock) => {
-                let t = Transport::new(endpoint.to_string(), Side::Initiator, ctx.proto());
+                let mut config = ctx.proto();
+                if ctx.resumes() {
+                    config.ticket = tickets.take();
+                }
+                let t = Transport::new(endpoint.to_string(), Side::Initiator, config);
                 ctx.transports.add(&t);
                 // Listed before it is up, so the pool counts it as up the moment its handshake
                 // completes: nobody sees an established transport the pool does not offer.
@@ -90,6 +95,11 @@ pub(super) async fn dial_loop(
                     on_open: None,
                     metrics: ctx.metrics.clone(),
                     established: Some(est_tx),
+                    on_ticket: ctx.resumes().then(|| {
+                        let keep = tickets.clone();
+                        let on: driver::OnTicket = Arc::new(move |t| keep.keep(t));
+                        on
+                    }),
                 };
                 let mut run = tokio::spawn(driver::run(sock, t.clone(), spec));
                 let started = Instant::now();

@@ -69,6 +69,10 @@ pub enum Closed {
     /// A GoAway was said or heard and the last stream ended: nothing more can use it.
     #[error("drained: going away and no stream left")]
     Drained,
+    /// The node ended it: the peer's token was revoked or expired, or the secret it proved
+    /// was removed by a reload.
+    #[error("closed by this node: {0}")]
+    Revoked(&'static str),
 }
 
 impl Closed {
@@ -85,7 +89,12 @@ pub struct Spec {
     pub metrics: Arc<Metrics>,
     /// Told once the handshake is done.
     pub established: Option<oneshot::Sender<()>>,
+    /// Given every resumption ticket the peer issues (a dialled transport's pool keeps them).
+    pub on_ticket: Option<OnTicket>,
 }
+
+/// Called for every resumption ticket the peer hands us.
+pub type OnTicket = Arc<dyn Fn(busway_proto::Ticket) + Send + Sync>;
 
 struct Driver<S> {
     io: S,
@@ -148,6 +157,9 @@ where
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        if let Some(why) = self.t.revoked() {
+            return Poll::Ready(Err(Closed::Revoked(why)));
+        }
         for _ in 0..ROUNDS {
             let (progress, wants_input) = self.exchange(cx)?;
             if self.drained() {
@@ -183,6 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         let mut wake: Vec<Waker> = Vec::new();
         let mut opened: Vec<(u64, Open)> = Vec::new();
         let mut established = None;
+        let mut tickets = Vec::new();
         let mut rekey = None;
         let (wants_input, deadline) = {
             let mut g = self.t.lock();
@@ -226,8 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         tracing::info!(peer = %self.t.peer, node = %busway_proto::clip(&peer.node, 128), rtt_us = rtt.as_micros() as u64, trust = trust.label(), resumed, "transport established");
                         established = Some(resumed);
                     }
-                    // Resumption tickets are not kept yet: every dial is a full handshake.
-                    Event::Ticket(_) => {}
+                    Event::Ticket(t) => tickets.push(t),
                     Event::Rtt(d) => self.t.set_rtt(d),
                     Event::GoAway { reason } => {
                         tracing::info!(peer = %self.t.peer, reason = %busway_proto::clip(&reason, 128), "peer is going away");
@@ -238,6 +250,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             (g.conn.wants_input(), g.conn.poll_timeout())
         };
         wake.into_iter().for_each(Waker::wake);
+        if let Some(keep) = &self.spec.on_ticket {
+            tickets.into_iter().for_each(|t| keep(t));
+        }
         if let Some(resumed) = established {
             let kind = if resumed { "resumed" } else { "full" };
             self.spec.metrics.handshakes.inc(kind);

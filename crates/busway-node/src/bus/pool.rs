@@ -38,6 +38,8 @@ pub struct BusCtx {
     proto: RwLock<busway_proto::Config>,
     pub metrics: Arc<Metrics>,
     pub transports: Arc<Transports>,
+    /// `[bus] resumption`: dials present a ticket of the peer's when they hold one.
+    resume: std::sync::atomic::AtomicBool,
 }
 
 impl BusCtx {
@@ -50,7 +52,17 @@ impl BusCtx {
             proto: RwLock::new(proto),
             metrics,
             transports,
+            resume: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether dials resume with tickets (`[bus] resumption`).
+    pub fn set_resume(&self, on: bool) {
+        self.resume.store(on, Ordering::Relaxed);
+    }
+
+    pub fn resumes(&self) -> bool {
+        self.resume.load(Ordering::Relaxed)
     }
 
     /// The settings for a transport made now.
@@ -103,6 +115,8 @@ pub struct PeerPool {
     /// Bumped whenever a transport or a phase changes, so waiting sessions look again.
     changed: watch::Sender<u64>,
     ctx: Arc<BusCtx>,
+    /// Resumption tickets this peer issued to us.
+    pub tickets: Arc<super::tickets::Tickets>,
 }
 
 impl PeerPool {
@@ -116,6 +130,7 @@ impl PeerPool {
             last_error: Mutex::new(String::new()),
             changed: watch::channel(0).0,
             ctx,
+            tickets: Arc::default(),
         });
         pool.resize(n);
         pool
@@ -314,6 +329,13 @@ impl Pools {
     }
 
     /// Applies a new `connections_per_peer` to every pool and to those made later.
+    /// Forgets every resumption ticket of every peer.
+    pub fn clear_tickets(&self) {
+        for p in lock(&self.map).values() {
+            p.tickets.clear();
+        }
+    }
+
     pub fn set_per_peer(&self, n: u32) {
         // Stored before the map is locked: a pool made meanwhile either reads the new value or
         // is already in the map, and is resized below.

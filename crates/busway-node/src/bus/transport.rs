@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
-use busway_proto::{Config, Connection, OpenParams, Side};
+use busway_proto::{Config, Connection, OpenParams, Side, Trust};
 use serde::Serialize;
 
 use super::stream::BusStream;
@@ -67,6 +67,9 @@ pub struct Transport {
     /// Encoded bytes the driver holds and has not written yet.
     pub(crate) unsent: AtomicUsize,
     finished: AtomicBool,
+    /// Set when the node ends the transport for what its peer no longer is (a token revoked
+    /// or expired, a secret rotated out); the driver closes it at its next poll.
+    revoked: Mutex<Option<&'static str>>,
 }
 
 /// The admin API's row for a transport (`GET /v1/peers`).
@@ -79,6 +82,8 @@ pub struct PeerView {
     pub sessions: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `secret`, `token` or `anonymous` (CONTRACT section 10); `null` while handshaking.
+    pub trust: Option<&'static str>,
 }
 
 impl Transport {
@@ -103,6 +108,7 @@ impl Transport {
             going_away: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
+            revoked: Mutex::new(None),
         })
     }
 
@@ -203,6 +209,30 @@ impl Transport {
         Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
     }
 
+    /// What the peer proved, once established.
+    pub fn trust(&self) -> Option<Trust> {
+        self.lock().conn.trust().cloned()
+    }
+
+    /// Which of our secrets verified the peer ([`busway_proto::Connection::verified_by`]).
+    pub fn verified_by(&self) -> Option<[u8; 8]> {
+        self.lock().conn.verified_by()
+    }
+
+    /// Ends the transport because its peer's credential no longer holds: the driver closes it
+    /// (and every session on it) at once, naming `why`.
+    pub fn revoke(&self, why: &'static str) {
+        *self.revoked.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        let waker = self.lock().driver.clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn revoked(&self) -> Option<&'static str> {
+        *self.revoked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn view(&self) -> PeerView {
         PeerView {
             peer: self.peer.clone(),
@@ -212,6 +242,7 @@ impl Transport {
             sessions: self.streams.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            trust: self.trust().map(|t| t.label()),
         }
     }
 }

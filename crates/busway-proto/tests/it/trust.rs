@@ -126,9 +126,18 @@ fn secret_lists_rotate_both_ways() {
     exchange(&mut p);
     // Each side knows which of its secrets verified the other: the acceptor its old one (the
     // initiator proved OLD), the initiator its new one (the acceptor proved SECRET).
-    assert_eq!(p.a.conn.verified_by(), Some(busway_proto::secret_fingerprint(OLD)));
-    assert_eq!(p.i.conn.verified_by(), Some(busway_proto::secret_fingerprint(SECRET)));
-    assert_ne!(busway_proto::secret_fingerprint(OLD), busway_proto::secret_fingerprint(SECRET));
+    assert_eq!(
+        p.a.conn.verified_by(),
+        Some(busway_proto::secret_fingerprint(OLD))
+    );
+    assert_eq!(
+        p.i.conn.verified_by(),
+        Some(busway_proto::secret_fingerprint(SECRET))
+    );
+    assert_ne!(
+        busway_proto::secret_fingerprint(OLD),
+        busway_proto::secret_fingerprint(SECRET)
+    );
     // Without the new secret in its list the initiator refuses the acceptor's proof.
     let lagging = Config {
         accepted: Vec::new(),
