@@ -19,10 +19,17 @@ use crate::stream::Stream;
 
 impl Connection {
     /// Opens a stream; returns its id. Data may follow at once, within the peer's
-    /// `stream_window` ([`Connection::capacity`]).
+    /// `stream_window` ([`Connection::capacity`]). `Blocked` while the handshake has not got
+    /// far enough (wait for [`crate::Event::Established`]); `Closed` once the transport failed
+    /// or either side said GoAway.
     pub fn open(&mut self, p: OpenParams) -> Result<u64, StreamError> {
         if !self.can_open() {
-            return Err(StreamError::Closed);
+            let over = self.error.is_some() || self.local_goaway || self.peer_goaway;
+            return Err(if over {
+                StreamError::Closed
+            } else {
+                StreamError::Blocked
+            });
         }
         let send_credit = self.initial_send_credit();
         let open = Open {

@@ -261,6 +261,19 @@ impl Connection {
         self.encoder.clear();
     }
 
+    /// Encodes `frame` as the next envelope this side writes, with the check the handshake set
+    /// up (keyed or not), outside the flow of [`Connection::transmit`] — for tests that play a
+    /// peer breaking the rules over a keyed transport. A driver never needs it.
+    #[doc(hidden)]
+    pub fn encode_frame(&mut self, frame: &Frame, out: &mut BytesMut) {
+        if let Some(k) = self.pending_send.take() {
+            self.encoder.rekey(Rekey(k));
+        }
+        self.encoder.push(frame);
+        out.extend_from_slice(&self.encoder.to_bytes());
+        self.encoder.clear();
+    }
+
     pub fn wants_transmit(&self) -> bool {
         self.out.wants_transmit()
     }

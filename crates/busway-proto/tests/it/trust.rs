@@ -501,3 +501,34 @@ fn channel_binding_sends_auth_at_once_and_keeps_the_crc() {
     p.drive();
     assert_eq!(p.a.error, Some(ProtoError::Handshake("auth")));
 }
+
+#[test]
+fn streams_open_early_within_a_bound() {
+    let mut p = Pair::new(secret_config("ingress"), secret_config("egress"));
+    let early = || busway_proto::OpenParams::default();
+    // Before the Challenge there is nothing to key the Open with: wait.
+    assert_eq!(
+        p.i.conn.open(early()),
+        Err(busway_proto::StreamError::Blocked)
+    );
+    p.step(Who::I);
+    p.step(Who::A);
+    for _ in 0..busway_proto::MAX_EARLY_STREAMS {
+        p.i.conn.open(early()).expect("early open");
+    }
+    assert_eq!(
+        p.i.conn.open(early()),
+        Err(busway_proto::StreamError::Blocked)
+    );
+    p.drive();
+    assert!(p.i.conn.is_established());
+    assert!(p.i.conn.open(early()).is_ok());
+    p.drive();
+    assert_eq!(
+        p.a.events
+            .iter()
+            .filter(|e| matches!(e, Event::Opened { .. }))
+            .count(),
+        busway_proto::MAX_EARLY_STREAMS + 1
+    );
+}
