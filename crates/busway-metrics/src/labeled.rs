@@ -35,7 +35,7 @@ impl LabeledCounter {
     pub fn with_values(key: &'static str, values: &[&'static str]) -> Self {
         let c = LabeledCounter::new(key);
         for value in values {
-            let _ = c.family.get_or_create(&[(key, *value)]);
+            let _created = c.family.get_or_create(&[(key, *value)]);
         }
         c
     }

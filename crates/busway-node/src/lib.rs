@@ -23,6 +23,8 @@ pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
+pub mod tokens;
+mod trust;
 mod tls;
 
 pub use node::{Listening, Node, StartError};

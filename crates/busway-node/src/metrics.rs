@@ -9,6 +9,7 @@
 //! [`LabeledCounter`]s; what lives elsewhere (transports, target sets, gateways) is read at
 //! scrape time by the collector of [`live`] and by the gateway's own.
 
+mod limit;
 pub mod live;
 mod per_service;
 
@@ -21,17 +22,10 @@ use busway_metrics::{DurationHistogram, LabeledCounter};
 
 use per_service::{Series, ServiceFamily};
 
+pub use limit::{Limit, LimitLog};
+
 /// Session outcomes, the `outcome` label of `busway_sessions_total`.
 pub const OUTCOMES: [&str; 5] = ["ok", "refused", "timeout", "error", "forbidden"];
-
-/// The limits of CONTRACT section 10, the `limit` label of `busway_limit_rejections_total`.
-/// Every one is shown from the first scrape, at zero until it is hit.
-pub const LIMITS: [&str; 4] = [
-    "max_sessions",
-    "max_sessions_per_client",
-    "new_sessions_per_client",
-    "max_transports",
-];
 
 /// Where a session whose outcome is not one of [`OUTCOMES`] is counted.
 const ERROR: usize = 3;
@@ -79,7 +73,11 @@ pub struct Metrics {
     pub frames_rejected: LabeledCounter,
     pub config_reloads: LabeledCounter,
     pub handshakes: LabeledCounter,
+    /// `busway_limit_rejections_total{limit}`, every [`Limit`] shown from the start; count
+    /// through [`Metrics::limit_rejected`].
     pub limit_rejections: LabeledCounter,
+    /// Keeps refusals by a limit to a log line per second per limit and service.
+    pub limit_log: LimitLog,
     pub setup: DurationHistogram<{ SETUP_BUCKETS.len() }>,
 }
 
@@ -91,19 +89,14 @@ impl Default for Metrics {
             frames_rejected: LabeledCounter::new("reason"),
             config_reloads: LabeledCounter::new("result"),
             handshakes: LabeledCounter::new("kind"),
-            limit_rejections: LabeledCounter::with_values("limit", &LIMITS),
+            limit_rejections: LabeledCounter::with_values("limit", &Limit::labels()),
+            limit_log: LimitLog::default(),
             setup: DurationHistogram::new(SETUP_BUCKETS),
         }
     }
 }
 
 impl Metrics {
-    /// Counts a connection or session refused by `limit`, one of [`LIMITS`].
-    pub fn limit_rejected(&self, limit: &'static str) {
-        debug_assert!(LIMITS.contains(&limit), "{limit} is not one of LIMITS");
-        self.limit_rejections.inc(limit);
-    }
-
     /// The counters of `service`, created on first use and kept across reloads.
     pub fn service(&self, service: &str) -> Arc<ServiceMetrics> {
         let mut m = self.services.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,6 +106,25 @@ impl Metrics {
         let s = Arc::new(ServiceMetrics::default());
         m.insert(service.into(), s.clone());
         s
+    }
+
+    /// Counts a connection or session that `limit` refused.
+    pub fn limit_rejected(&self, limit: Limit) {
+        self.limit_rejections.inc(limit.label());
+    }
+
+    /// Counts a refusal by `limit` and logs it at most once per second per limit and service
+    /// (see [`LimitLog::refused`]): `what` is "session" or "transport", `client` the refused
+    /// address when there is one.
+    pub fn limit_refused(
+        &self,
+        limit: Limit,
+        service: &str,
+        what: &str,
+        client: Option<&dyn std::fmt::Display>,
+    ) {
+        self.limit_rejected(limit);
+        self.limit_log.refused(limit, service, what, client);
     }
 
     /// Registers every family of the node's own counters. The registry shares them, so what is
@@ -202,6 +214,7 @@ mod tests {
         s.active.fetch_add(2, Ordering::Relaxed);
         m.setup.observe(Duration::from_micros(300));
         m.frames_rejected.inc("checksum");
+        m.limit_rejected(Limit::MaxSessionsPerClient);
         let text = text(&m);
         for line in [
             "busway_sessions_active{service=\"chat\"} 2\n",
@@ -215,19 +228,17 @@ mod tests {
             "busway_session_setup_seconds_bucket{le=\"0.0005\"} 1\n",
             "busway_session_setup_seconds_count 1\n",
             "busway_frames_rejected_total{reason=\"checksum\"} 1\n",
+            "busway_limit_rejections_total{limit=\"max_sessions\"} 0\n",
+            "busway_limit_rejections_total{limit=\"max_sessions_per_client\"} 1\n",
+            "busway_limit_rejections_total{limit=\"new_sessions_per_client\"} 0\n",
+            "busway_limit_rejections_total{limit=\"max_transports\"} 0\n",
             "# TYPE busway_bytes_total counter\n",
             "# TYPE busway_sessions_active gauge\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
-        // Families with nothing counted yet are left out, but every limit is shown at zero.
+        // Families with nothing counted yet are left out.
         assert!(!text.contains("busway_config_reloads"), "{text}");
-        for limit in LIMITS {
-            let line = format!("busway_limit_rejections_total{{limit=\"{limit}\"}} 0\n");
-            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
-        }
-        m.limit_rejected("max_transports");
-        assert_eq!(m.limit_rejections.get("max_transports"), 1);
     }
 
     #[test]

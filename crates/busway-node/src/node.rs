@@ -18,25 +18,30 @@ use crate::metrics::Metrics;
 use crate::service::ServiceState;
 use crate::session::{bus_session, client_session};
 use crate::sessions::Sessions;
+use crate::tokens::Tokens;
 
-/// Why a node could not start.
+/// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener the node could not bind: fatal at start (exit 1), rejected on reload.
     #[error("{0}")]
     Bind(#[from] busway_net::BindError),
-    /// A certificate, key or CA file that cannot be read or used: a configuration error
-    /// (exit 2), found before anything is bound.
+    /// A file the configuration names is unusable (a TLS key, say): a configuration error,
+    /// exit 2 before anything serves. The message names the file and the key.
     #[error("configuration error: {0}")]
-    Config(#[from] busway_config::ConfigError),
+    Config(String),
+    /// `[node] state_dir` holds something the node cannot read back (exit 1): starting
+    /// without it would silently drop issued tokens or resumption keys.
+    #[error("state directory: {0}")]
+    State(String),
 }
 
 impl StartError {
-    /// The exit status of CONTRACT section 1: 2 for a configuration error, 1 otherwise.
+    /// The process exit status CONTRACT section 1 gives this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Bind(_) => 1,
             StartError::Config(_) => 2,
+            StartError::Bind(_) | StartError::State(_) => 1,
         }
     }
 }
@@ -84,6 +89,10 @@ pub struct Node {
     /// Held for the whole of a reload, so that a SIGHUP and a `POST /v1/reload` arriving
     /// together are applied one after the other, each against what the other left.
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Tokens this node issued (CONTRACT section 10), kept in `state_dir` when there is one.
+    pub tokens: Arc<Tokens>,
+    /// The ticket key and strike register of 0-RTT resumption, shared by every transport.
+    pub(crate) resumption: Arc<busway_proto::Resumption>,
 }
 
 /// Listeners bound but not yet serving.
@@ -114,7 +123,7 @@ impl Bound {
 pub(crate) async fn bind_all(
     services: Vec<(String, Address)>,
     bus: Vec<BusListener>,
-) -> Result<Bound, busway_net::BindError> {
+) -> Result<Bound, StartError> {
     let mut bound = Bound {
         services: Vec::new(),
         bus: Vec::new(),
@@ -124,7 +133,7 @@ pub(crate) async fn bind_all(
             Ok(l) => bound.services.push((name, addr, l)),
             Err(e) => {
                 bound.abandon();
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -133,33 +142,11 @@ pub(crate) async fn bind_all(
             Ok(l) => bound.bus.push((b, l)),
             Err(e) => {
                 bound.abandon();
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
     Ok(bound)
-}
-
-/// What the node's transports are made with.
-pub(crate) fn proto_config(cfg: &NodeConfig) -> busway_proto::Config {
-    busway_proto::Config {
-        node: cfg.node.name.clone(),
-        namespace: cfg.node.namespace.clone(),
-        labels: cfg.node.labels.clone(),
-        secret: cfg
-            .bus
-            .secret
-            .as_ref()
-            .map(|s| s.expose().as_bytes().to_vec()),
-        accepted: cfg
-            .bus
-            .also_accepted
-            .iter()
-            .map(|s| s.expose().as_bytes().to_vec())
-            .collect(),
-        handshake_timeout: cfg.bus.handshake_timeout,
-        ..busway_proto::Config::default()
-    }
 }
 
 impl Node {
@@ -167,7 +154,7 @@ impl Node {
     /// node and its `listening` lines in order: services, bus, admin.
     pub async fn start(cfg: NodeConfig) -> Result<(Arc<Node>, Vec<Listening>), StartError> {
         // The TLS files first: a bad one is a configuration error, before anything is bound.
-        let tls = crate::tls::Loaded::load(&cfg)?;
+        let tls = crate::tls::Loaded::load(&cfg).map_err(|e| StartError::Config(e.to_string()))?;
         if cfg.bus.secret.is_none() && !cfg.bus.listen.is_empty() {
             tracing::warn!("bus.secret is not set: peers are not authenticated");
         }
@@ -176,6 +163,14 @@ impl Node {
             .iter()
             .flat_map(|s| s.listen.iter().map(|a| (s.name.clone(), a.clone())))
             .collect();
+        let tokens = Arc::new(match &cfg.node.state_dir {
+            Some(dir) => Tokens::open(dir).map_err(StartError::State)?,
+            None => Tokens::in_memory(),
+        });
+        let resumption = crate::trust::load_resumption(cfg.node.state_dir.as_deref())
+            .map_err(StartError::State)?;
+        let proto = crate::trust::proto_config(&cfg, &tokens, Some(&resumption))
+            .map_err(StartError::Config)?;
         let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
@@ -189,11 +184,7 @@ impl Node {
         };
         let metrics = Arc::new(Metrics::default());
         let transports = Arc::new(Transports::default());
-        let ctx = Arc::new(BusCtx::new(
-            proto_config(&cfg),
-            metrics.clone(),
-            transports.clone(),
-        ));
+        let ctx = Arc::new(BusCtx::new(proto, metrics.clone(), transports.clone()));
         ctx.set_tls(tls.bus);
         ctx.set_max_transports(cfg.bus.max_transports);
         let resolver = RwLock::new(Resolver::new(&cfg.dns));
@@ -214,11 +205,14 @@ impl Node {
             reloads: tokio::sync::watch::channel(0).0,
             source: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            tokens,
+            resumption,
         });
         let me = Arc::downgrade(&node);
         node.pools
             .ctx()
             .set_peer_host(PeerHost(Box::new(move |ep| me.upgrade()?.peer_host(ep))));
+        node.pools.ctx().set_resume(cfg.bus.resumption);
         for s in &cfg.services {
             node.add_service(s.clone());
         }
@@ -236,6 +230,7 @@ impl Node {
         }
         node.warm_up().await;
         crate::peers::spawn(&node);
+        crate::trust::spawn_token_watch(&node);
         Ok((node, lines))
     }
 
@@ -387,7 +382,6 @@ impl Node {
     {
         crate::bus::tls::bind_channel(&mut proto, binding);
         let t = Transport::new(client, Side::Acceptor, proto);
-        t.set_channel_binding(binding);
         self.transports.add(&t);
         let n = self.clone();
         let on_open: OnOpen = Arc::new(move |opened| {
@@ -398,6 +392,7 @@ impl Node {
             on_open: Some(on_open),
             metrics: self.metrics.clone(),
             established: None,
+            on_ticket: None,
         };
         let reason = driver::run(io, t.clone(), spec).await;
         let node = busway_proto::clip(&t.node(), 128).to_string();
@@ -540,6 +535,14 @@ impl Node {
             tracing::warn!(
                 "some transports still had bytes to send at the end of the grace period"
             );
+        }
+        if let Some(dir) = &self.config().node.state_dir {
+            match crate::trust::save_resumption(dir, &self.resumption) {
+                Ok(f) => tracing::info!(file = %f.display(), "resumption state saved"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot save the resumption state: tickets issued so far get a full handshake after the restart")
+                }
+            }
         }
         for f in flushes {
             if !f.await.unwrap_or(false) {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use busway_config::{Address, BusConfig, ConfigError, NodeConfig, NodeSection};
 use busway_net::{Listener, Resolver};
 
-use crate::node::{bind_all, proto_config, Bound, Node};
+use crate::node::{bind_all, Bound, Node};
 
 /// Why a reload was rejected; the previous configuration keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,20 @@ pub enum ReloadError {
     Bind(#[from] busway_net::BindError),
     #[error("this node was not started from a file, so there is none to read again")]
     NoSource,
+    /// A file the new configuration names cannot be used (a TLS key, say).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl ReloadError {
+    /// The reload's view of a failure that would have stopped a start.
+    pub(crate) fn from_start(e: crate::node::StartError) -> ReloadError {
+        use crate::node::StartError;
+        match e {
+            StartError::Bind(b) => ReloadError::Bind(b),
+            StartError::Config(m) | StartError::State(m) => ReloadError::Unusable(m),
+        }
+    }
 }
 
 impl ReloadError {
@@ -39,7 +53,7 @@ impl ReloadError {
     /// the running node cannot apply.
     pub fn status(&self) -> u16 {
         match self {
-            ReloadError::Invalid(_) => 400,
+            ReloadError::Invalid(_) | ReloadError::Unusable(_) => 400,
             _ => 409,
         }
     }
@@ -150,8 +164,10 @@ impl Node {
         if !keys.is_empty() {
             return Err(ReloadError::NeedsRestart(keys));
         }
+        let proto = crate::trust::proto_config(&new, &self.tokens, Some(&self.resumption))
+            .map_err(ReloadError::Unusable)?;
         // Read again whether or not the section changed: a renewed certificate keeps its path.
-        let tls = crate::tls::Loaded::load(&new)?;
+        let tls = crate::tls::Loaded::load(&new).map_err(|e| ReloadError::Unusable(e.to_string()))?;
         let (bound, admin) = self.bind_new(&old, &new).await?;
 
         if old.dns != new.dns {
@@ -193,7 +209,8 @@ impl Node {
         }
         *self.admin_token.write().unwrap_or_else(|e| e.into_inner()) =
             new.admin.as_ref().and_then(|a| a.token.clone());
-        self.pools.ctx().set_proto(proto_config(&new));
+        self.pools.ctx().set_proto(proto);
+        self.pools.ctx().set_resume(new.bus.resumption);
         // New transports and admin connections take the files read above; established ones
         // keep the TLS session they negotiated.
         if tls.bus.is_some() || old.bus.tls.is_some() {
@@ -206,11 +223,14 @@ impl Node {
         *self.admin_tls.write().unwrap_or_else(|e| e.into_inner()) = tls.admin;
         self.pools.ctx().set_max_transports(new.bus.max_transports);
         if old.bus.secret != new.bus.secret || old.bus.also_accepted != new.bus.also_accepted {
-            // Established transports proved the old secret at their handshake and keep their
-            // sessions; there is no re-authentication in the protocol to ask them again.
-            tracing::info!(
-                "bus.secret changed: new transports use the new secret; established ones keep running"
-            );
+            // A transport whose peer proved a secret still listed still authenticates and
+            // keeps its sessions; one verified by a secret the list dropped closes.
+            tracing::info!("bus.secret changed: new transports use the new list");
+            self.close_rotated_out(&new);
+        }
+        if old.bus.token != new.bus.token {
+            // Tickets earned with the old token would resume its trust.
+            self.pools.clear_tickets();
         }
         if old.bus.connections_per_peer != new.bus.connections_per_peer {
             self.pools.set_per_peer(new.bus.connections_per_peer);
@@ -270,7 +290,9 @@ impl Node {
             .filter(|b| !existing_bus.contains(&b.address))
             .cloned()
             .collect();
-        let bound = bind_all(services, bus).await.map_err(ReloadError::Bind)?;
+        let bound = bind_all(services, bus)
+            .await
+            .map_err(ReloadError::from_start)?;
         let old_admin = old.admin.as_ref().map(|a| &a.listen);
         let admin = match new.admin.as_ref().map(|a| &a.listen) {
             Some(a) if Some(a) != old_admin => match Listener::bind(a).await {

@@ -252,6 +252,16 @@ fn admit(
         );
         return None;
     };
+    if !crate::trust::may_open(node, stream.transport(), &svc) {
+        let trust = stream.transport().trust().map_or("none", |t| t.label());
+        tracing::warn!(service = %svc.name, peer = %stream.transport().peer, node = %busway_proto::clip(&stream.transport().node(), 128), trust, "session refused: this transport may not open the service");
+        stream.reset(
+            ResetCode::Forbidden,
+            &format!("trust level {trust} may not open {}", svc.name),
+        );
+        svc.metrics.finished("forbidden");
+        return None;
+    }
     let id: Arc<str> = if !open.session_id.is_empty() && open.session_id.len() <= 64 {
         open.session_id.as_str().into()
     } else {

@@ -19,12 +19,19 @@ use crate::stream::Stream;
 
 impl Connection {
     /// Opens a stream; returns its id. Data may follow at once, within the peer's
-    /// `stream_window` ([`Connection::capacity`]).
+    /// `stream_window` ([`Connection::capacity`]). `Blocked` while the handshake has not got
+    /// far enough (wait for [`crate::Event::Established`]); `Closed` once the transport failed
+    /// or either side said GoAway.
     pub fn open(&mut self, p: OpenParams) -> Result<u64, StreamError> {
         if !self.can_open() {
-            return Err(StreamError::Closed);
+            let over = self.error.is_some() || self.local_goaway || self.peer_goaway;
+            return Err(if over {
+                StreamError::Closed
+            } else {
+                StreamError::Blocked
+            });
         }
-        let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
+        let send_credit = self.initial_send_credit();
         let open = Open {
             stream: self.streams.next_local_id(),
             service: p.service,

@@ -50,10 +50,12 @@ pub fn witness(answer: Option<(Duration, &'static [u8])>) -> (Backend, Log) {
             if let (Some((delay, reply)), Some(t), false) = (answer, first, answered) {
                 if t.elapsed() >= delay {
                     answered = true;
+                    // Recorded before the write: once the reply is out, a client may read it
+                    // (and look here) before this thread runs again.
+                    record(&l, i, |e| e.answered_at = Some(Instant::now()));
                     if s.write_all(reply).is_err() {
                         break;
                     }
-                    record(&l, i, |e| e.answered_at = Some(Instant::now()));
                 }
             }
             match s.read(&mut buf) {

@@ -53,8 +53,9 @@ fn garbage_wrong_version_and_oversize_close_only_that_transport() {
 
     send_and_expect_close(&bus, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     send_and_expect_close(&bus, &[0x07, 0x05, 1, 2, 3, 4, 5, 0, 0, 0, 0]);
-    send_and_expect_close(&bus, &[0x02, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-    let mut bad_check = vec![0x02, 0x02, 0x08, 0x01];
+    let v = busway_proto::VERSION as u8;
+    send_and_expect_close(&bus, &[v, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let mut bad_check = vec![v, 0x02, 0x08, 0x01];
     bad_check.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
     send_and_expect_close(&bus, &bad_check);
 
@@ -105,7 +106,7 @@ fn a_secret_mismatch_carries_no_session_and_never_leaks_the_secret() {
     let wrong = ingress_toml(&egress.url("bus"), "").replace(SECRET, "not-the-secret-xyz");
     let ingress = Proc::run_toml(&dir, "i.toml", &wrong);
     let admin_e = egress.addr("admin");
-    // The ingress checks the egress's proof first and tells it why it hangs up (GoAway), so
+    // The egress checks the ingress's proof first and tells it why it hangs up (GoAway), so
     // both sides count the failure as `auth` and log it.
     let admin_i = ingress.addr("admin");
     for admin in [&admin_i, &admin_e] {

@@ -1,5 +1,6 @@
 //! CONTRACT 9.6 on an established transport: a peer that completed the handshake and then sends
-//! what no busway node sends — a bad check, an oversize frame, bytes beyond its credit, frames
+//! what no busway node sends — a bad MAC (the transport proved a secret without TLS, so its
+//! envelopes are keyed: CONTRACT 10), an oversize frame, bytes beyond its credit, frames
 //! for streams it never opened, ids out of order — or floods and never reads, or grants no
 //! credit at all, is closed with a logged reason and a counted metric, while the real session
 //! on the node's other transport goes on. The peer is `busway_proto::Connection` over a real
@@ -10,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use busway_proto::frame::Body;
-use busway_proto::{encode, Config, Data, Frame, Open, Ping};
+use busway_proto::{Config, Data, Frame, Open, Ping};
 use bytes::{Bytes, BytesMut};
 use common::peer::FakePeer;
 use common::*;
@@ -93,10 +94,11 @@ fn attack_closes_only_that_transport(reason: &str, attack: impl FnOnce(&mut Fake
 }
 
 #[test]
-fn a_bad_check_after_the_handshake_closes_the_transport() {
-    attack_closes_only_that_transport("checksum", |p| {
+fn a_bad_mac_after_the_handshake_closes_the_transport() {
+    attack_closes_only_that_transport("auth", |p| {
         let mut b = BytesMut::new();
-        encode(&Frame::new(Body::Ping(Ping { timepoint_us: 1 })), &mut b);
+        p.conn
+            .encode_frame(&Frame::new(Body::Ping(Ping { timepoint_us: 1 })), &mut b);
         let last = b.len() - 1;
         b[last] ^= 0x40;
         p.send_raw(&b);
@@ -106,8 +108,8 @@ fn a_bad_check_after_the_handshake_closes_the_transport() {
 #[test]
 fn an_oversize_frame_after_the_handshake_closes_the_transport() {
     attack_closes_only_that_transport("oversize", |p| {
-        // The envelope version, then a length of 16 MiB: refused before any body is read.
-        p.send_raw(&[busway_proto::VERSION as u8, 0x80, 0x80, 0x80, 0x08]);
+        // The keyed envelope version, then a length of 16 MiB: refused before any body is read.
+        p.send_raw(&[busway_proto::KEYED_VERSION as u8, 0x80, 0x80, 0x80, 0x08]);
     });
 }
 
@@ -117,11 +119,12 @@ fn bytes_beyond_the_stream_window_close_the_transport() {
         // A window and a half on a stream whose session is still dialling its backend, so
         // nothing is released: the excess is the peer's alone.
         let mut b = BytesMut::new();
-        encode(&open(1, "stuck"), &mut b);
+        p.conn.encode_frame(&open(1, "stuck"), &mut b);
         let window = busway_proto::DEFAULT_STREAM_WINDOW as usize;
         let mut offset = 0u64;
         for _ in 0..(window / 65_536 * 3 / 2) {
-            encode(&data(1, offset, vec![b'z'; 65_536]), &mut b);
+            p.conn
+                .encode_frame(&data(1, offset, vec![b'z'; 65_536]), &mut b);
             offset += 65_536;
         }
         p.send_raw(&b);
@@ -150,7 +153,7 @@ fn a_ping_flood_closes_the_transport() {
     attack_closes_only_that_transport("flood", |p| {
         let mut pings = BytesMut::new();
         for t in 0..2000u64 {
-            encode(
+            p.conn.encode_frame(
                 &Frame::new(Body::Ping(Ping { timepoint_us: t })),
                 &mut pings,
             );

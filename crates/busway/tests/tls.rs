@@ -299,6 +299,83 @@ fn recording_relay(target: &str) -> (String, Arc<Mutex<Vec<u8>>>) {
     (url, seen)
 }
 
+/// Forwards connections on a fresh loopback port to `target`, holding every chunk for `delay`
+/// in each direction (in order), as a path with that one-way delay would. Returns its URL and
+/// when it accepted each connection.
+fn delaying_relay(target: &str, delay: Duration) -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("tcp://{}", l.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let (target, record) = (target.to_string(), accepted.clone());
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            record.lock().unwrap().push(Instant::now());
+            let Ok(t) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let _ = (c.set_nodelay(true), t.set_nodelay(true));
+            for (mut from, mut to) in [(c.try_clone().unwrap(), t.try_clone().unwrap()), (t, c)] {
+                let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    for (due, bytes) in rx {
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                        if to.write_all(&bytes).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn tls_adds_no_round_trip_of_its_own_to_the_bus_handshake() {
+    // With a one-way delay D, a plaintext handshake is up at the dialer 4 D after the TCP
+    // connect (Hello, Challenge, Auth, Accept). Under TLS the exporter binds the bus handshake
+    // to the TLS session, so the dialer sends Hello and Auth with its TLS Finished: TLS's round
+    // trip replaces the Challenge and it is up after 4 D too. Without the binding it would be
+    // 6 D. The plaintext run is the control of the method.
+    const D: Duration = Duration::from_millis(150);
+    let pki_dir = TempDir::new("tls-rtt-pki");
+    let pki = Pki::new(&pki_dir);
+    let section = pki.section("node", "ca", "");
+    for tls in [false, true] {
+        let dir = TempDir::new("tls-rtt");
+        let backend = backends::echo();
+        let t = tls.then_some(section.as_str());
+        let e = egress(&dir, "\"tcp://127.0.0.1:0\"", "", t, &backend.url());
+        let (relay, accepted) = delaying_relay(&e.addr("bus"), D);
+        let i = ingress(&dir, "ingress.toml", &relay, t);
+        let admin = i.addr("admin");
+        let up = wait_for(Duration::from_secs(10), || {
+            busway_test_support::http::get(&admin, "/v1/peers")
+                .body
+                .contains("\"state\":\"up\"")
+        });
+        let seen = Instant::now();
+        assert!(up, "tls {tls}: {}", i.stderr());
+        let first = *accepted.lock().unwrap().first().expect("the relay saw the dial");
+        let took = seen - first;
+        assert!(
+            took >= 4 * D && took < 5 * D,
+            "tls {tls}: up {took:?} after the TCP connect, D = {D:?}"
+        );
+        roundtrip(&mut connect(&i.addr("chat")), b"over the slow path\n");
+    }
+}
+
 #[test]
 fn a_marker_sent_by_a_client_never_crosses_the_bus_in_clear() {
     const MARKER: &[u8] = b"MARKER-7f3a9c-never-in-clear";

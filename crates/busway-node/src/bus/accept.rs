@@ -8,15 +8,15 @@
 //! is left after TLS, so a peer that trickles its TLS records cannot stretch the whole beyond
 //! it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use busway_net::tls::{self, Binding};
 use busway_net::Conn;
 use tokio::time::Instant;
 
 use super::pool::{Admitted, BusCtx};
+use crate::metrics::Limit;
 
 /// An accepted connection ready for the bus handshake.
 pub(crate) enum Secured {
@@ -25,21 +25,15 @@ pub(crate) enum Secured {
 }
 
 /// Counts `conn` against `max_transports`, or refuses it: it is dropped (closed) without a
-/// byte, counted, and logged at most once a second.
+/// byte, counted in `busway_limit_rejections_total{limit="max_transports"}`, and logged at
+/// most once a second (as service `bus`: the limit is the node's, not a service's).
 pub(crate) fn admit(ctx: &Arc<BusCtx>, conn: Conn, client: &str) -> Option<(Conn, Admitted)> {
     if let Some(a) = ctx.admit() {
         return Some((conn, a));
     }
     drop(conn);
-    ctx.metrics.limit_rejected("max_transports");
-    if REFUSALS_LOGGED.due() {
-        tracing::warn!(
-            peer = %client,
-            limit = "max_transports",
-            open = ctx.accepted(),
-            "bus connection refused: max_transports reached (logged at most once a second)"
-        );
-    }
+    ctx.metrics
+        .limit_refused(Limit::MaxTransports, "bus", "transport", Some(&client));
     None
 }
 
@@ -90,39 +84,4 @@ pub(crate) async fn secure(
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
     Some((secured, proto))
-}
-
-/// Lets one log line through per second.
-pub(crate) struct EverySecond(AtomicU64);
-
-/// For the `max_transports` refusals of every node in the process (one, outside the demo).
-static REFUSALS_LOGGED: EverySecond = EverySecond(AtomicU64::new(0));
-
-impl EverySecond {
-    /// True for the first call in each second.
-    pub(crate) fn due(&self) -> bool {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .wrapping_add(1);
-        let last = self.0.load(Ordering::Relaxed);
-        last != now
-            && self
-                .0
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn once_a_second() {
-        let gate = EverySecond(AtomicU64::new(0));
-        let passed = (0..1000).filter(|_| gate.due()).count();
-        // A thousand calls take far less than a second, but may straddle one boundary.
-        assert!((1..=2).contains(&passed), "{passed}");
-    }
 }

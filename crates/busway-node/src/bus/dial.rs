@@ -13,6 +13,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::driver;
 use super::pool::{lock, BusCtx, PeerPool, Phase};
+use super::tickets::Tickets;
 use super::tls::BusTls;
 use super::transport::Transport;
 
@@ -72,6 +73,7 @@ pub(super) async fn dial_loop(
         }
         let Some(p) = pool.upgrade() else { return };
         let endpoint = p.endpoint.clone();
+        let tickets = p.tickets.clone();
         // A retry after a failure stays down until it succeeds: sessions do not wait for a
         // peer that failed, only for one being dialled for the first time or after it was up.
         drop(p);
@@ -88,7 +90,7 @@ pub(super) async fn dial_loop(
             // Two monomorphic runs rather than one over a socket enum: the plaintext driver
             // stays exactly what it was.
             Ok(sock) => match ctx.tls() {
-                None => Some(run(sock, ctx.proto(), None, &pool, slot, &mut retired, &ctx).await),
+                None => Some(run(sock, ctx.proto(), None, &pool, slot, &mut retired, &ctx, &tickets).await),
                 Some(tls) => {
                     let secured = tokio::select! {
                         r = secure(&tls, &ctx, &endpoint, sock) => r,
@@ -96,7 +98,8 @@ pub(super) async fn dial_loop(
                     };
                     match secured {
                         Ok((s, proto, binding)) => Some(
-                            run(s, proto, Some(binding), &pool, slot, &mut retired, &ctx).await,
+                            run(s, proto, Some(binding), &pool, slot, &mut retired, &ctx, &tickets)
+                                .await,
                         ),
                         Err(why) => {
                             failed(&pool, slot, why);
@@ -196,7 +199,10 @@ enum Ran {
 }
 
 /// Runs one dialled transport until it ends, keeping the pool's view of it up to date; a slot
-/// retired meanwhile drains it with a GoAway so that the sessions on it run to their end.
+/// retired meanwhile drains it with a GoAway so that the sessions on it run to their end. It
+/// resumes with one of the peer's `tickets` when the node resumes, and keeps the ones the peer
+/// hands it.
+#[allow(clippy::too_many_arguments)]
 async fn run<S>(
     io: S,
     mut proto: busway_proto::Config,
@@ -205,6 +211,7 @@ async fn run<S>(
     slot: u64,
     retired: &mut watch::Receiver<Option<Retired>>,
     ctx: &Arc<BusCtx>,
+    tickets: &Arc<Tickets>,
 ) -> Ran
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -213,8 +220,10 @@ where
         return Ran::Retired;
     };
     super::tls::bind_channel(&mut proto, binding);
+    if ctx.resumes() {
+        proto.ticket = tickets.take();
+    }
     let t = Transport::new(endpoint.to_string(), Side::Initiator, proto);
-    t.set_channel_binding(binding);
     ctx.transports.add(&t);
     // Listed before it is up, so the pool counts it as up the moment its handshake
     // completes: nobody sees an established transport the pool does not offer.
@@ -226,6 +235,11 @@ where
         on_open: None,
         metrics: ctx.metrics.clone(),
         established: Some(est_tx),
+        on_ticket: ctx.resumes().then(|| {
+            let keep = tickets.clone();
+            let on: driver::OnTicket = Arc::new(move |t| keep.keep(t));
+            on
+        }),
     };
     let mut run = tokio::spawn(driver::run(io, t.clone(), spec));
     let started = Instant::now();

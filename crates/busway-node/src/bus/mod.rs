@@ -5,7 +5,8 @@
 //! - [`driver`] runs one transport: it alone touches the socket.
 //! - [`stream`] is a session's handle on one stream.
 //! - [`pool`] keeps `connections_per_peer` transports open to one peer; each comes from one
-//!   slot's [`dial`] loop, which redials with backoff.
+//!   slot's [`dial`] loop, which redials with backoff; [`tickets`] holds the resumption
+//!   tickets the peer gave it, for 0-RTT redials.
 //! - [`accept`] takes what a bus listener accepted: `max_transports`, then TLS within
 //!   `handshake_timeout`; [`tls`] is `[bus.tls]` as both sides use it.
 
@@ -14,6 +15,7 @@ mod dial;
 pub mod driver;
 pub mod pool;
 pub mod stream;
+pub mod tickets;
 pub mod tls;
 pub mod transport;
 

@@ -39,6 +39,8 @@ pub struct BusCtx {
     proto: RwLock<busway_proto::Config>,
     pub metrics: Arc<Metrics>,
     pub transports: Arc<Transports>,
+    /// `[bus] resumption`: dials present a ticket of the peer's when they hold one.
+    resume: std::sync::atomic::AtomicBool,
     /// `[bus.tls]` as last loaded; like `proto`, what new transports use.
     tls: RwLock<Option<Arc<BusTls>>>,
     /// `bus.max_transports`: accepted bus connections at once, handshaking or established.
@@ -78,11 +80,21 @@ impl BusCtx {
             proto: RwLock::new(proto),
             metrics,
             transports,
+            resume: std::sync::atomic::AtomicBool::new(true),
             tls: RwLock::new(None),
             max_transports: AtomicU32::new(u32::MAX),
             accepted: AtomicU32::new(0),
             peer_host: OnceLock::new(),
         }
+    }
+
+    /// Whether dials resume with tickets (`[bus] resumption`).
+    pub fn set_resume(&self, on: bool) {
+        self.resume.store(on, Ordering::Relaxed);
+    }
+
+    pub fn resumes(&self) -> bool {
+        self.resume.load(Ordering::Relaxed)
     }
 
     /// The settings for a transport made now.
@@ -176,6 +188,8 @@ pub struct PeerPool {
     /// Bumped whenever a transport or a phase changes, so waiting sessions look again.
     changed: watch::Sender<u64>,
     ctx: Arc<BusCtx>,
+    /// Resumption tickets this peer issued to us.
+    pub tickets: Arc<super::tickets::Tickets>,
 }
 
 impl PeerPool {
@@ -189,6 +203,7 @@ impl PeerPool {
             last_error: Mutex::new(String::new()),
             changed: watch::channel(0).0,
             ctx,
+            tickets: Arc::default(),
         });
         pool.resize(n);
         pool
@@ -387,6 +402,13 @@ impl Pools {
     }
 
     /// Applies a new `connections_per_peer` to every pool and to those made later.
+    /// Forgets every resumption ticket of every peer.
+    pub fn clear_tickets(&self) {
+        for p in lock(&self.map).values() {
+            p.tickets.clear();
+        }
+    }
+
     pub fn set_per_peer(&self, n: u32) {
         // Stored before the map is locked: a pool made meanwhile either reads the new value or
         // is already in the map, and is resized below.

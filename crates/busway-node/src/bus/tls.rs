@@ -81,14 +81,11 @@ impl BusTls {
 }
 
 /// Hands the keying material a TLS session exported to the bus handshake, which binds it into
-/// its transcript (CONTRACT section 10, issue 12).
-///
-/// HOOK: `busway_proto::Config` has no `channel_binding` field yet (the handshake rewrite adds
-/// `channel_binding: Option<[u8; 32]>`); until it does, the binding is only kept on the
-/// [`Transport`](super::Transport) (`Transport::channel_binding`). Once the field exists this
-/// is the one line to add: `proto.channel_binding = binding;`.
+/// its transcript (docs/PROTOCOL.md section 3.1): the handshake then belongs to this TLS
+/// connection and no other, and the initiator sends its proof without waiting for the
+/// acceptor's nonce. Both ends set it from the same session, or their proofs fail.
 pub fn bind_channel(proto: &mut busway_proto::Config, binding: Option<Binding>) {
-    let _ = (proto, binding);
+    proto.channel_binding = binding;
 }
 
 #[cfg(test)]

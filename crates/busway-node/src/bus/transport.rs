@@ -9,11 +9,11 @@
 //! arrive. Wakers are woken after the lock is released.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Duration;
 
-use busway_proto::{Config, Connection, OpenParams, Side};
+use busway_proto::{Config, Connection, OpenParams, Side, Trust};
 use serde::Serialize;
 
 use super::stream::BusStream;
@@ -67,24 +67,9 @@ pub struct Transport {
     /// Encoded bytes the driver holds and has not written yet.
     pub(crate) unsent: AtomicUsize,
     finished: AtomicBool,
-    /// Under TLS, the keying material exported from its session (see
-    /// [`super::tls::bind_channel`]); set once, before the transport runs.
-    channel_binding: Binding,
-}
-
-/// The exported keying material, kept out of `Debug` output: it is derived from the TLS
-/// session's secrets, and whoever knows it could bind a handshake to that session.
-#[derive(Default)]
-struct Binding(OnceLock<[u8; 32]>);
-
-impl std::fmt::Debug for Binding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "Some(<redacted>)"
-        } else {
-            "None"
-        })
-    }
+    /// Set when the node ends the transport for what its peer no longer is (a token revoked
+    /// or expired, a secret rotated out); the driver closes it at its next poll.
+    revoked: Mutex<Option<&'static str>>,
 }
 
 /// The admin API's row for a transport (`GET /v1/peers`).
@@ -97,6 +82,8 @@ pub struct PeerView {
     pub sessions: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// `secret`, `token` or `anonymous` (CONTRACT section 10); `null` while handshaking.
+    pub trust: Option<&'static str>,
 }
 
 impl Transport {
@@ -121,20 +108,8 @@ impl Transport {
             going_away: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
-            channel_binding: Binding::default(),
+            revoked: Mutex::new(None),
         })
-    }
-
-    /// Records the keying material of the TLS session the transport runs in.
-    pub(crate) fn set_channel_binding(&self, binding: Option<[u8; 32]>) {
-        if let Some(b) = binding {
-            let _ = self.channel_binding.0.set(b);
-        }
-    }
-
-    /// The keying material of the TLS session the transport runs in; `None` in plaintext.
-    pub fn channel_binding(&self) -> Option<&[u8; 32]> {
-        self.channel_binding.0.get()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -234,6 +209,35 @@ impl Transport {
         Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
     }
 
+    /// Which end of the transport this node is.
+    pub fn side(&self) -> Side {
+        self.lock().conn.side()
+    }
+
+    /// What the peer proved, once established.
+    pub fn trust(&self) -> Option<Trust> {
+        self.lock().conn.trust().cloned()
+    }
+
+    /// Which of our secrets verified the peer ([`busway_proto::Connection::verified_by`]).
+    pub fn verified_by(&self) -> Option<[u8; 8]> {
+        self.lock().conn.verified_by()
+    }
+
+    /// Ends the transport because its peer's credential no longer holds: the driver closes it
+    /// (and every session on it) at once, naming `why`.
+    pub fn revoke(&self, why: &'static str) {
+        *self.revoked.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        let waker = self.lock().driver.clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn revoked(&self) -> Option<&'static str> {
+        *self.revoked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn view(&self) -> PeerView {
         PeerView {
             peer: self.peer.clone(),
@@ -243,6 +247,7 @@ impl Transport {
             sessions: self.streams.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            trust: self.trust().map(|t| t.label()),
         }
     }
 }

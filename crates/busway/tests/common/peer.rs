@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use busway_proto::{encode, Config, Connection, Frame, Side};
+use busway_proto::{Config, Connection, Frame, Side};
 use bytes::BytesMut;
 
 pub struct FakePeer {
@@ -53,10 +53,10 @@ impl FakePeer {
         let _ = self.sock.write_all(&out);
     }
 
-    /// Sends one frame with a valid envelope.
+    /// Sends one frame with a valid envelope (keyed when the transport is).
     pub fn send(&mut self, f: &Frame) {
         let mut b = BytesMut::new();
-        encode(f, &mut b);
+        self.conn.encode_frame(f, &mut b);
         self.send_raw(&b);
     }
 

@@ -1,0 +1,300 @@
+//! Trust levels of CONTRACT section 10 between real nodes: a token-authenticated ingress known
+//! by the token's name and limited to its services, revocation and expiry closing its
+//! transports, anonymous transports and `anonymous = true` services, forbidden sessions refused
+//! before any backend dial, and a reload that drops a secret closing the transports verified by
+//! it.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use busway_test_support::backends;
+use busway_test_support::http::{self, request};
+use busway_test_support::proc::{Proc, TempDir};
+use common::*;
+
+const ADMIN: Option<&str> = Some("admin-token-for-trust");
+
+/// An egress with two services, `chat` (anonymous = `anon_chat`) and `mail`, on one backend.
+fn issuer(dir: &TempDir, backend: &str, bus: &str) -> Proc {
+    let cfg = format!(
+        r#"
+[node]
+name = "issuer"
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+token = "admin-token-for-trust"
+[bus]
+listen = ["tcp://127.0.0.1:0"]
+{bus}
+[[service]]
+name = "chat"
+backends = ["{backend}"]
+anonymous = true
+[[service]]
+name = "mail"
+backends = ["{backend}"]
+"#
+    );
+    Proc::run_toml(dir, "issuer.toml", &cfg)
+}
+
+/// An ingress that carries `chat` and `mail` to `peer` with `bus` as its `[bus]` section.
+fn holder(dir: &TempDir, name: &str, peer: &str, bus: &str) -> Proc {
+    let cfg = format!(
+        r#"
+[node]
+name = "{name}"
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+{bus}
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["{peer}"]
+connect_timeout = "1s"
+[[service]]
+name = "mail"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["{peer}"]
+connect_timeout = "1s"
+"#
+    );
+    Proc::run_toml(dir, &format!("{name}.toml"), &cfg)
+}
+
+fn listen_addr(p: &Proc, service: &str) -> String {
+    p.addr(service)
+}
+
+/// The client is closed without a byte, within `limit`.
+fn closed_without_a_byte(addr: &str, limit: Duration) {
+    let mut c = connect(addr);
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 16];
+    let started = Instant::now();
+    let n = c
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("not closed within {limit:?}: {e}"));
+    assert_eq!(n, 0, "the client got bytes");
+    assert!(started.elapsed() < limit);
+}
+
+fn issue(admin: &str, body: &str) -> (String, String) {
+    let a = request("POST", admin, "/v1/tokens", ADMIN, body.as_bytes());
+    assert_eq!(a.status, 201, "{}", a.body);
+    let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    (
+        v["id"].as_str().unwrap().into(),
+        v["token"].as_str().unwrap().into(),
+    )
+}
+
+fn peers(admin: &str) -> serde_json::Value {
+    serde_json::from_str(&http::get(admin, "/v1/peers").body).unwrap()
+}
+
+fn forbidden(admin: &str, service: &str) -> f64 {
+    metric(
+        admin,
+        &format!("busway_sessions_total{{service=\"{service}\",outcome=\"forbidden\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn a_token_holder_is_known_by_its_name_and_reaches_only_its_services_until_revoked() {
+    let dir = TempDir::new("trust-token");
+    let backend = backends::echo();
+    let egress = issuer(&dir, &backend.url(), &format!("secret = \"{SECRET}\""));
+    let admin_e = egress.addr("admin");
+    let (id, token) = issue(
+        &admin_e,
+        r#"{"node": "edge-t", "services": ["chat"], "ttl": "1h"}"#,
+    );
+    let ingress = holder(
+        &dir,
+        "calls-itself-something-else",
+        &egress.url("bus"),
+        &format!("token = \"{token}\""),
+    );
+    let admin_i = ingress.addr("admin");
+    wait_peer_up(&admin_i);
+
+    let mut c = connect(&listen_addr(&ingress, "chat"));
+    roundtrip(&mut c, b"through a token");
+    let p = peers(&admin_e);
+    assert_eq!(p[0]["node"], "edge-t", "{p}");
+    assert_eq!(p[0]["trust"], "token", "{p}");
+    assert_eq!(peers(&admin_i)[0]["trust"], "token");
+
+    let before = backend.accepted();
+    closed_without_a_byte(&listen_addr(&ingress, "mail"), Duration::from_secs(2));
+    assert!(wait_for(Duration::from_secs(2), || forbidden(
+        &admin_e, "mail"
+    ) == 1.0));
+    assert!(wait_for(Duration::from_secs(2), || forbidden(
+        &admin_i, "mail"
+    ) == 1.0));
+    assert_eq!(
+        backend.accepted(),
+        before,
+        "a forbidden session dialled the backend"
+    );
+
+    let log_has_token = |p: &Proc| p.stderr().contains(&token);
+    assert_eq!(
+        request("DELETE", &admin_e, &format!("/v1/tokens/{id}"), ADMIN, b"").status,
+        204
+    );
+    let revoked = Instant::now();
+    // Its transport closes within a second, and so does the session on it.
+    c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    assert!(
+        revoked.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        revoked.elapsed()
+    );
+    // New transports are refused with reason token.
+    assert!(wait_for(Duration::from_secs(3), || {
+        metric(
+            &admin_e,
+            "busway_handshake_failures_total{reason=\"token\"}",
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    }));
+    assert!(!log_has_token(&egress) && !log_has_token(&ingress));
+}
+
+#[test]
+fn an_expired_token_closes_its_transports() {
+    let dir = TempDir::new("trust-expiry");
+    let backend = backends::echo();
+    let egress = issuer(&dir, &backend.url(), &format!("secret = \"{SECRET}\""));
+    let admin_e = egress.addr("admin");
+    let (_, token) = issue(
+        &admin_e,
+        r#"{"node": "edge-x", "services": ["chat", "mail"], "ttl": "2s"}"#,
+    );
+    let issued = Instant::now();
+    let ingress = holder(
+        &dir,
+        "edge-x",
+        &egress.url("bus"),
+        &format!("token = \"{token}\""),
+    );
+    wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&listen_addr(&ingress, "mail"));
+    roundtrip(&mut c, b"before expiry");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    let closed = issued.elapsed();
+    assert!(
+        closed >= Duration::from_millis(1500) && closed < Duration::from_millis(3200),
+        "closed after {closed:?}"
+    );
+    assert!(http::get(&admin_e, "/v1/tokens").status == 401);
+    assert_eq!(
+        request("GET", &admin_e, "/v1/tokens", ADMIN, b"").body,
+        "[]"
+    );
+}
+
+#[test]
+fn anonymous_transports_open_only_anonymous_services() {
+    let dir = TempDir::new("trust-anon");
+    let backend = backends::echo();
+    let egress = issuer(
+        &dir,
+        &backend.url(),
+        &format!("secret = \"{SECRET}\"\nanonymous = true"),
+    );
+    let admin_e = egress.addr("admin");
+    let ingress = holder(&dir, "stranger", &egress.url("bus"), "");
+    wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&listen_addr(&ingress, "chat"));
+    roundtrip(&mut c, b"anonymous and allowed");
+    assert_eq!(peers(&admin_e)[0]["trust"], "anonymous");
+    let before = backend.accepted();
+    closed_without_a_byte(&listen_addr(&ingress, "mail"), Duration::from_secs(2));
+    assert!(wait_for(Duration::from_secs(2), || forbidden(
+        &admin_e, "mail"
+    ) == 1.0));
+    assert_eq!(backend.accepted(), before);
+
+    // Without `anonymous = true` the same peer is refused at the handshake (auth).
+    let strict = issuer(&dir, &backend.url(), &format!("secret = \"{SECRET}\""));
+    let other = holder(&dir, "stranger2", &strict.url("bus"), "");
+    assert!(wait_for(Duration::from_secs(3), || {
+        metric(
+            &strict.addr("admin"),
+            "busway_handshake_failures_total{reason=\"auth\"}",
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    }));
+    closed_without_a_byte(&listen_addr(&other, "chat"), Duration::from_secs(3));
+}
+
+#[test]
+fn a_reload_that_drops_a_secret_closes_the_transports_it_verified() {
+    let dir = TempDir::new("trust-rotate");
+    let backend = backends::echo();
+    let old = "the-old-secret-of-this-test";
+    let new = "the-new-secret-of-this-test";
+    let bus = |list: &str| format!("secret = {list}");
+    let egress = issuer(
+        &dir,
+        &backend.url(),
+        &bus(&format!("[\"{new}\", \"{old}\"]")),
+    );
+    let ingress = holder(
+        &dir,
+        "ingress",
+        &egress.url("bus"),
+        &bus(&format!("[\"{old}\", \"{new}\"]")),
+    );
+    wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&listen_addr(&ingress, "chat"));
+    roundtrip(&mut c, b"proved the old one");
+
+    // Keeping the old secret listed keeps the transport.
+    let keep = std::fs::read_to_string(dir.path("issuer.toml")).unwrap();
+    dir.write(
+        "issuer.toml",
+        &keep.replace(
+            &format!("[\"{new}\", \"{old}\"]"),
+            &format!("[\"{old}\", \"{new}\"]"),
+        ),
+    );
+    egress.signal(1);
+    std::thread::sleep(Duration::from_millis(700));
+    roundtrip(&mut c, b"still there");
+
+    // Dropping it closes the transport the ingress verified with it, and its session.
+    dir.write(
+        "issuer.toml",
+        &keep.replace(&format!("[\"{new}\", \"{old}\"]"), &format!("\"{new}\"")),
+    );
+    egress.signal(1);
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        c.read(&mut buf).unwrap_or(0),
+        0,
+        "the transport survived the rotation"
+    );
+    // The ingress redials, now proving... its first, the old one: refused until it rotates.
+    let admin_e = egress.addr("admin");
+    assert!(wait_for(Duration::from_secs(3), || {
+        metric(&admin_e, "busway_handshake_failures_total{reason=\"auth\"}").unwrap_or(0.0) >= 1.0
+    }));
+}
