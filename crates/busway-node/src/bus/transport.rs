@@ -209,6 +209,11 @@ impl Transport {
         Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
     }
 
+    /// Which end of the transport this node is.
+    pub fn side(&self) -> Side {
+        self.lock().conn.side()
+    }
+
     /// What the peer proved, once established.
     pub fn trust(&self) -> Option<Trust> {
         self.lock().conn.trust().cloned()
