@@ -78,8 +78,14 @@ fn admit_client(node: &Node, svc: &ServiceState, client: &str) -> Option<Admissi
 }
 
 /// Admits a session a peer opened under the service's `max_sessions`, or resets its stream (so
-/// the ingress closes its client) and counts and logs the refusal.
-fn admit_bus(node: &Node, svc: &ServiceState, stream: &crate::bus::BusStream) -> Option<Admission> {
+/// the ingress closes its client) and counts and logs the refusal; `client` is the session's
+/// client as this node lists it (`ADDRESS via NODE`).
+fn admit_bus(
+    node: &Node,
+    svc: &ServiceState,
+    stream: &crate::bus::BusStream,
+    client: &str,
+) -> Option<Admission> {
     match svc.limits.admit_bus(&svc.config().limits) {
         Ok(a) => Some(a),
         Err(limit) => {
@@ -87,7 +93,7 @@ fn admit_bus(node: &Node, svc: &ServiceState, stream: &crate::bus::BusStream) ->
                 ResetCode::Refused,
                 &format!("{limit} of service {} reached at {}", svc.name, node.name),
             );
-            refused(node, svc, limit, &stream.transport().peer);
+            refused(node, svc, limit, &client);
             None
         }
     }
@@ -247,7 +253,7 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     let Some((svc, id, client)) = admit(&node, open, pinned, &stream) else {
         return;
     };
-    let Some(_admitted) = admit_bus(&node, &svc, &stream) else {
+    let Some(_admitted) = admit_bus(&node, &svc, &stream, &client) else {
         return;
     };
     let s = begin(&node, &svc, id, client).await;
