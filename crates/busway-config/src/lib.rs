@@ -114,3 +114,9 @@ pub fn hostname() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "busway".to_string())
 }
+
+/// Checks a service, node or namespace name by the rules the config files use (for names that
+/// arrive by other ways, such as the tokens API).
+pub fn validate_name(value: &str) -> Result<(), String> {
+    validate::name(value)
+}

@@ -83,7 +83,7 @@ async fn echo_backend() -> std::io::Result<u16> {
 /// Starts the demo with clients connecting on `listen`; returns both nodes and the lines to print.
 pub async fn start(listen: Address) -> Result<(Vec<Arc<Node>>, Vec<Listening>), StartError> {
     let echo = echo_backend().await.map_err(|source| {
-        StartError(busway_net::BindError::Io {
+        StartError::Bind(busway_net::BindError::Io {
             address: "tcp://127.0.0.1:0".into(),
             source,
         })

@@ -25,6 +25,7 @@ pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
+pub mod tokens;
 
 pub use node::{Listening, Node, StartError};
 pub use reload::ReloadError;

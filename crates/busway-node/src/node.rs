@@ -17,11 +17,33 @@ use crate::metrics::Metrics;
 use crate::service::ServiceState;
 use crate::session::{bus_session, client_session};
 use crate::sessions::Sessions;
+use crate::tokens::Tokens;
 
-/// A listener the node could not bind: fatal at start (exit 1), rejected on reload.
+/// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(#[from] pub busway_net::BindError);
+pub enum StartError {
+    /// A listener the node could not bind: fatal at start (exit 1), rejected on reload.
+    #[error("{0}")]
+    Bind(#[from] busway_net::BindError),
+    /// A file the configuration names is unusable (a TLS key, say): a configuration error,
+    /// exit 2 before anything serves. The message names the file and the key.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// `[node] state_dir` holds something the node cannot read back (exit 1): starting
+    /// without it would silently drop issued tokens or resumption keys.
+    #[error("state directory: {0}")]
+    State(String),
+}
+
+impl StartError {
+    /// The process exit status CONTRACT section 1 gives this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            StartError::Bind(_) | StartError::State(_) => 1,
+        }
+    }
+}
 
 /// One `listening SERVICE URL` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +86,8 @@ pub struct Node {
     /// Held for the whole of a reload, so that a SIGHUP and a `POST /v1/reload` arriving
     /// together are applied one after the other, each against what the other left.
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// Tokens this node issued (CONTRACT section 10), kept in `state_dir` when there is one.
+    pub tokens: Arc<Tokens>,
 }
 
 /// Listeners bound but not yet serving.
@@ -153,6 +177,10 @@ impl Node {
             .iter()
             .flat_map(|s| s.listen.iter().map(|a| (s.name.clone(), a.clone())))
             .collect();
+        let tokens = Arc::new(match &cfg.node.state_dir {
+            Some(dir) => Tokens::open(dir).map_err(StartError::State)?,
+            None => Tokens::in_memory(),
+        });
         let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
@@ -188,6 +216,7 @@ impl Node {
             reloads: tokio::sync::watch::channel(0).0,
             source: Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            tokens,
         });
         for s in &cfg.services {
             node.add_service(s.clone());

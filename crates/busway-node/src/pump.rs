@@ -56,6 +56,7 @@ impl Abort {
         match self {
             Abort::Reset(ResetCode::Refused | ResetCode::Unreachable, _) => "refused",
             Abort::Reset(ResetCode::Timeout, _) | Abort::LatchTimeout => "timeout",
+            Abort::Reset(ResetCode::Forbidden, _) => "forbidden",
             Abort::Kicked | Abort::Idle => "ok",
             _ => "error",
         }

@@ -32,6 +32,20 @@ pub enum ReloadError {
     Bind(#[from] busway_net::BindError),
     #[error("this node was not started from a file, so there is none to read again")]
     NoSource,
+    /// A file the new configuration names cannot be used (a TLS key, say).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl ReloadError {
+    /// The reload's view of a failure that would have stopped a start.
+    pub(crate) fn from_start(e: crate::node::StartError) -> ReloadError {
+        use crate::node::StartError;
+        match e {
+            StartError::Bind(b) => ReloadError::Bind(b),
+            StartError::Config(m) | StartError::State(m) => ReloadError::Unusable(m),
+        }
+    }
 }
 
 impl ReloadError {
@@ -39,7 +53,7 @@ impl ReloadError {
     /// the running node cannot apply.
     pub fn status(&self) -> u16 {
         match self {
-            ReloadError::Invalid(_) => 400,
+            ReloadError::Invalid(_) | ReloadError::Unusable(_) => 400,
             _ => 409,
         }
     }
@@ -254,7 +268,7 @@ impl Node {
             .collect();
         let bound = bind_all(services, bus)
             .await
-            .map_err(|e| ReloadError::Bind(e.0))?;
+            .map_err(ReloadError::from_start)?;
         let old_admin = old.admin.as_ref().map(|a| &a.listen);
         let admin = match new.admin.as_ref().map(|a| &a.listen) {
             Some(a) if Some(a) != old_admin => match Listener::bind(a).await {

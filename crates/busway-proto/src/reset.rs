@@ -22,11 +22,14 @@ pub enum ResetCode {
     Shutdown = 7,
     /// No route or no live target for the service.
     Unreachable = 8,
+    /// The transport's trust level may not open this service (CONTRACT section 10): a token
+    /// that does not list it, or an anonymous transport and a service that is not anonymous.
+    Forbidden = 9,
 }
 
 impl ResetCode {
     /// Every code, in wire order.
-    pub const ALL: [ResetCode; 9] = [
+    pub const ALL: [ResetCode; 10] = [
         ResetCode::Cancel,
         ResetCode::Refused,
         ResetCode::Timeout,
@@ -36,6 +39,7 @@ impl ResetCode {
         ResetCode::Internal,
         ResetCode::Shutdown,
         ResetCode::Unreachable,
+        ResetCode::Forbidden,
     ];
 
     /// Maps a wire number to a code. Unknown numbers (a newer peer) become `Internal` rather
@@ -59,6 +63,7 @@ impl ResetCode {
             ResetCode::Internal => "internal",
             ResetCode::Shutdown => "shutdown",
             ResetCode::Unreachable => "unreachable",
+            ResetCode::Forbidden => "forbidden",
         }
     }
 }
@@ -79,7 +84,8 @@ mod tests {
             assert_eq!(ResetCode::from_u32(code as u32), code);
         }
         assert_eq!(ResetCode::Unreachable as u32, 8);
-        assert_eq!(ResetCode::from_u32(9), ResetCode::Internal);
+        assert_eq!(ResetCode::Forbidden as u32, 9);
+        assert_eq!(ResetCode::from_u32(10), ResetCode::Internal);
         assert_eq!(ResetCode::from_u32(u32::MAX), ResetCode::Internal);
     }
 

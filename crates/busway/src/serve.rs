@@ -99,7 +99,7 @@ fn serve<T>(
             Ok(x) => x,
             Err(e) => {
                 eprintln!("busway: {e}");
-                return ExitCode::from(1);
+                return ExitCode::from(e.exit_code());
             }
         };
         announce(&lines);

@@ -35,6 +35,7 @@ mod reply;
 mod routes;
 mod server;
 mod stall;
+mod tokens;
 
 use std::sync::Arc;
 

@@ -42,6 +42,7 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/cluster", any(no_cluster))
         .merge(super::grpc::routes())
+        .merge(super::tokens::routes())
         .fallback(not_found)
         // A known path with another method is 404 like an unknown one, as it always was: the
         // contract's errors have no 405.
