@@ -1,20 +1,28 @@
-//! Two secret-configured connections driven by a script read from the input: the stream API
-//! on both sides (open, write, finish, read, release, stop, reset, go away), deliveries of any
-//! size, the clock, and hostile frames with valid checks injected into either side.
+//! Two connections driven by a script read from the input: the stream API on both sides (open,
+//! write, finish, read, release, stop, reset, go away), deliveries of any size, the clock, and
+//! hostile frames with valid CRCs injected into either side.
+//!
+//! The handshake is chosen by the script's first byte when it is 0xF0 or above (`Mode`);
+//! otherwise — as in every seed written before there were modes — both sides hold a secret
+//! under a TLS channel binding, so envelopes keep the CRC and hostile frames reach the stream
+//! logic. In the keyed modes (secret, token, 0-RTT ticket) a hostile frame can only fail with
+//! `auth`, which is checked too.
 //!
 //! Invariants, after every step:
 //! - neither side ever holds more for its application than the transport window it granted;
 //! - while nobody injected anything, nothing fails, and every byte read from a stream is the
 //!   next byte the other side wrote on it (nothing lost, duplicated or reordered);
+//! - a hostile frame injected into a keyed transport fails it with `auth`;
 //! - a side that failed stays failed, and has only a GoAway left to say.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use busway_proto::frame::Body;
 use busway_proto::{
-    encode, Config, Connection, Data, Frame, Open, OpenParams, Ping, Reset, ResetCode, Side,
-    StreamError, Window,
+    encode, Config, Connection, Data, Event, Frame, Open, OpenParams, Ping, ProtoError, Reset,
+    ResetCode, Resumption, Side, StreamError, TokenBook, TokenCredential, TokenGrant, Window,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -42,14 +50,96 @@ impl Script<'_> {
 const STREAM_WINDOW: u32 = 16 * 1024;
 const CONN_WINDOW: u32 = 64 * 1024;
 
-fn config(node: &str) -> Config {
-    Config {
+/// How the two sides authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// No secret anywhere: plain envelopes.
+    Open,
+    /// A shared secret: keyed envelopes.
+    Secret,
+    /// The initiator proves a token the acceptor issued: keyed envelopes.
+    Token,
+    /// The initiator resumes a ticket from an earlier transport, its streams in the first
+    /// flight: keyed envelopes.
+    Ticket,
+    /// A shared secret under a TLS channel binding: plain envelopes.
+    Bound,
+}
+
+impl Mode {
+    fn keyed(self) -> bool {
+        matches!(self, Mode::Secret | Mode::Token | Mode::Ticket)
+    }
+}
+
+const SECRET: &[u8] = b"a fuzzing secret, 16+ bytes";
+const TOKEN_SECRET: &[u8] = b"a fuzzing token's secret";
+
+struct Book;
+
+impl TokenBook for Book {
+    fn find(&self, id: &str) -> Option<TokenGrant> {
+        (id == "fuzz-token").then(|| TokenGrant {
+            secret: TOKEN_SECRET.to_vec(),
+            node: "issued".into(),
+            services: vec!["fuzz".into()],
+            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40),
+        })
+    }
+}
+
+fn config(node: &str, side: Side, mode: Mode, resumption: &Arc<Resumption>) -> Config {
+    let mut c = Config {
         node: node.into(),
-        secret: Some(b"a fuzzing secret, 16+ bytes".to_vec()),
+        secret: Some(SECRET.to_vec()),
         stream_window: STREAM_WINDOW,
         conn_window: CONN_WINDOW,
         ..Config::default()
+    };
+    match (mode, side) {
+        (Mode::Open, _) => c.secret = None,
+        (Mode::Bound, _) => c.channel_binding = Some([3; 32]),
+        (Mode::Token, Side::Initiator) => {
+            c.secret = None;
+            c.token = Some(TokenCredential {
+                id: "fuzz-token".into(),
+                secret: TOKEN_SECRET.to_vec(),
+            });
+        }
+        (_, Side::Acceptor) => {
+            c.tokens = Some(Arc::new(Book));
+            c.resumption = Some(resumption.clone());
+        }
+        _ => {}
     }
+    c
+}
+
+/// A ticket from a full handshake between the same two nodes.
+fn earn_ticket(resumption: &Arc<Resumption>, now: Instant) -> Option<busway_proto::Ticket> {
+    let mut i = Connection::new(
+        Side::Initiator,
+        config("ingress", Side::Initiator, Mode::Secret, resumption),
+        [5; 32],
+        now,
+    );
+    let mut a = Connection::new(
+        Side::Acceptor,
+        config("egress", Side::Acceptor, Mode::Secret, resumption),
+        [6; 32],
+        now,
+    );
+    let mut wire = BytesMut::new();
+    for _ in 0..4 {
+        i.transmit(&mut wire);
+        a.handle_input(&mut wire, now).ok()?;
+        a.transmit(&mut wire);
+        i.handle_input(&mut wire, now).ok()?;
+    }
+    std::iter::from_fn(|| i.poll_event()).find_map(|e| match e {
+        Event::Ticket(t) => Some(t),
+        _ => None,
+    })
 }
 
 struct Side_ {
@@ -66,13 +156,13 @@ struct Side_ {
 }
 
 impl Side_ {
-    fn new(side: Side, node: &str, now: Instant) -> Side_ {
+    fn new(side: Side, config: Config, now: Instant) -> Side_ {
         let nonce = match side {
             Side::Initiator => [1; 32],
             Side::Acceptor => [2; 32],
         };
         Side_ {
-            conn: Connection::new(side, config(node), nonce, now),
+            conn: Connection::new(side, config, nonce, now),
             wire: BytesMut::new(),
             rbuf: BytesMut::new(),
             ids: Vec::new(),
@@ -107,13 +197,44 @@ pub fn run(data: &[u8]) {
 
 /// Runs a script; returns how many stream bytes were read in all (for tests of the target).
 fn run_script(data: &[u8]) -> u64 {
+    let (mode, data) = match data.split_first() {
+        Some((&b, rest)) if b >= 0xf0 => {
+            let modes = [
+                Mode::Open,
+                Mode::Secret,
+                Mode::Token,
+                Mode::Ticket,
+                Mode::Bound,
+            ];
+            (modes[usize::from(b & 0x0f) % modes.len()], rest)
+        }
+        _ => (Mode::Bound, data),
+    };
     let mut s = Script(data);
     let base = Instant::now();
     let mut now = base;
+    let resumption = Arc::new(Resumption::new(Duration::from_secs(600), 16));
+    let mut ci = config("ingress", Side::Initiator, mode, &resumption);
+    if mode == Mode::Ticket {
+        ci.ticket = earn_ticket(&resumption, now);
+        assert!(ci.ticket.is_some(), "a full handshake earns a ticket");
+    }
+    let ca = config("egress", Side::Acceptor, mode, &resumption);
     let mut sides = [
-        Side_::new(Side::Initiator, "ingress", now),
-        Side_::new(Side::Acceptor, "egress", now),
+        Side_::new(Side::Initiator, ci, now),
+        Side_::new(Side::Acceptor, ca, now),
     ];
+    if mode == Mode::Ticket {
+        // Sessions opened before the first flight ride in it (0-RTT).
+        for _ in 0..2 {
+            if let Ok(id) = sides[0].conn.open(OpenParams {
+                service: "fuzz".into(),
+                ..OpenParams::default()
+            }) {
+                sides[0].ids.push(id);
+            }
+        }
+    }
     let mut hostile = false;
     // Handshake first, so most scripts reach the streams.
     for _ in 0..4 {
@@ -191,7 +312,12 @@ fn run_script(data: &[u8]) -> u64 {
                 let f = hostile_frame(a, b, &mut s);
                 let mut bytes = BytesMut::new();
                 encode(&f, &mut bytes);
-                let _ = me.conn.handle_input(&mut bytes, now);
+                let was_established = me.conn.is_established() && me.conn.error().is_none();
+                let r = me.conn.handle_input(&mut bytes, now);
+                if mode.keyed() && was_established {
+                    let auth = ProtoError::Decode(busway_proto::DecodeError::Auth);
+                    assert_eq!(r, Err(auth), "a frame in clear into a keyed transport");
+                }
             }
             _ => {
                 deliver(&mut sides, 0, usize::MAX, now);
@@ -316,5 +442,11 @@ mod tests {
             run_script(&script) >= 8 * 16_000,
             "the streams moved too little"
         );
+        // Every handshake mode reaches the streams too.
+        for mode in 0xf0..=0xf4u8 {
+            let mut s = vec![mode];
+            s.extend(&script);
+            assert!(run_script(&s) >= 8 * 16_000, "mode {mode:#x}");
+        }
     }
 }

@@ -1,15 +1,54 @@
-//! Arbitrary bytes into the envelope decoder and into both ends of a fresh connection.
+//! Arbitrary bytes into the envelope decoder and into both ends of a fresh connection, once
+//! unauthenticated and once with everything an acceptor can be asked to check configured: a
+//! secret list, anonymous peers, a token book and resumption tickets (so Hellos with tickets
+//! and token ids, and Auths with sealed identities, are all parsed).
 //!
 //! Invariants: every decoded frame consumed bytes; a connection fed garbage either accepts it or
 //! fails, and a failure is sticky (every later call reports it again) and leaves only a GoAway
 //! naming the reason to send. The seed corpus (written by busway-proto's corpus test) holds
 //! valid sessions for each side, so mutations reach the stream logic behind the handshake.
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use busway_proto::frame::Body;
-use busway_proto::{decode, Config, Connection, Frame, Side};
+use busway_proto::{
+    decode, Config, Connection, Frame, Resumption, Side, TokenBook, TokenCredential, TokenGrant,
+};
 use bytes::BytesMut;
+
+struct Book;
+
+impl TokenBook for Book {
+    fn find(&self, id: &str) -> Option<TokenGrant> {
+        (id == "t").then(|| TokenGrant {
+            secret: b"token secret".to_vec(),
+            node: "issued".into(),
+            services: Vec::new(),
+            expires_at: SystemTime::UNIX_EPOCH,
+        })
+    }
+}
+
+fn guarded() -> Config {
+    static RESUMPTION: OnceLock<Arc<Resumption>> = OnceLock::new();
+    Config {
+        secret: Some(b"a fuzzing secret, 16+ bytes".to_vec()),
+        accepted: vec![b"an older secret, 16+ bytes".to_vec()],
+        anonymous: true,
+        tokens: Some(Arc::new(Book)),
+        resumption: Some(
+            RESUMPTION
+                .get_or_init(|| Arc::new(Resumption::new(Duration::from_secs(60), 64)))
+                .clone(),
+        ),
+        token: Some(TokenCredential {
+            id: "t".into(),
+            secret: b"token secret".to_vec(),
+        }),
+        ..Config::default()
+    }
+}
 
 pub fn run(data: &[u8]) {
     let mut buf = BytesMut::from(data);
@@ -23,8 +62,14 @@ pub fn run(data: &[u8]) {
     assert!(frames <= data.len());
 
     let now = Instant::now();
-    for side in [Side::Initiator, Side::Acceptor] {
-        let mut conn = Connection::new(side, Config::default(), [7; 32], now);
+    let configs = [
+        (Side::Initiator, Config::default()),
+        (Side::Acceptor, Config::default()),
+        (Side::Initiator, guarded()),
+        (Side::Acceptor, guarded()),
+    ];
+    for (side, config) in configs {
+        let mut conn = Connection::new(side, config, [7; 32], now);
         // Fed in two halves, so partial envelopes are exercised too.
         let mid = data.len() / 2;
         let mut input = BytesMut::from(&data[..mid]);

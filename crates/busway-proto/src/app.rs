@@ -24,7 +24,7 @@ impl Connection {
         if !self.can_open() {
             return Err(StreamError::Closed);
         }
-        let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
+        let send_credit = self.initial_send_credit();
         let open = Open {
             stream: self.streams.next_local_id(),
             service: p.service,

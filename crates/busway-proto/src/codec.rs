@@ -1,4 +1,6 @@
-//! The envelope: `varint version | varint length | protobuf Frame | 4-byte check`.
+//! The plain envelope: `varint version | varint length | protobuf Frame | 4-byte check`.
+//! Keyed envelopes (a 16-byte MAC instead of the CRC, once a secret was proved without TLS)
+//! are in `wire.rs`.
 //!
 //! The version comes first so an incompatible peer is recognised from its first byte, and the
 //! length is checked against [`MAX_FRAME_LEN`] as soon as it is readable so a hostile length
@@ -29,6 +31,10 @@ pub enum DecodeError {
     Checksum,
     #[error("malformed frame: {0}")]
     Malformed(String),
+    /// A keyed envelope whose MAC does not verify (altered, injected, replayed, reordered or
+    /// dropped on the path), or a plain one where a keyed one was due.
+    #[error("envelope MAC does not verify")]
+    Auth,
 }
 
 impl DecodeError {
@@ -39,6 +45,7 @@ impl DecodeError {
             DecodeError::Oversize(_) => "oversize",
             DecodeError::Checksum => "checksum",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::Auth => "auth",
         }
     }
 }
@@ -81,23 +88,11 @@ pub fn encoded_len(frame: &Frame) -> usize {
 /// are slices of `buf`'s memory, not copies. After an error the connection is not speaking the
 /// protocol and `buf` should be dropped.
 pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
-    let (version, n1) = match read_varint(buf)? {
-        Some(v) => v,
-        None => return Ok(None),
+    let Some(head) = read_head(buf, VERSION)? else {
+        return Ok(None);
     };
-    if version != VERSION {
-        return Err(DecodeError::Version(version));
-    }
-    let (len, n2) = match read_varint(&buf[n1..])? {
-        Some(v) => v,
-        None => return Ok(None),
-    };
-    if len > MAX_FRAME_LEN as u64 {
-        return Err(DecodeError::Oversize(len));
-    }
-    // `len` is capped above, so none of these sums can overflow.
-    let header = n1 + n2;
-    let checked = header + len as usize;
+    let EnvelopeHead { header, len, .. } = head;
+    let checked = header + len;
     let total = checked + CHECK_LEN;
     if buf.len() < total {
         // Room for the rest is the caller's business: reserving here would copy the partial
@@ -111,11 +106,50 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
     }
     let mut envelope = buf.split_to(total);
     envelope.advance(header);
-    envelope.truncate(len as usize);
+    envelope.truncate(len);
     let body: Bytes = envelope.freeze();
     Frame::decode(body)
         .map(Some)
         .map_err(|e| DecodeError::Malformed(e.to_string()))
+}
+
+/// The version and length at the front of an envelope.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EnvelopeHead {
+    /// Bytes of the two varints.
+    pub header: usize,
+    /// Bytes of the frame, at most [`MAX_FRAME_LEN`].
+    pub len: usize,
+}
+
+/// Reads the two varints of an envelope: `Ok(None)` while incomplete. A version other than
+/// `expect` fails at once, and so does a length over [`MAX_FRAME_LEN`], before any of the
+/// body is waited for.
+pub(crate) fn read_head(buf: &[u8], expect: u64) -> Result<Option<EnvelopeHead>, DecodeError> {
+    let (version, n1) = match read_varint(buf)? {
+        Some(v) => v,
+        None => return Ok(None),
+    };
+    if version != expect {
+        return Err(DecodeError::Version(version));
+    }
+    let (len, n2) = match read_varint(&buf[n1..])? {
+        Some(v) => v,
+        None => return Ok(None),
+    };
+    if len > MAX_FRAME_LEN as u64 {
+        return Err(DecodeError::Oversize(len));
+    }
+    Ok(Some(EnvelopeHead {
+        header: n1 + n2,
+        // Capped above, far below usize::MAX.
+        len: len as usize,
+    }))
+}
+
+/// The first varint of `buf`, if complete: which kind of envelope comes next.
+pub(crate) fn peek_version(buf: &[u8]) -> Result<Option<u64>, DecodeError> {
+    Ok(read_varint(buf)?.map(|(v, _)| v))
 }
 
 /// Reads a protobuf varint from the front of `bytes`: `Ok(None)` if it is incomplete.
@@ -207,7 +241,7 @@ mod tests {
             decode(&mut buf),
             Err(DecodeError::Oversize(MAX_FRAME_LEN as u64 + 1))
         );
-        let mut huge = BytesMut::from(&[2u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]);
+        let mut huge = BytesMut::from(&[3u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..]);
         assert!(matches!(decode(&mut huge), Err(DecodeError::Oversize(_))));
     }
 
@@ -216,13 +250,13 @@ mod tests {
         let mut buf = BytesMut::from(&[0x81u8; 11][..]);
         assert!(matches!(decode(&mut buf), Err(DecodeError::Malformed(_))));
         // Ten bytes whose last one carries more than the 64th bit.
-        let mut bytes = vec![2u8];
+        let mut bytes = vec![3u8];
         bytes.extend([0x80; 9]);
         bytes.push(0x02);
         let mut buf = BytesMut::from(&bytes[..]);
         assert!(matches!(decode(&mut buf), Err(DecodeError::Malformed(_))));
         // Nine continuation bytes: still possibly valid, so incomplete.
-        let mut buf = BytesMut::from(&[2u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80][..]);
+        let mut buf = BytesMut::from(&[3u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80][..]);
         assert_eq!(decode(&mut buf), Ok(None));
     }
 
@@ -253,8 +287,8 @@ mod tests {
 
     #[test]
     fn unknown_frame_type_decodes_to_empty_body() {
-        // Field 11, varint 5: a frame type from a future version.
-        let body = [11u8 << 3, 5];
+        // Field 15, varint 5: a frame type from a future version.
+        let body = [15u8 << 3, 5];
         let mut buf = BytesMut::new();
         prost::encoding::encode_varint(VERSION, &mut buf);
         prost::encoding::encode_varint(body.len() as u64, &mut buf);
@@ -272,7 +306,7 @@ mod tests {
         encode(&Frame::new(Body::Ping(Ping { timepoint_us: 1 })), &mut buf);
         assert_eq!(
             &buf[..],
-            [0x02, 0x04, 0x42, 0x02, 0x08, 0x01, 0x2e, 0x58, 0xcd, 0x84]
+            [0x03, 0x04, 0x42, 0x02, 0x08, 0x01, 0x8b, 0x8b, 0x91, 0x4f]
         );
         let mut buf = BytesMut::new();
         let hi = Data {
@@ -285,8 +319,8 @@ mod tests {
         assert_eq!(
             &buf[..],
             [
-                0x02, 0x0a, 0x2a, 0x08, 0x08, 0x01, 0x1a, 0x02, 0x68, 0x69, 0x20, 0x01, 0x9e, 0x68,
-                0xee, 0x60
+                0x03, 0x0a, 0x2a, 0x08, 0x08, 0x01, 0x1a, 0x02, 0x68, 0x69, 0x20, 0x01, 0xf1, 0x24,
+                0x4b, 0xfb
             ]
         );
     }

@@ -13,14 +13,19 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use crate::codec::{decode, encode, DecodeError};
+use crate::codec::DecodeError;
 use crate::config::{Config, PeerInfo, Side};
 use crate::error::ProtoError;
+use crate::establish::Pending;
 use crate::event::Event;
 use crate::frame::{Body, Frame, GoAway, Ping, Window};
-use crate::handshake;
+use crate::handshake::MAX_EARLY_STREAMS;
+use crate::mac::FrameMac;
 use crate::outbox::{Outbox, MAX_CONTROL_BACKLOG};
+use crate::segments::Segments;
 use crate::stream::Streams;
+use crate::trust::Trust;
+use crate::wire::{Decoder, RecvCheck, Rekey};
 use crate::MAX_DATA_PAYLOAD;
 
 /// Most streams the peer may have open at once; beyond it Opens are refused, so a peer cannot
@@ -42,18 +47,19 @@ pub const FLOOD_WINDOW: Duration = Duration::from_secs(1);
 /// Data frames within the peer's `max_frame`.
 pub(crate) const DATA_OVERHEAD: u32 = 32;
 
-#[derive(Debug)]
+/// Where the handshake is (docs/PROTOCOL.md, 3.1). What it has learnt so far is in
+/// [`Connection::hs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
+    /// Initiator: Hello sent, waiting for the acceptor's nonce.
+    AwaitChallenge,
+    /// Initiator: Auth (or a resuming Hello) sent; streams may open and send within the early
+    /// windows until the acceptor's Accept.
+    AwaitAccept,
     /// Acceptor, before the peer's Hello.
     AwaitHello,
-    /// Initiator, Hello queued at creation.
-    AwaitWelcome,
-    /// Acceptor, Welcome queued; the initiator still has to prove itself.
-    AwaitAuth {
-        welcome_sent: Instant,
-        nonce_i: bytes::Bytes,
-        peer: PeerInfo,
-    },
+    /// Acceptor: Challenge sent (or an eager Hello seen); the initiator has to prove itself.
+    AwaitAuth,
     Established,
 }
 
@@ -65,7 +71,26 @@ pub struct Connection {
     /// Origin of ping timepoints and of the handshake deadline.
     pub(crate) created: Instant,
     pub(crate) state: State,
+    /// The handshake in progress; dropped (with its secrets) once established.
+    pub(crate) hs: Option<Box<Pending>>,
     pub(crate) peer: Option<PeerInfo>,
+    pub(crate) trust: Option<Trust>,
+    /// The fingerprint of our own secret that verified the peer's proof (see
+    /// [`Connection::verified_by`]).
+    pub(crate) verified_by: Option<[u8; 8]>,
+    pub(crate) resumed: bool,
+    /// Streams were given the early windows (opened before the Accept): topped up on it.
+    pub(crate) early_credit: bool,
+    /// Initiator: the resumption secret of the ticket the acceptor will send.
+    pub(crate) resume_secret: Option<[u8; 32]>,
+    /// The key the driver must write with from the next frames on.
+    pub(crate) pending_send: Option<FrameMac>,
+    /// What the driver's decoder must check after the handshake frame it holds at.
+    pub(crate) pending_recv: Option<RecvCheck>,
+    /// The checks of [`Connection::handle_input`] and [`Connection::transmit`], for drivers
+    /// that let the connection encode and decode.
+    decoder: Decoder,
+    encoder: Segments,
     pub(crate) rtt: Option<Duration>,
     pub(crate) streams: Streams,
     pub(crate) out: Outbox,
@@ -77,6 +102,8 @@ pub struct Connection {
     /// Largest payload we put in one Data frame, given the peer's `max_frame`.
     pub(crate) max_chunk: usize,
     pub(crate) local_goaway: bool,
+    /// Our GoAway's reason until it can be sent.
+    goaway_reason: String,
     pub(crate) peer_goaway: bool,
     last_recv: Instant,
     /// Start of the current flood-counting window, and what the peer made us do in it.
@@ -102,17 +129,28 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    /// A new transport. `nonce` must be fresh random bytes; the initiator queues its Hello now.
+    /// A new transport. `nonce` must be fresh random bytes; the initiator queues its first
+    /// flight now (with a ticket, streams opened before the driver first transmits ride in it).
     pub fn new(side: Side, config: Config, nonce: [u8; 32], now: Instant) -> Connection {
         let mut conn = Connection {
             side,
             nonce,
             created: now,
             state: match side {
-                Side::Initiator => State::AwaitWelcome,
+                Side::Initiator => State::AwaitChallenge,
                 Side::Acceptor => State::AwaitHello,
             },
+            hs: None,
             peer: None,
+            trust: None,
+            verified_by: None,
+            resumed: false,
+            early_credit: false,
+            resume_secret: None,
+            pending_send: None,
+            pending_recv: None,
+            decoder: Decoder::new(),
+            encoder: Segments::default(),
             rtt: None,
             streams: Streams::new(side),
             out: Outbox::default(),
@@ -121,6 +159,7 @@ impl Connection {
             conn_owed: 0,
             max_chunk: MAX_DATA_PAYLOAD,
             local_goaway: false,
+            goaway_reason: String::new(),
             peer_goaway: false,
             last_recv: now,
             flood_since: now,
@@ -131,24 +170,35 @@ impl Connection {
             config,
         };
         if side == Side::Initiator {
-            let hello = handshake::hello(&conn.config, &conn.nonce);
-            conn.out.push_control(Body::Hello(hello));
+            conn.start();
         }
         conn
     }
 
     /// Decodes and processes every complete frame in `buf`, leaving a partial one in place.
     /// An `Err` is fatal: close the transport (after one last [`Connection::poll_transmit`],
-    /// which tells the peer why in a GoAway).
+    /// which tells the peer why in a GoAway). A driver uses either this and
+    /// [`Connection::transmit`], or its own [`Decoder`] and [`Segments`], not both.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), ProtoError> {
         self.check_alive()?;
         loop {
-            match decode(buf) {
+            match self.decoder.decode(buf) {
                 Ok(Some(frame)) => self.handle_frame(frame, now)?,
+                Ok(None) if self.decoder.is_held() => {
+                    let check = self.pending_recv.take();
+                    self.decoder.set(check);
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(self.handle_decode_error(e)),
             }
         }
+    }
+
+    /// Gives the driver's decoder the check the handshake frame it holds at established, and
+    /// lets it go on. Call it after handing every decoded frame to [`Connection::handle_frame`],
+    /// whenever [`Decoder::is_held`].
+    pub fn update_decoder(&mut self, decoder: &mut Decoder) {
+        decoder.set(self.pending_recv.take());
     }
 
     /// Processes one frame the driver decoded itself (outside whatever lock guards us).
@@ -181,21 +231,34 @@ impl Connection {
 
     /// Moves the frames ready to go into `out`: every control frame, then Data within the
     /// peer's transport window, up to about `max` payload bytes. The driver encodes them
-    /// ([`crate::Segments`]) outside any lock.
-    pub fn poll_transmit(&mut self, out: &mut Vec<Frame>, max: usize) {
+    /// ([`crate::Segments`]) outside any lock — after applying the [`Rekey`] returned, if any:
+    /// it holds for the frames appended now and every later one.
+    pub fn poll_transmit(&mut self, out: &mut Vec<Frame>, max: usize) -> Option<Rekey> {
+        let first = out.len();
         self.out.take(out, max);
         if self.out.take_room_event() {
             self.events.push_back(Event::SendRoom);
         }
+        if let Some(hs) = self.hs.as_mut().filter(|h| h.ticket.is_some()) {
+            // 0-RTT frames: kept until the acceptor accepts the ticket, to be sent again
+            // after a full Auth if it refuses it.
+            hs.early
+                .extend(out[first..].iter().filter(|f| !f.is_handshake()).cloned());
+        }
+        self.pending_send.take().map(Rekey)
     }
 
     /// Encodes everything ready to go into `out` (tests and simple drivers).
     pub fn transmit(&mut self, out: &mut BytesMut) {
         let mut frames = Vec::new();
-        self.poll_transmit(&mut frames, usize::MAX);
-        for f in &frames {
-            encode(f, out);
+        if let Some(k) = self.poll_transmit(&mut frames, usize::MAX) {
+            self.encoder.rekey(k);
         }
+        for f in &frames {
+            self.encoder.push(f);
+        }
+        out.extend_from_slice(&self.encoder.to_bytes());
+        self.encoder.clear();
     }
 
     pub fn wants_transmit(&self) -> bool {
@@ -260,6 +323,24 @@ impl Connection {
         self.peer.as_ref()
     }
 
+    /// What the peer proved, once the handshake is done.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.trust.as_ref()
+    }
+
+    /// Which of our shared secrets the peer's proof verified with, as
+    /// [`crate::secret_fingerprint`] names it; `None` for a token, an anonymous or
+    /// unauthenticated peer, and a resumption at the initiator. A reload that drops that secret
+    /// from the list closes the transport: it no longer authenticates.
+    pub fn verified_by(&self) -> Option<[u8; 8]> {
+        self.verified_by
+    }
+
+    /// Whether the handshake resumed a ticket.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
     /// The latest round trip: from the handshake, then from each pong.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
@@ -270,20 +351,34 @@ impl Connection {
         self.error.as_ref()
     }
 
-    /// Whether [`Connection::open`] would succeed.
+    /// Whether [`Connection::open`] would succeed: once established, and at an initiator
+    /// from its Auth (or resuming Hello) on, for the first [`MAX_EARLY_STREAMS`] streams,
+    /// which then ride the first flight.
     pub fn can_open(&self) -> bool {
-        self.error.is_none() && self.is_established() && !self.local_goaway && !self.peer_goaway
+        let state = match self.state {
+            State::Established => true,
+            State::AwaitAccept => self.streams.len() < MAX_EARLY_STREAMS,
+            _ => false,
+        };
+        self.error.is_none() && state && !self.local_goaway && !self.peer_goaway
     }
 
-    /// Tells the peer we take no new streams; open ones go on. Idempotent.
+    /// Tells the peer we take no new streams; open ones go on. Idempotent. During the
+    /// handshake it is sent once established: the peer could not check it before.
     pub fn go_away(&mut self, reason: &str) {
         if self.error.is_some() || self.local_goaway {
             return;
         }
         self.local_goaway = true;
-        self.out.push_control(Body::GoAway(GoAway {
-            reason: truncate(reason),
-        }));
+        self.goaway_reason = truncate(reason);
+        if self.is_established() {
+            self.send_goaway();
+        }
+    }
+
+    pub(crate) fn send_goaway(&mut self) {
+        let reason = std::mem::take(&mut self.goaway_reason);
+        self.out.push_control(Body::GoAway(GoAway { reason }));
     }
 
     /// The driver found the peer not reading: what we may send has waited for its socket for
@@ -340,6 +435,7 @@ impl Connection {
             reason: e.reason().to_owned(),
         }));
         self.next_ping = None;
+        self.hs = None;
         self.error = Some(e.clone());
         e
     }

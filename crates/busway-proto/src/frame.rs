@@ -15,7 +15,7 @@ use bytes::Bytes;
 /// the codec still accepts it so that adding frame types later is not a breaking change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Frame {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub body: Option<Body>,
 }
 
@@ -25,7 +25,7 @@ pub enum Body {
     #[prost(message, tag = "1")]
     Hello(Hello),
     #[prost(message, tag = "2")]
-    Welcome(Welcome),
+    Challenge(Challenge),
     #[prost(message, tag = "3")]
     Auth(Auth),
     #[prost(message, tag = "4")]
@@ -42,84 +42,103 @@ pub enum Body {
     Pong(Pong),
     #[prost(message, tag = "10")]
     GoAway(GoAway),
+    #[prost(message, tag = "11")]
+    Accept(Accept),
+    #[prost(message, tag = "12")]
+    Ticket(Ticket),
 }
 
-/// First frame of the initiator (the side that dialled): who it is and what it grants.
+/// The initiator's first frame, always in clear. It names nobody: no node name, namespace or
+/// labels travel before the peer proved the secret (docs/PROTOCOL.md, 3).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Hello {
+    /// [`crate::HANDSHAKE_VERSION`].
     #[prost(uint32, tag = "1")]
     pub version: u32,
-    #[prost(string, tag = "2")]
-    pub node: String,
-    #[prost(string, tag = "3")]
-    pub namespace: String,
-    #[prost(map = "string, string", tag = "4")]
-    pub labels: HashMap<String, String>,
-    #[prost(string, repeated, tag = "5")]
-    pub capabilities: Vec<String>,
-    /// Largest encoded frame the sender accepts.
-    #[prost(uint32, tag = "6")]
-    pub max_frame: u32,
-    /// Initial credit the sender grants the peer on every stream.
-    #[prost(uint32, tag = "7")]
-    pub stream_window: u32,
-    /// Initial credit the sender grants the peer over the whole transport.
-    #[prost(uint32, tag = "8")]
-    pub conn_window: u32,
-    /// Fresh random bytes, so that proofs cannot be replayed across handshakes.
-    #[prost(bytes = "bytes", tag = "9")]
+    /// 32 fresh random bytes.
+    #[prost(bytes = "bytes", tag = "2")]
     pub nonce: Bytes,
+    /// A resumption ticket from an earlier transport to the same acceptor (opaque to us).
+    #[prost(bytes = "bytes", tag = "3")]
+    pub ticket: Bytes,
+    /// The id of the token the initiator proves, instead of a shared secret.
+    #[prost(string, tag = "4")]
+    pub token_id: String,
+    /// With a ticket: the initiator's [`Info`], sealed with a key from the ticket's resumption
+    /// secret; its AEAD tag is the initiator's proof.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub info: Bytes,
+    /// The Auth follows at once, without waiting for a Challenge: only under TLS with a channel
+    /// binding, which supplies the freshness the acceptor's nonce would.
+    #[prost(bool, tag = "6")]
+    pub eager: bool,
 }
 
-/// The acceptor's answer to [`Hello`]: the same fields plus its proof of the shared secret.
+/// The acceptor's answer to a [`Hello`] that is not resumed: its nonce, nothing else.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Welcome {
-    #[prost(uint32, tag = "1")]
-    pub version: u32,
-    #[prost(string, tag = "2")]
-    pub node: String,
-    #[prost(string, tag = "3")]
-    pub namespace: String,
-    #[prost(map = "string, string", tag = "4")]
-    pub labels: HashMap<String, String>,
-    #[prost(string, repeated, tag = "5")]
-    pub capabilities: Vec<String>,
-    #[prost(uint32, tag = "6")]
-    pub max_frame: u32,
-    #[prost(uint32, tag = "7")]
-    pub stream_window: u32,
-    #[prost(uint32, tag = "8")]
-    pub conn_window: u32,
-    #[prost(bytes = "bytes", tag = "9")]
+pub struct Challenge {
+    /// 32 bytes, fresh per connection (a keyed hash of the Hello's nonce, a coarse time
+    /// bucket and the connection's own random bytes).
+    #[prost(bytes = "bytes", tag = "1")]
     pub nonce: Bytes,
-    /// HMAC-SHA256 over the acceptor transcript; empty without a secret.
-    #[prost(bytes = "bytes", tag = "10")]
-    pub proof: Bytes,
 }
 
-impl Welcome {
-    /// The acceptor's answer carries the same parameters as a `Hello`, plus its proof.
-    pub fn from_hello(h: Hello, proof: Bytes) -> Welcome {
-        Welcome {
-            version: h.version,
-            node: h.node,
-            namespace: h.namespace,
-            labels: h.labels,
-            capabilities: h.capabilities,
-            max_frame: h.max_frame,
-            stream_window: h.stream_window,
-            conn_window: h.conn_window,
-            nonce: h.nonce,
-            proof,
-        }
-    }
-}
-
-/// The initiator's proof of the shared secret, closing the handshake.
+/// The initiator's identity and parameters, sealed when it proves a secret or token.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Auth {
+    /// A protobuf [`Info`]: AES-256-GCM ciphertext and tag when `sealed`, else in clear.
     #[prost(bytes = "bytes", tag = "1")]
-    pub proof: Bytes,
+    pub info: Bytes,
+    /// Whether `info` is sealed, i.e. whether the initiator proves anything.
+    #[prost(bool, tag = "2")]
+    pub sealed: bool,
+}
+
+/// The acceptor's identity and parameters, sent once the initiator's proof verified.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Accept {
+    /// The acceptor's nonce, on a resumed transport (which had no Challenge); empty otherwise.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub nonce: Bytes,
+    /// A protobuf [`Info`], sealed like [`Auth::info`] with the acceptor's key.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub info: Bytes,
+    #[prost(bool, tag = "3")]
+    pub sealed: bool,
+}
+
+/// A resumption ticket for the initiator's next transport to this acceptor.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ticket {
+    /// Opaque to the initiator: sealed with the acceptor's ticket key.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub ticket: Bytes,
+    /// Seconds the ticket stays valid.
+    #[prost(uint32, tag = "2")]
+    pub lifetime_s: u32,
+}
+
+/// What each side tells about itself in the handshake, inside [`Auth`] and [`Accept`] (and a
+/// resuming [`Hello`]).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Info {
+    #[prost(string, tag = "1")]
+    pub node: String,
+    #[prost(string, tag = "2")]
+    pub namespace: String,
+    #[prost(map = "string, string", tag = "3")]
+    pub labels: HashMap<String, String>,
+    #[prost(string, repeated, tag = "4")]
+    pub capabilities: Vec<String>,
+    /// Largest encoded frame the sender accepts.
+    #[prost(uint32, tag = "5")]
+    pub max_frame: u32,
+    /// Initial credit the sender grants the peer on every stream.
+    #[prost(uint32, tag = "6")]
+    pub stream_window: u32,
+    /// Initial credit the sender grants the peer over the whole transport.
+    #[prost(uint32, tag = "7")]
+    pub conn_window: u32,
 }
 
 /// A new stream, i.e. a new client session.
@@ -211,7 +230,7 @@ impl Frame {
         match &self.body {
             None => "unknown",
             Some(Body::Hello(_)) => "hello",
-            Some(Body::Welcome(_)) => "welcome",
+            Some(Body::Challenge(_)) => "challenge",
             Some(Body::Auth(_)) => "auth",
             Some(Body::Open(_)) => "open",
             Some(Body::Data(_)) => "data",
@@ -220,6 +239,17 @@ impl Frame {
             Some(Body::Ping(_)) => "ping",
             Some(Body::Pong(_)) => "pong",
             Some(Body::GoAway(_)) => "go_away",
+            Some(Body::Accept(_)) => "accept",
+            Some(Body::Ticket(_)) => "ticket",
         }
+    }
+
+    /// Hello, Challenge, Auth and Accept: always in plain envelopes (they carry their own
+    /// proofs), and after each the receiver's envelope check may change.
+    pub fn is_handshake(&self) -> bool {
+        matches!(
+            self.body,
+            Some(Body::Hello(_) | Body::Challenge(_) | Body::Auth(_) | Body::Accept(_))
+        )
     }
 }

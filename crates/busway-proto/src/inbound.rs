@@ -19,9 +19,10 @@ impl Connection {
         match body {
             // A frame type from a newer version: skipping it keeps new types compatible.
             None => Ok(()),
-            Some(Body::Hello(_) | Body::Welcome(_) | Body::Auth(_)) => Err(ProtoError::Protocol(
-                "handshake frame after the handshake".into(),
-            )),
+            Some(Body::Hello(_) | Body::Challenge(_) | Body::Auth(_) | Body::Accept(_)) => Err(
+                ProtoError::Protocol("handshake frame after the handshake".into()),
+            ),
+            Some(Body::Ticket(t)) => self.on_ticket(t),
             Some(Body::Open(o)) => self.on_open(o),
             Some(Body::Data(d)) => self.on_data(d),
             Some(Body::Window(w)) => self.on_window(w),

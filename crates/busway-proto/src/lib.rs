@@ -7,6 +7,7 @@
 //! and moves bytes, instants and events in and out, which keeps every rule testable byte by
 //! byte. docs/PROTOCOL.md is the wire reference.
 
+mod accept;
 mod app;
 mod codec;
 mod config;
@@ -18,11 +19,16 @@ pub mod frame;
 mod handshake;
 pub mod idmap;
 mod inbound;
+pub mod mac;
 mod outbox;
 mod recv;
 mod reset;
 mod segments;
 mod stream;
+mod strike;
+mod ticket;
+mod trust;
+mod wire;
 
 pub use codec::{check, decode, encode, encoded_len, DecodeError, CHECK_LEN};
 pub use config::{Config, OpenParams, PeerInfo, Side};
@@ -32,20 +38,38 @@ pub use connection::{
 };
 pub use error::{ProtoError, StreamError};
 pub use event::Event;
-pub use frame::{Auth, Body, Data, Frame, GoAway, Hello, Open, Ping, Pong, Reset, Welcome, Window};
-pub use handshake::{
-    HANDSHAKE_VERSION, MAX_NONCE_LEN, MIN_CONN_WINDOW, MIN_MAX_FRAME, MIN_NONCE_LEN,
-    MIN_STREAM_WINDOW,
+pub use frame::{
+    Accept, Auth, Body, Challenge, Data, Frame, GoAway, Hello, Info, Open, Ping, Pong, Reset,
+    Window,
 };
+pub use handshake::{
+    HANDSHAKE_VERSION, MAX_EARLY_STREAMS, MAX_NONCE_LEN, MAX_TOKEN_ID_LEN, MIN_CONN_WINDOW,
+    MIN_MAX_FRAME, MIN_NONCE_LEN, MIN_STREAM_WINDOW,
+};
+pub use mac::MAC_LEN;
+
+/// A short public name of a shared secret (8 bytes of an HMAC keyed by it): what
+/// [`Connection::verified_by`] reports, so a node can tell after a reload whether the secret
+/// a transport was verified with is still listed, without keeping the secret per transport.
+pub fn secret_fingerprint(secret: &[u8]) -> [u8; 8] {
+    handshake::seal::fingerprint(secret)
+}
 pub use outbox::{MAX_CONTROL_BACKLOG, SEND_BACKLOG};
 pub use recv::COPY_BELOW;
 pub use reset::ResetCode;
 pub use segments::{Segments, ZERO_COPY_MIN};
+pub use strike::{Strike, StrikeRegister, TICKET_ID_LEN};
+pub use ticket::{
+    Clock, Resumption, StateError, Ticket, DEFAULT_STRIKE_CAPACITY, MAX_TICKET_LEN,
+    MAX_TICKET_LIFETIME,
+};
+pub use trust::{TokenBook, TokenCredential, TokenGrant, Trust};
+pub use wire::{Decoder, Rekey, KEYED_VERSION};
 
-/// Envelope version: the first varint of every envelope. Version 2 checks envelopes with
-/// CRC-32 (version 1 used XXH3): a node of the other version fails at its first byte, with
-/// `version`.
-pub const VERSION: u64 = 2;
+/// Envelope version: the first varint of every plain envelope (CRC-32 checked; keyed ones carry
+/// [`KEYED_VERSION`]). 3: handshake v2, keyed envelopes. Version 2 had the v1 handshake and 1
+/// used XXH3: a node of another version fails at its first byte, with `version`.
+pub const VERSION: u64 = 3;
 /// Most payload bytes in one Data frame; larger writes are split.
 pub const MAX_DATA_PAYLOAD: usize = 64 * 1024;
 /// Longest encoded frame accepted: a full Data frame plus room for its fields, so no other

@@ -43,6 +43,31 @@ impl Outbox {
         self.control.push_back(frame);
     }
 
+    /// Queues a control frame before every other one: the Auth of a resumption that fell back
+    /// to a full handshake, which must precede what it re-sends.
+    pub fn push_control_front(&mut self, body: Body) {
+        let frame = Frame::new(body);
+        self.control_bytes += encoded_len(&frame);
+        self.control.push_front(frame);
+    }
+
+    /// Puts frames already taken back at the front of their queues, in their order, and gives
+    /// back the transport credit their Data used: the acceptor dropped them unread (0-RTT
+    /// frames of a refused ticket), so they go again.
+    pub fn requeue_front(&mut self, frames: Vec<Frame>) {
+        for frame in frames.into_iter().rev() {
+            match frame.body {
+                Some(Body::Data(d)) => {
+                    self.conn_credit += d.payload.len() as u64;
+                    self.data_bytes += d.payload.len();
+                    self.data.push_front(d);
+                }
+                Some(body) => self.push_control_front(body),
+                None => {}
+            }
+        }
+    }
+
     pub fn push_pong(&mut self, timepoint_us: u64) {
         self.pong = Some(timepoint_us);
     }

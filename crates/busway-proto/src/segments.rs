@@ -16,6 +16,8 @@ use prost::encoding::{encode_varint, encoded_len_varint};
 
 use crate::codec::encode;
 use crate::frame::{Body, Data, Frame};
+use crate::mac::{FrameMac, MAC_LEN};
+use crate::wire::{encode_keyed, Rekey, KEYED_VERSION};
 use crate::VERSION;
 
 /// Payloads at least this large are sent from their own buffer instead of being copied.
@@ -32,6 +34,8 @@ pub struct Segments {
     /// Bytes after the last sealed piece: small frames, headers and trailers.
     small: BytesMut,
     len: usize,
+    /// The keyed check of this direction, once the handshake gave one.
+    key: Option<FrameMac>,
 }
 
 impl Segments {
@@ -44,17 +48,34 @@ impl Segments {
         self.len == 0
     }
 
-    /// Appends one frame's envelope.
+    /// Appends one frame's envelope: keyed once [`Segments::rekey`] gave a key, except
+    /// handshake frames, which are always plain.
     pub fn push(&mut self, frame: &Frame) {
+        let keyed = self.key.is_some() && !frame.is_handshake();
         match &frame.body {
+            // Data is never a handshake frame: keyed exactly when there is a key.
             Some(Body::Data(d)) if d.payload.len() >= ZERO_COPY_MIN => self.push_data(d),
             _ => {
                 let before = self.small.len();
                 self.reserve_small();
-                encode(frame, &mut self.small);
+                match &mut self.key {
+                    Some(mac) if keyed => encode_keyed(frame, mac, &mut self.small),
+                    _ => encode(frame, &mut self.small),
+                }
                 self.len += self.small.len() - before;
             }
         }
+    }
+
+    /// Encodes every later frame with the key the connection gave
+    /// ([`crate::Connection::poll_transmit`]).
+    pub fn rekey(&mut self, rekey: Rekey) {
+        self.key = Some(rekey.0);
+    }
+
+    /// Whether envelopes are written with a MAC now.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
     }
 
     fn reserve_small(&mut self) {
@@ -63,44 +84,44 @@ impl Segments {
         }
     }
 
-    /// A Data envelope in three pieces around its payload, byte for byte what [`encode`] writes.
+    /// A Data envelope in three pieces around its payload, byte for byte what [`encode`] (or,
+    /// keyed, `wire::encode_keyed`) writes.
     fn push_data(&mut self, d: &Data) {
-        let body = data_body_len(d);
-        let frame_len = 1 + encoded_len_varint(body as u64) + body;
         self.reserve_small();
         let start = self.small.len();
-        encode_varint(VERSION, &mut self.small);
-        encode_varint(frame_len as u64, &mut self.small);
-        // Frame field 5 (data), length-delimited, then the Data fields in tag order.
-        self.small.put_u8(5 << 3 | 2);
-        encode_varint(body as u64, &mut self.small);
-        if d.stream != 0 {
-            self.small.put_u8(1 << 3);
-            encode_varint(d.stream, &mut self.small);
-        }
-        if d.offset != 0 {
-            self.small.put_u8(2 << 3);
-            encode_varint(d.offset, &mut self.small);
-        }
-        self.small.put_u8(3 << 3 | 2);
-        encode_varint(d.payload.len() as u64, &mut self.small);
-        let mut hash = crc32fast::Hasher::new();
-        hash.update(&self.small[start..]);
-        hash.update(&d.payload);
-        let head = self.small.len() - start;
-        self.seal();
-        self.queue.push_back(d.payload.clone());
-        let mut tail = [0u8; 2];
-        let tail: &[u8] = if d.fin {
-            tail = [4 << 3, 1];
-            &tail
+        let version = if self.key.is_some() {
+            KEYED_VERSION
         } else {
-            &tail[..0]
+            VERSION
         };
-        hash.update(tail);
-        self.small.put_slice(tail);
-        self.small.put_u32_le(hash.finalize());
-        self.len += head + d.payload.len() + tail.len() + crate::CHECK_LEN;
+        write_data_head(d, version, &mut self.small);
+        let tail = data_tail(d);
+        let head = self.small.len() - start;
+        let check_len = match &mut self.key {
+            Some(mac) => {
+                // No tag only past ring's 64 GiB limit; zeros then fail at the peer.
+                let tag = mac
+                    .split(&self.small[start..], &d.payload, tail)
+                    .unwrap_or([0; MAC_LEN]);
+                self.seal();
+                self.queue.push_back(d.payload.clone());
+                self.small.put_slice(tail);
+                self.small.put_slice(&tag);
+                MAC_LEN
+            }
+            None => {
+                let mut hash = crc32fast::Hasher::new();
+                hash.update(&self.small[start..]);
+                hash.update(&d.payload);
+                hash.update(tail);
+                self.seal();
+                self.queue.push_back(d.payload.clone());
+                self.small.put_slice(tail);
+                self.small.put_u32_le(hash.finalize());
+                crate::CHECK_LEN
+            }
+        };
+        self.len += head + d.payload.len() + tail.len() + check_len;
     }
 
     /// Moves the small bytes written so far into the queue, so a payload can follow them.
@@ -167,6 +188,40 @@ impl Segments {
         self.queue.clear();
         self.small.clear();
         self.len = 0;
+    }
+}
+
+/// Writes a Data envelope up to its payload: the two varints, the frame's field 5 and the Data
+/// fields before the payload, in prost's order, with `version` first. A non-empty payload
+/// follows, then [`data_tail`], then the check.
+pub(crate) fn write_data_head(d: &Data, version: u64, out: &mut BytesMut) {
+    let body = data_body_len(d);
+    let frame_len = 1 + encoded_len_varint(body as u64) + body;
+    encode_varint(version, out);
+    encode_varint(frame_len as u64, out);
+    // Frame field 5 (data), length-delimited, then the Data fields in tag order.
+    out.put_u8(5 << 3 | 2);
+    encode_varint(body as u64, out);
+    if d.stream != 0 {
+        out.put_u8(1 << 3);
+        encode_varint(d.stream, out);
+    }
+    if d.offset != 0 {
+        out.put_u8(2 << 3);
+        encode_varint(d.offset, out);
+    }
+    if !d.payload.is_empty() {
+        out.put_u8(3 << 3 | 2);
+        encode_varint(d.payload.len() as u64, out);
+    }
+}
+
+/// What follows a Data payload before the check: the fin field, if set.
+pub(crate) fn data_tail(d: &Data) -> &'static [u8] {
+    if d.fin {
+        &[4 << 3, 1]
+    } else {
+        &[]
     }
 }
 

@@ -181,6 +181,12 @@ impl Streams {
         self.map.remove(&id)
     }
 
+    /// Every live stream, for the credit top-up when an early (pre-Accept) transport learns
+    /// the acceptor's windows.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Stream)> {
+        self.map.iter_mut().map(|(id, s)| (*id, s))
+    }
+
     pub fn lookup(&mut self, id: u64) -> Lookup<'_> {
         let opened = if id == 0 {
             false

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use busway_proto::{decode, Event, Frame, Open, ProtoError, Segments};
+use busway_proto::{Decoder, Event, Frame, Open, ProtoError, Segments};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
@@ -92,6 +92,9 @@ struct Driver<S> {
     t: Arc<Transport>,
     spec: Spec,
     rbuf: BytesMut,
+    /// The envelope checks, owned here so they run outside the connection's lock; the
+    /// connection says when they change (keyed MACs after a proved handshake).
+    dec: Decoder,
     out: Segments,
     frames: Vec<Frame>,
     timer: Pin<Box<tokio::time::Sleep>>,
@@ -127,6 +130,7 @@ where
         t,
         spec,
         rbuf: BytesMut::with_capacity(READ_BUF),
+        dec: Decoder::new(),
         out: Segments::default(),
         frames: Vec::new(),
         timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
@@ -178,7 +182,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     fn exchange(&mut self, cx: &mut Context<'_>) -> Result<(Option<bool>, bool), Closed> {
         let mut wake: Vec<Waker> = Vec::new();
         let mut opened: Vec<(u64, Open)> = Vec::new();
-        let mut established = false;
+        let mut established = None;
+        let mut rekey = None;
         let (wants_input, deadline) = {
             let mut g = self.t.lock();
             if !g.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -191,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             self.yielded = false;
             if self.out.len() < OUT_HIGH {
                 let room = OUT_HIGH - self.out.len();
-                g.conn.poll_transmit(&mut self.frames, room);
+                rekey = g.conn.poll_transmit(&mut self.frames, room);
             }
             while let Some(ev) = g.conn.poll_event() {
                 match ev {
@@ -209,13 +214,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                         wake.extend(g.wakers.values_mut().filter_map(|w| w.write.take()));
                     }
                     Event::Opened { id, open } => opened.push((id, open)),
-                    Event::Established { peer, rtt } => {
+                    Event::Established {
+                        peer,
+                        rtt,
+                        trust,
+                        resumed,
+                    } => {
                         self.t.set_node(&peer.node);
                         self.t.set_rtt(rtt);
                         self.t.set_state("up");
-                        tracing::info!(peer = %self.t.peer, node = %busway_proto::clip(&peer.node, 128), rtt_us = rtt.as_micros() as u64, "transport established");
-                        established = true;
+                        tracing::info!(peer = %self.t.peer, node = %busway_proto::clip(&peer.node, 128), rtt_us = rtt.as_micros() as u64, trust = trust.label(), resumed, "transport established");
+                        established = Some(resumed);
                     }
+                    // Resumption tickets are not kept yet: every dial is a full handshake.
+                    Event::Ticket(_) => {}
                     Event::Rtt(d) => self.t.set_rtt(d),
                     Event::GoAway { reason } => {
                         tracing::info!(peer = %self.t.peer, reason = %busway_proto::clip(&reason, 128), "peer is going away");
@@ -226,14 +238,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             (g.conn.wants_input(), g.conn.poll_timeout())
         };
         wake.into_iter().for_each(Waker::wake);
-        if established {
-            // Every handshake is a full one until transports resume (CONTRACT section 10).
-            self.spec.metrics.handshakes.inc("full");
+        if let Some(resumed) = established {
+            let kind = if resumed { "resumed" } else { "full" };
+            self.spec.metrics.handshakes.inc(kind);
             if let Some(tx) = self.spec.established.take() {
                 let _ = tx.send(());
             }
         }
         let took = !self.frames.is_empty();
+        if let Some(k) = rekey {
+            self.out.rekey(k);
+        }
         for f in self.frames.drain(..) {
             self.out.push(&f);
         }
@@ -325,26 +340,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             Poll::Pending => return Ok(Some(false)),
         };
         self.t.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        let mut failure = None;
         loop {
-            match decode(&mut self.rbuf) {
-                Ok(Some(f)) => self.frames.push(f),
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+            let mut failure = None;
+            loop {
+                match self.dec.decode(&mut self.rbuf) {
+                    Ok(Some(f)) => self.frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
                 }
             }
+            let now = now();
+            let mut g = self.t.lock();
+            for f in self.frames.drain(..) {
+                g.conn.handle_frame(f, now)?;
+            }
+            if let Some(e) = failure {
+                return Err(g.conn.handle_decode_error(e).into());
+            }
+            if !self.dec.is_held() {
+                return Ok(Some(true));
+            }
+            // A handshake frame: what follows it may need the key it just set up.
+            g.conn.update_decoder(&mut self.dec);
         }
-        let now = now();
-        let mut g = self.t.lock();
-        for f in self.frames.drain(..) {
-            g.conn.handle_frame(f, now)?;
-        }
-        if let Some(e) = failure {
-            return Err(g.conn.handle_decode_error(e).into());
-        }
-        Ok(Some(true))
     }
 
     /// Fires the protocol's timer, or the stall limit, when due; true if it fired.
@@ -371,7 +392,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         let wakers: Vec<Waker> = {
             let mut g = self.t.lock();
             let mut last = Vec::new();
-            g.conn.poll_transmit(&mut last, 0);
+            if let Some(k) = g.conn.poll_transmit(&mut last, 0) {
+                self.out.rekey(k);
+            }
             for f in &last {
                 self.out.push(f);
             }

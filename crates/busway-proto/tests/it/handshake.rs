@@ -19,7 +19,7 @@ fn with_secret(node: &str, secret: Option<&[u8]>) -> Config {
 
 fn established_event(events: &[Event]) -> Option<(String, Duration)> {
     events.iter().find_map(|e| match e {
-        Event::Established { peer, rtt } => Some((peer.node.clone(), *rtt)),
+        Event::Established { peer, rtt, .. } => Some((peer.node.clone(), *rtt)),
         _ => None,
     })
 }
@@ -42,21 +42,27 @@ fn succeeds_without_secret_byte_by_byte() {
 
 #[test]
 fn succeeds_with_secret_and_measures_rtt() {
-    let s = Some(&b"shared"[..]);
+    let s = Some(&b"shared secret, 16+"[..]);
     let mut p = Pair::new(with_secret("ingress", s), with_secret("egress", s));
-    // Hello takes 10 ms, Welcome 10 ms, Auth 10 ms.
+    // Hello takes 10 ms, Challenge 10 ms, Auth 10 ms, Accept 10 ms.
     p.now += Duration::from_millis(10);
     assert!(p.step(Who::I));
     p.now += Duration::from_millis(10);
     assert!(p.step(Who::A));
     assert_eq!(p.i.conn.rtt(), Some(Duration::from_millis(20)));
-    assert!(p.i.conn.is_established());
-    assert!(!p.a.conn.is_established(), "acceptor waits for Auth");
+    assert!(!p.i.conn.is_established(), "the initiator waits for Accept");
+    assert!(p.i.conn.can_open(), "but may open streams already");
     p.now += Duration::from_millis(10);
     assert!(p.step(Who::I));
     assert_eq!(
         established_event(&p.a.events),
         Some(("ingress".into(), Duration::from_millis(20)))
+    );
+    p.now += Duration::from_millis(10);
+    assert!(p.step(Who::A));
+    assert_eq!(
+        established_event(&p.i.events),
+        Some(("egress".into(), Duration::from_millis(20)))
     );
     assert!(p.i.error.is_none() && p.a.error.is_none());
 }
@@ -80,14 +86,14 @@ fn assert_both_fail_auth(si: Option<&[u8]>, sa: Option<&[u8]>) {
 
 #[test]
 fn secret_mismatch_fails_both_sides_with_auth() {
-    assert_both_fail_auth(Some(b"one"), Some(b"two"));
-    assert_both_fail_auth(Some(b"one"), None);
-    assert_both_fail_auth(None, Some(b"two"));
+    assert_both_fail_auth(Some(b"one secret, 16 bytes"), Some(b"two secret, 16 bytes"));
+    assert_both_fail_auth(Some(b"one secret, 16 bytes"), None);
+    assert_both_fail_auth(None, Some(b"two secret, 16 bytes"));
 }
 
 #[test]
 fn replayed_auth_fails() {
-    let s = Some(&b"shared"[..]);
+    let s = Some(&b"shared secret, 16+"[..]);
     let mut first = Pair::new(with_secret("ingress", s), with_secret("egress", s));
     first.drive();
     assert!(first.a.conn.is_established());
@@ -106,10 +112,8 @@ fn wrong_handshake_version_fails_both_sides() {
     let now = std::time::Instant::now();
     let mut a = Connection::new(Side::Acceptor, config("egress"), fresh_nonce(), now);
     let hello = Hello {
-        version: 2,
-        node: "ingress".into(),
+        version: 1,
         nonce: Bytes::from_static(&[9; 32]),
-        max_frame: 65536,
         ..Hello::default()
     };
     let mut buf = BytesMut::new();
@@ -142,8 +146,9 @@ fn wrong_handshake_version_fails_both_sides() {
 #[test]
 fn wrong_envelope_version_is_a_decode_error() {
     let mut p = Pair::new(config("ingress"), config("egress"));
-    // Version 1 (XXH3 checks) and anything newer are refused at the first byte.
-    for v in [1u8, 3] {
+    // Version 1 (XXH3 checks), 2 (the first handshake) and anything newer are refused at the
+    // first byte.
+    for v in [1u8, 2, 5] {
         let mut p = Pair::new(config("ingress"), config("egress"));
         let r = p.inject_bytes(Who::A, &[v, 0]);
         assert_eq!(r, Err(ProtoError::Decode(DecodeError::Version(v.into()))));
@@ -194,7 +199,7 @@ fn garbage_before_handshake_is_a_decode_error() {
 
     // Right version and length, wrong check.
     let mut q = Pair::new(config("ingress"), config("egress"));
-    let r = q.inject_bytes(Who::A, &[2, 2, 0x08, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+    let r = q.inject_bytes(Who::A, &[3, 2, 0x08, 0x01, 0xde, 0xad, 0xbe, 0xef]);
     assert_eq!(r, Err(ProtoError::Decode(DecodeError::Checksum)));
     assert_eq!(r.unwrap_err().reason(), "checksum");
 }
@@ -211,9 +216,8 @@ fn non_handshake_frame_first_is_a_protocol_failure() {
     // A Hello sent to the initiator is the wrong direction.
     let mut q = Pair::new(config("ingress"), config("egress"));
     let hello = Frame::new(Body::Hello(Hello {
-        version: 1,
+        version: busway_proto::HANDSHAKE_VERSION,
         nonce: Bytes::from_static(&[1; 32]),
-        max_frame: 65536,
         ..Hello::default()
     }));
     assert_eq!(
@@ -227,9 +231,8 @@ fn nonce_length_is_checked() {
     for len in [0usize, 15, 65] {
         let mut p = Pair::new(config("ingress"), config("egress"));
         let hello = Frame::new(Body::Hello(Hello {
-            version: 1,
+            version: busway_proto::HANDSHAKE_VERSION,
             nonce: Bytes::from(vec![1; len]),
-            max_frame: 65536,
             ..Hello::default()
         }));
         assert_eq!(
@@ -245,7 +248,7 @@ fn initiator_may_pipeline_opens_after_auth() {
     let mut p = Pair::new(config("ingress"), config("egress"));
     p.step(Who::I);
     p.step(Who::A);
-    assert!(p.i.conn.is_established());
+    assert!(p.i.conn.can_open() && !p.i.conn.is_established());
     let id = p.i.open("echo");
     assert_eq!(p.i.send(id, b"early"), 5);
     // Auth, Open and Data arrive in one read.
@@ -267,7 +270,22 @@ fn a_peer_that_grants_no_credit_fails_the_handshake() {
         p.drive();
         assert_eq!(p.i.error, Some(ProtoError::Handshake("protocol")));
         assert!(!p.i.conn.can_open());
-        // The initiator says why, so the acceptor counts the same failure.
-        assert_eq!(p.a.error, Some(ProtoError::Handshake("protocol")));
+        // The initiator says why; the acceptor, established by then, hears it go away.
+        assert!(
+            p.a.events
+                .iter()
+                .any(|e| matches!(e, Event::GoAway { reason } if reason == "protocol")),
+            "{:?}",
+            p.a.events
+        );
     }
+    // A stingy initiator fails at the acceptor.
+    let stingy = Config {
+        stream_window: 0,
+        ..config("ingress")
+    };
+    let mut p = Pair::new(stingy, config("egress"));
+    p.drive();
+    assert_eq!(p.a.error, Some(ProtoError::Handshake("protocol")));
+    assert_eq!(p.i.error, Some(ProtoError::Handshake("protocol")));
 }

@@ -7,4 +7,6 @@ mod handshake;
 mod harness;
 mod liveness;
 mod props;
+mod resume;
 mod streams;
+mod trust;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use busway_proto::frame::Body;
 use busway_proto::{
-    decode, encode, Auth, Config, Connection, Data, Event, Frame, GoAway, Hello, Open, Ping, Pong,
-    Reset, Side, Welcome, Window,
+    decode, encode, Accept, Auth, Challenge, Config, Connection, Data, Event, Frame, GoAway, Hello,
+    Open, Ping, Pong, Reset, Side, Window,
 };
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -29,33 +29,34 @@ fn labels() -> impl Strategy<Value = HashMap<String, String>> {
 fn hello() -> impl Strategy<Value = Hello> {
     (
         any::<u32>(),
-        text(),
-        text(),
-        labels(),
-        proptest::collection::vec(text(), 0..3),
-        any::<(u32, u32, u32)>(),
         blob(70),
+        blob(100),
+        text(),
+        blob(100),
+        any::<bool>(),
     )
-        .prop_map(
-            |(version, node, namespace, labels, capabilities, (mf, sw, cw), nonce)| Hello {
-                version,
-                node,
-                namespace,
-                labels,
-                capabilities,
-                max_frame: mf,
-                stream_window: sw,
-                conn_window: cw,
-                nonce,
-            },
-        )
+        .prop_map(|(version, nonce, ticket, token_id, info, eager)| Hello {
+            version,
+            nonce,
+            ticket,
+            token_id,
+            info,
+            eager,
+        })
 }
 
 fn body() -> impl Strategy<Value = Body> {
     prop_oneof![
         hello().prop_map(Body::Hello),
-        (hello(), blob(40)).prop_map(|(h, proof)| Body::Welcome(Welcome::from_hello(h, proof))),
-        blob(40).prop_map(|proof| Body::Auth(Auth { proof })),
+        blob(70).prop_map(|nonce| Body::Challenge(Challenge { nonce })),
+        (blob(200), any::<bool>()).prop_map(|(info, sealed)| Body::Auth(Auth { info, sealed })),
+        (blob(70), blob(200), any::<bool>()).prop_map(|(nonce, info, sealed)| Body::Accept(
+            Accept {
+                nonce,
+                info,
+                sealed
+            }
+        )),
         (
             any::<u64>(),
             text(),
