@@ -74,13 +74,6 @@ fn auth_failures(admin: &str) -> f64 {
     metric(admin, "busway_handshake_failures_total{reason=\"auth\"}").unwrap_or(0.0)
 }
 
-fn up(admin: &str) -> usize {
-    http::get(admin, "/v1/peers")
-        .body
-        .matches("\"state\":\"up\"")
-        .count()
-}
-
 /// CONTRACT section 10: a reload that replaces the secret closes the transports verified by
 /// the old one (they no longer authenticate) and new transports need the new one.
 #[test]
