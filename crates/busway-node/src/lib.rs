@@ -5,14 +5,16 @@
 //! backend — and the [pump](pump) moves bytes until both sides are done. A client of a gRPC
 //! gateway service becomes a downstream of its `busway_grpc::Gateway` instead. Streams that peers open
 //! over the bus arrive through the [transport driver](bus::driver) and become sessions too.
-//! Around that: the [admin API](admin), [metrics], the [session registry](sessions), drain in
-//! [`node`] and [reload](reload); [`tls`] loads the certificates of `[bus.tls]` and `[admin.tls]`.
+//! A session passes its service's [limits] before anything is dialled. Around that: the
+//! [admin API](admin), [metrics], the [session registry](sessions), drain in [`node`] and
+//! [reload](reload); [`tls`] loads the certificates of `[bus.tls]` and `[admin.tls]`.
 
 pub mod admin;
 pub mod bus;
 pub mod demo;
 pub mod fanout;
 mod grpc_session;
+pub mod limits;
 pub mod listen;
 pub mod metrics;
 pub mod mirror;

@@ -228,8 +228,12 @@ impl Node {
             tracing::info!("bus.secret changed: new transports use the new list");
             self.close_rotated_out(&new);
         }
-        if old.bus.token != new.bus.token {
-            // Tickets earned with the old token would resume its trust.
+        if old.bus.token != new.bus.token
+            || old.bus.secret != new.bus.secret
+            || old.bus.also_accepted != new.bus.also_accepted
+        {
+            // Tickets earned with the old credentials would resume their trust without this
+            // node checking the peer against its new list.
             self.pools.clear_tickets();
         }
         if old.bus.connections_per_peer != new.bus.connections_per_peer {

@@ -11,6 +11,7 @@ use busway_config::{Address, ServiceConfig};
 use busway_grpc::{Gateway, Settings};
 use busway_net::{Resolver, TargetSet};
 
+use crate::limits::SessionLimits;
 use crate::listen::ListenerHandle;
 use crate::metrics::ServiceMetrics;
 
@@ -20,6 +21,8 @@ pub struct ServiceState {
     config: RwLock<Arc<ServiceConfig>>,
     targets: RwLock<Arc<TargetSet>>,
     pub metrics: Arc<ServiceMetrics>,
+    /// What the session limits count; kept across reloads, like the counters.
+    pub limits: Arc<SessionLimits>,
     pub listeners: Mutex<HashMap<Address, ListenerHandle>>,
     gateway: RwLock<Option<Arc<Gateway>>>,
 }
@@ -34,6 +37,7 @@ impl ServiceState {
             config: RwLock::new(Arc::new(cfg)),
             targets: RwLock::new(targets),
             metrics,
+            limits: Arc::default(),
             listeners: Mutex::new(HashMap::new()),
         })
     }
@@ -133,7 +137,9 @@ fn set_changed(old: &ServiceConfig, new: &ServiceConfig) -> bool {
         mirror: _,
         // The gateway is updated in place.
         grpc: _,
-        // Read by each new session.
+        // Read by each new session's admission (crate::limits): the counts and buckets stay in
+        // the service's state, so a changed limit applies to the next session and never closes
+        // an open one.
         limits: _,
     } = old;
     *targets != new.targets

@@ -2,6 +2,8 @@
 //! - [`client_session`] for a client of a service's own listener: carried over the bus to a peer
 //!   (ingress) or connected straight to a backend (direct L4 proxy);
 //! - [`bus_session`] for a stream a peer opened (egress): connected to a backend.
+//!
+//! Both first pass the service's [limits](crate::limits), before anything is dialled.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +15,8 @@ use busway_proto::{OpenParams, ResetCode};
 use crate::bus::driver::Opened;
 use crate::bus::PoolState;
 use crate::fanout::{fan_out, join_all, Target};
+use crate::limits::{Admission, CAP};
+use crate::metrics::Limit;
 use crate::mirror::Mirrors;
 use crate::node::Node;
 use crate::pump::{pump, Abort, End};
@@ -21,6 +25,11 @@ use crate::sessions::{new_id, SessionEntry, Ticket};
 
 /// Serves a client accepted on one of `svc`'s listeners.
 pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn, client: String) {
+    let Some(_admitted) = admit_client(&node, &svc, &client) else {
+        // Closed without a byte: the client reads EOF.
+        drop(conn);
+        return;
+    };
     let s = begin(&node, &svc, new_id(), client).await;
     let entry = &s.ticket.entry;
     if let Some(gw) = svc.gateway() {
@@ -49,6 +58,53 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
         },
     };
     svc.metrics.finished(outcome);
+}
+
+/// Admits a client of one of `svc`'s listeners under the service's limits, or counts and logs
+/// its refusal.
+fn admit_client(node: &Node, svc: &ServiceState, client: &str) -> Option<Admission> {
+    match svc.limits.admit_client(&svc.config().limits, client) {
+        Ok(a) => {
+            if a.table_full {
+                tracing::warn!(service = %svc.name, addresses = CAP, "the per-client table is full of active addresses; new addresses are admitted without per-client limits until some go idle");
+            }
+            Some(a.admission)
+        }
+        Err(limit) => {
+            refused(node, svc, limit, &client);
+            None
+        }
+    }
+}
+
+/// Admits a session a peer opened under the service's `max_sessions`, or resets its stream (so
+/// the ingress closes its client) and counts and logs the refusal; `client` is the session's
+/// client as this node lists it (`ADDRESS via NODE`).
+fn admit_bus(
+    node: &Node,
+    svc: &ServiceState,
+    stream: &crate::bus::BusStream,
+    client: &str,
+) -> Option<Admission> {
+    match svc.limits.admit_bus(&svc.config().limits) {
+        Ok(a) => Some(a),
+        Err(limit) => {
+            stream.reset(
+                ResetCode::Refused,
+                &format!("{limit} of service {} reached at {}", svc.name, node.name),
+            );
+            refused(node, svc, limit, &client);
+            None
+        }
+    }
+}
+
+/// Counts a session refused by `limit` (outcome `refused`, and the limit's rejection) and logs
+/// it at most once per second per limit and service.
+fn refused(node: &Node, svc: &ServiceState, limit: Limit, who: &dyn std::fmt::Display) {
+    svc.metrics.finished("refused");
+    node.metrics
+        .limit_refused(limit, &svc.name, "session", Some(who));
 }
 
 /// A session registered and its service's targets fresh.
@@ -195,6 +251,9 @@ pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str
     // The Open frame is read here and dropped: kept across the awaits below it would sit in
     // every session's state for its whole life.
     let Some((svc, id, client)) = admit(&node, open, pinned, &stream) else {
+        return;
+    };
+    let Some(_admitted) = admit_bus(&node, &svc, &stream, &client) else {
         return;
     };
     let s = begin(&node, &svc, id, client).await;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use busway_config::NodeConfig;
-use busway_proto::{Resumption, TokenBook, TokenCredential, TokenGrant, Trust};
+use busway_proto::{Resumption, Side, TokenBook, TokenCredential, TokenGrant, Trust};
 
 use crate::bus::Transport;
 use crate::node::Node;
@@ -77,7 +77,13 @@ pub(crate) fn proto_config(
 
 /// Whether `t` may open `svc`: every service for `secret`, the token's services for `token`,
 /// services with `anonymous = true` for `anonymous`.
+///
+/// Only the accepting end judges: a node that dialled chose its peer (and verified it with the
+/// token or the secret it holds), so what that peer opens towards it is not limited here.
 pub(crate) fn may_open(node: &Node, t: &Transport, svc: &ServiceState) -> bool {
+    if t.side() == Side::Initiator {
+        return t.trust().is_some();
+    }
     match t.trust() {
         Some(Trust::Token { id, .. }) => node
             .tokens
@@ -95,6 +101,10 @@ impl Node {
     pub(crate) fn close_ended_tokens(&self) {
         let now = SystemTime::now();
         for t in self.transports.all() {
+            if t.side() == Side::Initiator {
+                // A token we present: its issuer ends the transport when it ends.
+                continue;
+            }
             if let Some(Trust::Token { id, .. }) = t.trust() {
                 if !self.tokens.is_live(&id, now) && t.revoked().is_none() {
                     tracing::info!(peer = %t.peer, token = %id, "token revoked or expired: closing its transport");

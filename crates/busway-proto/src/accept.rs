@@ -186,12 +186,14 @@ impl Connection {
         if let Some((_, grant)) = &hs.token {
             peer.node = grant.node.clone();
         }
-        if let Some(s) = &i_secret {
-            if self.config.channel_binding.is_none() {
+        // Always said, keyed or not: after a refused ticket the decoder was skipping.
+        self.pending_recv = Some(match (&i_secret, self.config.channel_binding) {
+            (Some(s), None) => {
                 let key = derive(s, &t.snapshot(), "i2a");
-                self.pending_recv = Some(RecvCheck::Keyed(Box::new(FrameMac::new(&key))));
+                RecvCheck::Keyed(Box::new(FrameMac::new(&key)))
             }
-        }
+            _ => RecvCheck::Plain,
+        });
         // We prove our first secret, or the token's.
         let a_secret = match (&hs.token, &i_secret) {
             (Some((_, grant)), Some(_)) => Some(grant.secret.clone()),

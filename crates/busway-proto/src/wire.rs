@@ -51,7 +51,8 @@ pub(crate) enum RecvCheck {
     Keyed(Box<FrameMac>),
     /// The acceptor refused a resumption ticket: the 0-RTT envelopes that follow the Hello
     /// were sealed with a key it does not have, so keyed envelopes are skipped unread until the
-    /// initiator's plain Auth. None of them reaches the connection.
+    /// initiator's plain Auth (under TLS they are plain, and every frame but a handshake frame
+    /// or a GoAway is skipped). None of them reaches the connection.
     SkipEarly,
 }
 
@@ -117,7 +118,15 @@ impl Decoder {
                         }
                         return Ok(None);
                     }
-                    _ => codec::decode(buf)?,
+                    // Under TLS the 0-RTT frames are plain: skipped too, once decoded.
+                    _ => match codec::decode(buf)? {
+                        Some(f)
+                            if !f.is_handshake() && !matches!(f.body, Some(Body::GoAway(_))) =>
+                        {
+                            continue
+                        }
+                        other => other,
+                    },
                 },
             };
             break frame;

@@ -67,7 +67,12 @@ fn sighup_moves_the_admin_api_and_a_bind_failure_keeps_the_old_one() {
     .unwrap();
     node.signal(1);
     assert!(wait_reloads(&old, "error", 1.0), "{}", node.stderr());
-    assert!(node.stderr().contains(&taken), "{}", node.stderr());
+    // The log is read by another thread, a little behind the metric.
+    assert!(
+        wait_for(Duration::from_secs(2), || node.stderr().contains(&taken)),
+        "{}",
+        node.stderr()
+    );
     assert_eq!(http::get(&old, "/healthz").status, 200);
 
     let new = backends::closed_port();
@@ -89,7 +94,11 @@ fn sighup_moves_the_admin_api_and_a_bind_failure_keeps_the_old_one() {
         "the old admin address still answers"
     );
     // Logged, not printed: stdout carries the start-up lines only (CONTRACT section 1).
-    assert!(node.stderr().contains(&new), "{}", node.stderr());
+    assert!(
+        wait_for(Duration::from_secs(2), || node.stderr().contains(&new)),
+        "{}",
+        node.stderr()
+    );
     assert!(node.stdout_lines().is_empty(), "{:?}", node.stdout_lines());
     let mut c = connect(&node.addr("chat"));
     roundtrip(&mut c, b"still serving");

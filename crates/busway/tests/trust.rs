@@ -95,7 +95,8 @@ fn issue(admin: &str, body: &str) -> (String, String) {
 }
 
 fn peers(admin: &str) -> serde_json::Value {
-    serde_json::from_str(&http::get(admin, "/v1/peers").body).unwrap()
+    let body = request("GET", admin, "/v1/peers", ADMIN, b"").body;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 fn forbidden(admin: &str, service: &str) -> f64 {

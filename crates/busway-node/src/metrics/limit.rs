@@ -118,16 +118,17 @@ impl LimitLog {
         let Some(suppressed) = self.admit(limit, service) else {
             return;
         };
+        // Displayed, not debugged: `limit=max_sessions`, the label as it is, not quoted.
         let limit = limit.label();
         match client {
             Some(client) => tracing::warn!(
-                limit,
+                %limit,
                 %service,
                 %client,
                 suppressed,
                 "{what} refused: {limit} reached"
             ),
-            None => tracing::warn!(limit, %service, suppressed, "{what} refused: {limit} reached"),
+            None => tracing::warn!(%limit, %service, suppressed, "{what} refused: {limit} reached"),
         }
     }
 }

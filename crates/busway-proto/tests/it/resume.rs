@@ -270,3 +270,39 @@ fn no_ticket_without_a_proof() {
     assert!(p.i.conn.is_established());
     assert!(!p.i.events.iter().any(|e| matches!(e, Event::Ticket(_))));
 }
+
+#[test]
+fn under_tls_resumption_and_its_fallback_work_too() {
+    let bound = |c: Config| Config {
+        channel_binding: Some([9; 32]),
+        ..c
+    };
+    let (r, clock) = resumption(10);
+    let mut full = Pair::new(bound(secret_config("ingress")), bound(acceptor(&r)));
+    full.drive();
+    let t = ticket_of(&full.i.events);
+    let mut p = Pair::new(
+        resuming(bound(secret_config("ingress")), &t),
+        bound(acceptor(&r)),
+    );
+    let id = p.i.open("echo");
+    p.i.send(id, b"early under tls");
+    p.step(Who::I);
+    assert!(established(&p.a.events).unwrap().2);
+    assert_eq!(p.a.received(id).0, b"early under tls");
+    p.drive();
+    let t = ticket_of(&p.i.events);
+    // Refused (expired): the plain 0-RTT frames are skipped, then sent again after the Auth.
+    clock.fetch_add(601, Ordering::Relaxed);
+    let mut p = Pair::new(
+        resuming(bound(secret_config("ingress")), &t),
+        bound(acceptor(&r)),
+    );
+    let id = p.i.open("echo");
+    p.i.send(id, b"early under tls");
+    p.drive();
+    assert!(p.a.error.is_none(), "{:?}", p.a.error);
+    assert!(!established(&p.a.events).unwrap().2);
+    assert_eq!(opened(&p.a.events), 1);
+    assert_eq!(p.a.received(id).0, b"early under tls");
+}
