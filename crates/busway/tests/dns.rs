@@ -128,7 +128,14 @@ fn a_name_that_does_not_resolve_is_not_fatal_and_readyz_names_it() {
     let mut c = connect(&node.addr("chat"));
     let mut buf = [0u8; 4];
     assert_eq!(std::io::Read::read(&mut c, &mut buf).unwrap_or(0), 0);
-    assert!(node.stderr().contains("missing.test"), "{}", node.stderr());
+    // The log is read by another thread, a little behind the node.
+    assert!(
+        wait_for(Duration::from_secs(2), || node
+            .stderr()
+            .contains("missing.test")),
+        "{}",
+        node.stderr()
+    );
     assert!(metric(
         &node.addr("admin"),
         "busway_dns_lookup_failures_total{service=\"chat\"}"
