@@ -247,7 +247,12 @@ fn a_plaintext_peer_and_a_tls12_peer_are_refused_by_the_listener() {
     );
     let i = ingress(&dir, "plain.toml", &e.url("bus"), None);
     assert!(wait_count(&e, TLS_FAILURES, 1.0), "{}", e.stderr());
-    assert!(e.stderr().contains("not TLS"), "{}", e.stderr());
+    // The log is read by another thread: wait for the line rather than race it.
+    assert!(
+        wait_for(Duration::from_secs(3), || e.stderr().contains("not TLS")),
+        "{}",
+        e.stderr()
+    );
     session_fails(&i);
     assert_eq!(backend.accepted(), 0);
 
@@ -320,7 +325,11 @@ fn delaying_relay(target: &str, delay: Duration) -> (String, Arc<Mutex<Vec<Insta
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 * 1024];
                     while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                        if n == 0
+                            || tx
+                                .send((Instant::now() + delay, buf[..n].to_vec()))
+                                .is_err()
+                        {
                             break;
                         }
                     }
@@ -366,7 +375,11 @@ fn tls_adds_no_round_trip_of_its_own_to_the_bus_handshake() {
         });
         let seen = Instant::now();
         assert!(up, "tls {tls}: {}", i.stderr());
-        let first = *accepted.lock().unwrap().first().expect("the relay saw the dial");
+        let first = *accepted
+            .lock()
+            .unwrap()
+            .first()
+            .expect("the relay saw the dial");
         let took = seen - first;
         assert!(
             took >= 4 * D && took < 5 * D,
@@ -480,9 +493,8 @@ fn unreadable_tls_files_are_configuration_errors_before_anything_is_bound() {
     let held = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let missing = dir.path("missing.crt");
-    let bus = |tls: String| {
-        format!("[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}")
-    };
+    let bus =
+        |tls: String| format!("[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}");
     let cases = [
         (
             bus(format!(
