@@ -52,7 +52,10 @@ pub struct BusCtx {
 }
 
 /// Finds the host name a peer endpoint was configured under (see [`BusCtx::peer_host`]).
-pub struct PeerHost(pub Box<dyn Fn(&EndpointAddr) -> Option<String> + Send + Sync>);
+pub struct PeerHost(pub Box<HostOf>);
+
+/// Maps a peer's endpoint to the host name it was written with.
+pub type HostOf = dyn Fn(&EndpointAddr) -> Option<String> + Send + Sync;
 
 impl std::fmt::Debug for PeerHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
