@@ -25,9 +25,9 @@ pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
+mod tls;
 pub mod tokens;
 mod trust;
-mod tls;
 
 pub use node::{Listening, Node, StartError};
 pub use reload::ReloadError;

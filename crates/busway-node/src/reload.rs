@@ -167,7 +167,8 @@ impl Node {
         let proto = crate::trust::proto_config(&new, &self.tokens, Some(&self.resumption))
             .map_err(ReloadError::Unusable)?;
         // Read again whether or not the section changed: a renewed certificate keeps its path.
-        let tls = crate::tls::Loaded::load(&new).map_err(|e| ReloadError::Unusable(e.to_string()))?;
+        let tls =
+            crate::tls::Loaded::load(&new).map_err(|e| ReloadError::Unusable(e.to_string()))?;
         let (bound, admin) = self.bind_new(&old, &new).await?;
 
         if old.dns != new.dns {

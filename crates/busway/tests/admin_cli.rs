@@ -122,8 +122,20 @@ fn reload_usage_errors_exit_2() {
     for args in [
         // https:// URLs are for a node with [admin.tls]; --ca goes with them only, and must
         // name a readable CA file.
-        &["reload", "--admin", "http://127.0.0.1:9901", "--ca", "/etc/hostname"][..],
-        &["reload", "--admin", "https://127.0.0.1:9901", "--ca", "/nonexistent/ca.crt"],
+        &[
+            "reload",
+            "--admin",
+            "http://127.0.0.1:9901",
+            "--ca",
+            "/etc/hostname",
+        ][..],
+        &[
+            "reload",
+            "--admin",
+            "https://127.0.0.1:9901",
+            "--ca",
+            "/nonexistent/ca.crt",
+        ],
         &["reload", "--admin", "ftp://127.0.0.1:9901"],
         &["reload", "--admin", "http://127.0.0.1:9901/v1"],
         &["reload", "--no-such-flag"],

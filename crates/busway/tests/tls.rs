@@ -71,6 +71,12 @@ fn wait_count(p: &Proc, series: &str, n: f64) -> bool {
     wait_for(Duration::from_secs(10), || count(p, series) >= n)
 }
 
+/// Waits up to 5 s until `p` has logged `needle`: its stderr is read by a thread of its own, a
+/// little after the counters that the tests wait for have moved.
+fn logged(p: &Proc, needle: &str) -> bool {
+    wait_for(Duration::from_secs(5), || p.stderr().contains(needle))
+}
+
 /// True when `c` is closed by the other end within `limit` without sending a byte.
 fn closed_silently(c: &mut TcpStream, limit: Duration) -> bool {
     c.set_read_timeout(Some(limit)).unwrap();
@@ -164,11 +170,7 @@ fn a_dialer_refuses_an_unknown_ca_and_a_name_mismatch_and_counts_them() {
         wrong_ca.stderr()
     );
     session_fails(&wrong_ca);
-    assert!(
-        wrong_ca.stderr().contains("unknown CA"),
-        "{}",
-        wrong_ca.stderr()
-    );
+    assert!(logged(&wrong_ca, "unknown CA"), "{}", wrong_ca.stderr());
     // The right CA, but a name the certificate does not carry.
     let wrong_name = ingress(
         &dir,
@@ -183,7 +185,7 @@ fn a_dialer_refuses_an_unknown_ca_and_a_name_mismatch_and_counts_them() {
     );
     session_fails(&wrong_name);
     assert!(
-        wrong_name.stderr().contains("name mismatch"),
+        logged(&wrong_name, "name mismatch"),
         "{}",
         wrong_name.stderr()
     );
@@ -210,11 +212,7 @@ fn a_listener_requiring_client_certificates_refuses_a_dialer_without_one() {
     let i = ingress(&dir, "no-cert.toml", &e.url("bus"), Some(&ca_only));
     assert!(wait_count(&e, TLS_FAILURES, 1.0), "{}", e.stderr());
     session_fails(&i);
-    assert!(
-        e.stderr().contains("missing client certificate"),
-        "{}",
-        e.stderr()
-    );
+    assert!(logged(&e, "missing client certificate"), "{}", e.stderr());
     assert_eq!(count(&i, TLS_FAILURES), 0.0, "counted by the listener only");
     assert_eq!(backend.accepted(), 0);
 
@@ -247,7 +245,7 @@ fn a_plaintext_peer_and_a_tls12_peer_are_refused_by_the_listener() {
     );
     let i = ingress(&dir, "plain.toml", &e.url("bus"), None);
     assert!(wait_count(&e, TLS_FAILURES, 1.0), "{}", e.stderr());
-    assert!(e.stderr().contains("not TLS"), "{}", e.stderr());
+    assert!(logged(&e, "not TLS"), "{}", e.stderr());
     session_fails(&i);
     assert_eq!(backend.accepted(), 0);
 
@@ -258,11 +256,34 @@ fn a_plaintext_peer_and_a_tls12_peer_are_refused_by_the_listener() {
         "TLS 1.2 was accepted"
     );
     assert!(wait_count(&e, TLS_FAILURES, before + 1.0), "{}", e.stderr());
+    assert!(logged(&e, "does not offer TLS 1.3"), "{}", e.stderr());
+}
+
+#[test]
+fn a_tls_dialer_refuses_a_plaintext_listener() {
+    let dir = TempDir::new("tls-plaintext-listener");
+    let pki = Pki::new(&dir);
+    let backend = backends::echo();
+    let e = egress(&dir, "\"tcp://127.0.0.1:0\"", "", None, &backend.url());
+    let i = ingress(
+        &dir,
+        "tls.toml",
+        &e.url("bus"),
+        Some(&pki.section("node", "ca", "")),
+    );
+    // The listener reads a ClientHello where a bus envelope should be (an unknown envelope
+    // version, 22: busway_frames_rejected_total{reason="version"}); the dialer reads the
+    // listener's plaintext GoAway where a TLS record should be (`tls`).
+    assert!(wait_count(&i, TLS_FAILURES, 1.0), "{}", i.stderr());
+    assert!(logged(&i, "not TLS"), "{}", i.stderr());
     assert!(
-        e.stderr().contains("does not offer TLS 1.3"),
+        wait_count(&e, "busway_frames_rejected_total{reason=\"version\"}", 1.0),
         "{}",
         e.stderr()
     );
+    session_fails(&i);
+    assert_eq!(backend.accepted(), 0);
+    assert_eq!(count(&e, TLS_FAILURES), 0.0);
 }
 
 /// Forwards connections on a fresh loopback port to `target`, keeping every byte that passes
@@ -320,7 +341,11 @@ fn delaying_relay(target: &str, delay: Duration) -> (String, Arc<Mutex<Vec<Insta
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 * 1024];
                     while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                        if n == 0
+                            || tx
+                                .send((Instant::now() + delay, buf[..n].to_vec()))
+                                .is_err()
+                        {
                             break;
                         }
                     }
@@ -366,7 +391,11 @@ fn tls_adds_no_round_trip_of_its_own_to_the_bus_handshake() {
         });
         let seen = Instant::now();
         assert!(up, "tls {tls}: {}", i.stderr());
-        let first = *accepted.lock().unwrap().first().expect("the relay saw the dial");
+        let first = *accepted
+            .lock()
+            .unwrap()
+            .first()
+            .expect("the relay saw the dial");
         let took = seen - first;
         assert!(
             took >= 4 * D && took < 5 * D,
@@ -464,7 +493,7 @@ fn sighup_loads_a_new_certificate_for_new_transports_and_keeps_established_sessi
         "{}",
         e.stderr()
     );
-    assert!(e.stderr().contains("bus.tls.cert"), "{}", e.stderr());
+    assert!(logged(&e, "bus.tls.cert"), "{}", e.stderr());
     let cert = pki.served_cert(&["-connect", &bus]).expect("handshake");
     assert!(cert.contains("serial=2002"), "{cert}");
     roundtrip(&mut session, b"still\n");
@@ -480,9 +509,8 @@ fn unreadable_tls_files_are_configuration_errors_before_anything_is_bound() {
     let held = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let missing = dir.path("missing.crt");
-    let bus = |tls: String| {
-        format!("[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}")
-    };
+    let bus =
+        |tls: String| format!("[bus]\nlisten = [\"tcp://127.0.0.1:{port}\"]\n[bus.tls]\n{tls}");
     let cases = [
         (
             bus(format!(
@@ -720,7 +748,7 @@ fn max_transports_refuses_connections_over_the_limit_at_once() {
         start.elapsed()
     );
     assert!(wait_count(&e, MAX_TRANSPORTS, 1.0), "{}", e.stderr());
-    assert!(e.stderr().contains("max_transports"), "{}", e.stderr());
+    assert!(logged(&e, "max_transports"), "{}", e.stderr());
     // The second is still open, and the session traffic goes on.
     second
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -738,6 +766,47 @@ fn max_transports_refuses_connections_over_the_limit_at_once() {
         !closed_silently(&mut c, Duration::from_millis(300))
     });
     assert!(ok, "no room after a connection closed");
+
+    // A reload raises the limit and shortens handshake_timeout: both apply to the connections
+    // accepted after it (the ingress's transport, accepted before, stays up).
+    let toml = node_toml(
+        "egress",
+        "listen = [\"tcp://127.0.0.1:0\"]\nmax_transports = 3\nhandshake_timeout = \"1s\"",
+        Some(&pki.section("node", "ca", "")),
+        &format!("backends = [\"{}\"]", backend.url()),
+    );
+    dir.write("egress.toml", &toml);
+    e.signal(1);
+    assert!(
+        wait_count(&e, "busway_config_reloads_total{result=\"ok\"}", 1.0),
+        "{}",
+        e.stderr()
+    );
+    let refused = count(&e, MAX_TRANSPORTS);
+    let start = Instant::now();
+    let mut admitted: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&bus).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fourth = TcpStream::connect(&bus).unwrap();
+    assert!(closed_silently(&mut fourth, Duration::from_secs(3)));
+    assert!(
+        wait_count(&e, MAX_TRANSPORTS, refused + 1.0),
+        "{}",
+        e.stderr()
+    );
+    // The two within the new limit are closed by the new handshake_timeout, about a second
+    // after their accept, not the 10 s the egress started with.
+    for c in &mut admitted {
+        assert!(closed_silently(c, Duration::from_secs(5)));
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    roundtrip(
+        &mut connect(&i.addr("chat")),
+        b"still up after the reload\n",
+    );
 }
 
 #[test]

@@ -90,7 +90,19 @@ pub(super) async fn dial_loop(
             // Two monomorphic runs rather than one over a socket enum: the plaintext driver
             // stays exactly what it was.
             Ok(sock) => match ctx.tls() {
-                None => Some(run(sock, ctx.proto(), None, &pool, slot, &mut retired, &ctx, &tickets).await),
+                None => Some(
+                    run(
+                        sock,
+                        ctx.proto(),
+                        None,
+                        &pool,
+                        slot,
+                        &mut retired,
+                        &ctx,
+                        &tickets,
+                    )
+                    .await,
+                ),
                 Some(tls) => {
                     let secured = tokio::select! {
                         r = secure(&tls, &ctx, &endpoint, sock) => r,
@@ -98,8 +110,17 @@ pub(super) async fn dial_loop(
                     };
                     match secured {
                         Ok((s, proto, binding)) => Some(
-                            run(s, proto, Some(binding), &pool, slot, &mut retired, &ctx, &tickets)
-                                .await,
+                            run(
+                                s,
+                                proto,
+                                Some(binding),
+                                &pool,
+                                slot,
+                                &mut retired,
+                                &ctx,
+                                &tickets,
+                            )
+                            .await,
                         ),
                         Err(why) => {
                             failed(&pool, slot, why);
