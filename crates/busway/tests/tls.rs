@@ -71,6 +71,12 @@ fn wait_count(p: &Proc, series: &str, n: f64) -> bool {
     wait_for(Duration::from_secs(10), || count(p, series) >= n)
 }
 
+/// Waits up to 5 s until `p` has logged `needle`: its stderr is read by a thread of its own, a
+/// little after the counters that the tests wait for have moved.
+fn logged(p: &Proc, needle: &str) -> bool {
+    wait_for(Duration::from_secs(5), || p.stderr().contains(needle))
+}
+
 /// True when `c` is closed by the other end within `limit` without sending a byte.
 fn closed_silently(c: &mut TcpStream, limit: Duration) -> bool {
     c.set_read_timeout(Some(limit)).unwrap();
@@ -139,6 +145,44 @@ fn a_session_runs_over_tls_on_tcp_and_unix_bus_listeners() {
 }
 
 #[test]
+fn bytes_arrive_exactly_both_ways_over_tls_with_sessions_in_parallel() {
+    // Records of 16 KiB, a read-ahead buffer under rustls, envelopes cut anywhere across
+    // records: what goes in comes out, byte for byte, on each of several sessions at once.
+    let dir = TempDir::new("tls-bytes");
+    let pki = Pki::new(&dir);
+    let backend = backends::echo();
+    let section = pki.section("node", "ca", "");
+    let e = egress(
+        &dir,
+        "\"tcp://127.0.0.1:0\"",
+        "",
+        Some(&section),
+        &backend.url(),
+    );
+    let i = ingress(&dir, "ingress.toml", &e.url("bus"), Some(&section));
+    wait_peer_up(&i.addr("admin"));
+    let chat = i.addr("chat");
+    let runs: Vec<_> = (0..4u32)
+        .map(|k| {
+            let chat = chat.clone();
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..3_000_000u32)
+                    .map(|n| (n.wrapping_mul(7 + k) + n / 3) as u8)
+                    .collect();
+                let mut c = connect(&chat);
+                let got = common::send_all_and_read(&mut c, &data);
+                assert_eq!(got.len(), data.len(), "session {k}");
+                assert!(got == data, "session {k}: bytes differ");
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+    assert_eq!(count(&i, TLS_FAILURES) + count(&e, TLS_FAILURES), 0.0);
+}
+
+#[test]
 fn a_dialer_refuses_an_unknown_ca_and_a_name_mismatch_and_counts_them() {
     let dir = TempDir::new("tls-dialer");
     let pki = Pki::new(&dir);
@@ -164,11 +208,7 @@ fn a_dialer_refuses_an_unknown_ca_and_a_name_mismatch_and_counts_them() {
         wrong_ca.stderr()
     );
     session_fails(&wrong_ca);
-    assert!(
-        wrong_ca.stderr().contains("unknown CA"),
-        "{}",
-        wrong_ca.stderr()
-    );
+    assert!(logged(&wrong_ca, "unknown CA"), "{}", wrong_ca.stderr());
     // The right CA, but a name the certificate does not carry.
     let wrong_name = ingress(
         &dir,
@@ -183,7 +223,7 @@ fn a_dialer_refuses_an_unknown_ca_and_a_name_mismatch_and_counts_them() {
     );
     session_fails(&wrong_name);
     assert!(
-        wrong_name.stderr().contains("name mismatch"),
+        logged(&wrong_name, "name mismatch"),
         "{}",
         wrong_name.stderr()
     );
@@ -210,11 +250,7 @@ fn a_listener_requiring_client_certificates_refuses_a_dialer_without_one() {
     let i = ingress(&dir, "no-cert.toml", &e.url("bus"), Some(&ca_only));
     assert!(wait_count(&e, TLS_FAILURES, 1.0), "{}", e.stderr());
     session_fails(&i);
-    assert!(
-        e.stderr().contains("missing client certificate"),
-        "{}",
-        e.stderr()
-    );
+    assert!(logged(&e, "missing client certificate"), "{}", e.stderr());
     assert_eq!(count(&i, TLS_FAILURES), 0.0, "counted by the listener only");
     assert_eq!(backend.accepted(), 0);
 
@@ -247,12 +283,7 @@ fn a_plaintext_peer_and_a_tls12_peer_are_refused_by_the_listener() {
     );
     let i = ingress(&dir, "plain.toml", &e.url("bus"), None);
     assert!(wait_count(&e, TLS_FAILURES, 1.0), "{}", e.stderr());
-    // The log is read by another thread: wait for the line rather than race it.
-    assert!(
-        wait_for(Duration::from_secs(3), || e.stderr().contains("not TLS")),
-        "{}",
-        e.stderr()
-    );
+    assert!(logged(&e, "not TLS"), "{}", e.stderr());
     session_fails(&i);
     assert_eq!(backend.accepted(), 0);
 
@@ -263,11 +294,34 @@ fn a_plaintext_peer_and_a_tls12_peer_are_refused_by_the_listener() {
         "TLS 1.2 was accepted"
     );
     assert!(wait_count(&e, TLS_FAILURES, before + 1.0), "{}", e.stderr());
+    assert!(logged(&e, "does not offer TLS 1.3"), "{}", e.stderr());
+}
+
+#[test]
+fn a_tls_dialer_refuses_a_plaintext_listener() {
+    let dir = TempDir::new("tls-plaintext-listener");
+    let pki = Pki::new(&dir);
+    let backend = backends::echo();
+    let e = egress(&dir, "\"tcp://127.0.0.1:0\"", "", None, &backend.url());
+    let i = ingress(
+        &dir,
+        "tls.toml",
+        &e.url("bus"),
+        Some(&pki.section("node", "ca", "")),
+    );
+    // The listener reads a ClientHello where a bus envelope should be (an unknown envelope
+    // version, 22: busway_frames_rejected_total{reason="version"}); the dialer reads the
+    // listener's plaintext GoAway where a TLS record should be (`tls`).
+    assert!(wait_count(&i, TLS_FAILURES, 1.0), "{}", i.stderr());
+    assert!(logged(&i, "not TLS"), "{}", i.stderr());
     assert!(
-        e.stderr().contains("does not offer TLS 1.3"),
+        wait_count(&e, "busway_frames_rejected_total{reason=\"version\"}", 1.0),
         "{}",
         e.stderr()
     );
+    session_fails(&i);
+    assert_eq!(backend.accepted(), 0);
+    assert_eq!(count(&e, TLS_FAILURES), 0.0);
 }
 
 /// Forwards connections on a fresh loopback port to `target`, keeping every byte that passes
@@ -477,7 +531,7 @@ fn sighup_loads_a_new_certificate_for_new_transports_and_keeps_established_sessi
         "{}",
         e.stderr()
     );
-    assert!(e.stderr().contains("bus.tls.cert"), "{}", e.stderr());
+    assert!(logged(&e, "bus.tls.cert"), "{}", e.stderr());
     let cert = pki.served_cert(&["-connect", &bus]).expect("handshake");
     assert!(cert.contains("serial=2002"), "{cert}");
     roundtrip(&mut session, b"still\n");
@@ -732,7 +786,7 @@ fn max_transports_refuses_connections_over_the_limit_at_once() {
         start.elapsed()
     );
     assert!(wait_count(&e, MAX_TRANSPORTS, 1.0), "{}", e.stderr());
-    assert!(e.stderr().contains("max_transports"), "{}", e.stderr());
+    assert!(logged(&e, "max_transports"), "{}", e.stderr());
     // The second is still open, and the session traffic goes on.
     second
         .set_read_timeout(Some(Duration::from_millis(300)))
@@ -750,6 +804,47 @@ fn max_transports_refuses_connections_over_the_limit_at_once() {
         !closed_silently(&mut c, Duration::from_millis(300))
     });
     assert!(ok, "no room after a connection closed");
+
+    // A reload raises the limit and shortens handshake_timeout: both apply to the connections
+    // accepted after it (the ingress's transport, accepted before, stays up).
+    let toml = node_toml(
+        "egress",
+        "listen = [\"tcp://127.0.0.1:0\"]\nmax_transports = 3\nhandshake_timeout = \"1s\"",
+        Some(&pki.section("node", "ca", "")),
+        &format!("backends = [\"{}\"]", backend.url()),
+    );
+    dir.write("egress.toml", &toml);
+    e.signal(1);
+    assert!(
+        wait_count(&e, "busway_config_reloads_total{result=\"ok\"}", 1.0),
+        "{}",
+        e.stderr()
+    );
+    let refused = count(&e, MAX_TRANSPORTS);
+    let start = Instant::now();
+    let mut admitted: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&bus).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fourth = TcpStream::connect(&bus).unwrap();
+    assert!(closed_silently(&mut fourth, Duration::from_secs(3)));
+    assert!(
+        wait_count(&e, MAX_TRANSPORTS, refused + 1.0),
+        "{}",
+        e.stderr()
+    );
+    // The two within the new limit are closed by the new handshake_timeout, about a second
+    // after their accept, not the 10 s the egress started with.
+    for c in &mut admitted {
+        assert!(closed_silently(c, Duration::from_secs(5)));
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    roundtrip(
+        &mut connect(&i.addr("chat")),
+        b"still up after the reload\n",
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ pub mod handshake;
 pub mod pem;
 
 pub use configs::{https_client, provider, TlsConfigs};
-pub use handshake::{accept, connect, Binding, Failure, EXPORTER_LABEL};
+pub use handshake::{
+    accept, connect, Binding, Buffered, ClientStream, Failure, ServerStream, EXPORTER_LABEL,
+    READ_AHEAD,
+};
 pub use pem::FileError;
 pub use rustls::pki_types::ServerName;
 pub use rustls::{ClientConfig, ServerConfig};

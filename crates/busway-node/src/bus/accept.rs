@@ -21,7 +21,7 @@ use crate::metrics::Limit;
 /// An accepted connection ready for the bus handshake.
 pub(crate) enum Secured {
     Plain(Conn),
-    Tls(Box<tls::server::TlsStream<Conn>>, Binding),
+    Tls(Box<tls::ServerStream<Conn>>, Binding),
 }
 
 /// Counts `conn` against `max_transports`, or refuses it: it is dropped (closed) without a

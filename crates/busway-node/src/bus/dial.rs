@@ -159,14 +159,7 @@ async fn secure(
     ctx: &BusCtx,
     endpoint: &EndpointAddr,
     sock: Conn,
-) -> Result<
-    (
-        tls::client::TlsStream<Conn>,
-        busway_proto::Config,
-        tls::Binding,
-    ),
-    String,
-> {
+) -> Result<(tls::ClientStream<Conn>, busway_proto::Config, tls::Binding), String> {
     let mut proto = ctx.proto();
     let Some(connector) = tls.connector.as_ref() else {
         // The configuration's validation requires `ca` on a node that dials.
