@@ -25,6 +25,7 @@ pub mod reload;
 pub mod service;
 pub mod session;
 pub mod sessions;
+mod state_file;
 mod tls;
 pub mod tokens;
 mod trust;

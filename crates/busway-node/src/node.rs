@@ -171,6 +171,11 @@ impl Node {
             .map_err(StartError::State)?;
         let proto = crate::trust::proto_config(&cfg, &tokens, Some(&resumption))
             .map_err(StartError::Config)?;
+        let held = match &cfg.node.state_dir {
+            Some(dir) => crate::bus::held::load(dir, crate::bus::held::credential(&proto))
+                .map_err(StartError::State)?,
+            None => Default::default(),
+        };
         let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
@@ -213,6 +218,9 @@ impl Node {
             .ctx()
             .set_peer_host(PeerHost(Box::new(move |ep| me.upgrade()?.peer_host(ep))));
         node.pools.ctx().set_resume(cfg.bus.resumption);
+        if cfg.bus.resumption {
+            node.pools.set_held(held);
+        }
         for s in &cfg.services {
             node.add_service(s.clone());
         }
@@ -393,6 +401,7 @@ impl Node {
             metrics: self.metrics.clone(),
             established: None,
             on_ticket: None,
+            takes_streams: None,
         };
         let reason = driver::run(io, t.clone(), spec).await;
         let node = busway_proto::clip(&t.node(), 128).to_string();
@@ -543,6 +552,7 @@ impl Node {
                     tracing::warn!(error = %e, "cannot save the resumption state: tickets issued so far get a full handshake after the restart")
                 }
             }
+            self.save_held_tickets(dir);
         }
         for f in flushes {
             if !f.await.unwrap_or(false) {
@@ -559,6 +569,21 @@ impl Node {
             .take()
         {
             h.close();
+        }
+    }
+
+    /// Saves the tickets this node holds for its peers, so that after the restart its first
+    /// transports resume with 0-RTT ([`crate::bus::held`]).
+    fn save_held_tickets(&self, dir: &std::path::Path) {
+        if !self.pools.ctx().resumes() {
+            return;
+        }
+        let cred = crate::bus::held::credential(&self.pools.ctx().proto());
+        match crate::bus::held::save(dir, cred, self.pools.live_tickets()) {
+            Ok((f, n)) => tracing::info!(file = %f.display(), tickets = n, "held tickets saved"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the held tickets: the first transports after the restart do full handshakes")
+            }
         }
     }
 

@@ -167,12 +167,9 @@ pub(crate) fn load_resumption(state_dir: Option<&Path>) -> Result<Arc<Resumption
         return Ok(Arc::new(fresh()));
     };
     let file = dir.join(RESUMPTION_FILE);
-    let bytes = match std::fs::read(&file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::new(fresh())),
-        Err(e) => return Err(format!("{}: {e}", file.display())),
+    let Some(bytes) = crate::state_file::take(&file)? else {
+        return Ok(Arc::new(fresh()));
     };
-    std::fs::remove_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     match Resumption::from_bytes(&bytes) {
         Ok(r) => Ok(Arc::new(r)),
         Err(_) => {
@@ -184,21 +181,7 @@ pub(crate) fn load_resumption(state_dir: Option<&Path>) -> Result<Arc<Resumption
 
 /// Saves the resumption state into `state_dir` at a clean stop (mode 0600).
 pub(crate) fn save_resumption(state_dir: &Path, r: &Resumption) -> Result<PathBuf, String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let file = state_dir.join(RESUMPTION_FILE);
-    let tmp = state_dir.join(format!("{RESUMPTION_FILE}.tmp"));
-    let what = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(what)?;
-    f.write_all(&r.to_bytes()).map_err(what)?;
-    f.sync_all().map_err(what)?;
-    drop(f);
-    std::fs::rename(&tmp, &file).map_err(|e| format!("{}: {e}", file.display()))?;
+    crate::state_file::write(&file, &r.to_bytes())?;
     Ok(file)
 }

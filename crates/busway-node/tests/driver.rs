@@ -51,6 +51,7 @@ fn run_counted(io: DuplexStream, node: &str) -> (Arc<Transport>, Arc<Metrics>, J
         metrics: metrics.clone(),
         established: None,
         on_ticket: None,
+        takes_streams: None,
     };
     let run = tokio::spawn(driver::run(io, t.clone(), spec));
     (t, metrics, run)
@@ -62,6 +63,7 @@ fn spec(on_open: Option<OnOpen>) -> Spec {
         metrics: Arc::new(Metrics::default()),
         established: None,
         on_ticket: None,
+        takes_streams: None,
     }
 }
 

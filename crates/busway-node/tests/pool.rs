@@ -44,7 +44,7 @@ async fn dials(rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>, n: usize) {
 #[tokio::test]
 async fn a_pool_grows_and_shrinks_by_slots() {
     let (ep, mut accepted) = silent_peer().await;
-    let pool = PeerPool::spawn(ep, 1, ctx());
+    let pool = PeerPool::spawn(ep, 1, ctx(), Vec::new());
     dials(&mut accepted, 1).await;
     assert_eq!(pool.size(), 1);
 

@@ -27,6 +27,7 @@ mod segments;
 mod stream;
 mod strike;
 mod ticket;
+mod ticket_held;
 mod trust;
 mod wire;
 

@@ -109,10 +109,10 @@ pub(crate) fn clip_name(s: &str) -> String {
     crate::clip(s, 256).to_owned()
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -120,10 +120,10 @@ impl Reader<'_> {
         self.0 = b;
         Some(a)
     }
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         let n = u16::from_be_bytes(self.array()?) as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
     }

@@ -97,3 +97,62 @@ fn copy(mut from: TcpStream, mut to: TcpStream, rate: Option<u64>) {
     }
     let _ = to.shutdown(Shutdown::Write);
 }
+
+/// A forwarder whose answers can be held back: while `open` is false, nothing the target
+/// sends is passed back to the connecting side (it waits in the target's socket), whatever
+/// the connecting side sends goes through. A node dialling through it then hears nothing
+/// from its peer, so a test can see what the peer did with the node's first flight alone.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub url: String,
+    pub open: Arc<std::sync::atomic::AtomicBool>,
+    /// Bytes passed back from the target, over every connection.
+    pub answered: Arc<AtomicU64>,
+}
+
+/// A [`Gate`] in front of `target` (`HOST:PORT`), open at first.
+pub fn gated_forward(target: &str) -> Gate {
+    use std::sync::atomic::AtomicBool;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
+    let gate = Gate {
+        url: format!("tcp://{}", l.local_addr().expect("addr")),
+        open: Arc::new(AtomicBool::new(true)),
+        answered: Arc::new(AtomicU64::new(0)),
+    };
+    let (target, g) = (target.to_string(), gate.clone());
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let Ok(t) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let (Ok(c2), Ok(t2)) = (c.try_clone(), t.try_clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || copy(c2, t2, None));
+            let g = g.clone();
+            std::thread::spawn(move || answer(t, c, &g));
+        }
+    });
+    gate
+}
+
+/// Passes the target's bytes back while the gate is open, counting them.
+fn answer(mut from: TcpStream, mut to: TcpStream, g: &Gate) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while !g.open.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match from.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                g.answered.fetch_add(n as u64, Ordering::Relaxed);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}

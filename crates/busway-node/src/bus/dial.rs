@@ -254,6 +254,14 @@ where
             let on: driver::OnTicket = Arc::new(move |t| keep.keep(t));
             on
         }),
+        takes_streams: Some({
+            let pool = pool.clone();
+            Box::new(move || {
+                if let Some(p) = pool.upgrade() {
+                    p.changed();
+                }
+            })
+        }),
     };
     let mut run = tokio::spawn(driver::run(io, t.clone(), spec));
     let started = Instant::now();

@@ -91,6 +91,10 @@ pub struct Spec {
     pub established: Option<oneshot::Sender<()>>,
     /// Given every resumption ticket the peer issues (a dialled transport's pool keeps them).
     pub on_ticket: Option<OnTicket>,
+    /// Told once the transport takes streams, which at an initiator is before it is
+    /// established (from its Auth, or its resuming Hello, on): a dialled transport's pool
+    /// then lets waiting sessions ride the handshake.
+    pub takes_streams: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// Called for every resumption ticket the peer hands us.
@@ -202,6 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         let mut established = None;
         let mut tickets = Vec::new();
         let mut rekey = None;
+        let mut takes_streams = None;
         let (wants_input, deadline) = {
             let mut g = self.t.lock();
             if !g.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -252,9 +257,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     }
                 }
             }
+            if self.spec.takes_streams.is_some() && g.conn.can_open() {
+                takes_streams = self.spec.takes_streams.take();
+            }
             (g.conn.wants_input(), g.conn.poll_timeout())
         };
         wake.into_iter().for_each(Waker::wake);
+        if let Some(told) = takes_streams {
+            told();
+        }
         if let Some(keep) = &self.spec.on_ticket {
             tickets.into_iter().for_each(|t| keep(t));
         }

@@ -6,13 +6,14 @@
 //! - [`stream`] is a session's handle on one stream.
 //! - [`pool`] keeps `connections_per_peer` transports open to one peer; each comes from one
 //!   slot's [`dial`] loop, which redials with backoff; [`tickets`] holds the resumption
-//!   tickets the peer gave it, for 0-RTT redials.
+//!   tickets the peer gave it, for 0-RTT redials, and [`held`] saves them across a restart.
 //! - [`accept`] takes what a bus listener accepted: `max_transports`, then TLS within
 //!   `handshake_timeout`; [`tls`] is `[bus.tls]` as both sides use it.
 
 pub(crate) mod accept;
 mod dial;
 pub mod driver;
+pub mod held;
 pub mod pool;
 pub mod stream;
 pub mod tickets;

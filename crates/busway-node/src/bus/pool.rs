@@ -196,8 +196,13 @@ pub struct PeerPool {
 }
 
 impl PeerPool {
-    /// Starts `n` dial loops towards `endpoint`.
-    pub fn spawn(endpoint: EndpointAddr, n: u32, ctx: Arc<BusCtx>) -> Arc<PeerPool> {
+    /// Starts `n` dial loops towards `endpoint`, resuming with `held` tickets first.
+    pub fn spawn(
+        endpoint: EndpointAddr,
+        n: u32,
+        ctx: Arc<BusCtx>,
+        held: Vec<busway_proto::Ticket>,
+    ) -> Arc<PeerPool> {
         let pool = Arc::new(PeerPool {
             endpoint,
             live: Mutex::new(Vec::new()),
@@ -208,6 +213,9 @@ impl PeerPool {
             ctx,
             tickets: Arc::default(),
         });
+        for t in held {
+            pool.tickets.keep(t);
+        }
         pool.resize(n);
         pool
     }
@@ -273,6 +281,21 @@ impl PeerPool {
             .cloned()
     }
 
+    /// A transport still handshaking that already takes streams (they ride its handshake's
+    /// last flight, or a resuming one's first), when none is established.
+    fn early(&self) -> Option<Arc<Transport>> {
+        self.live()
+            .iter()
+            .filter(|t| t.takes_streams())
+            .min_by_key(|t| t.streams.load(Ordering::Relaxed))
+            .cloned()
+    }
+
+    /// A transport was listed or moved on in its handshake: sessions waiting look again.
+    pub(super) fn changed(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
     /// Records where slot `id` stands; a retired slot no longer counts.
     pub(super) fn set_phase(&self, id: u64, phase: Phase) {
         if let Some(s) = lock(&self.slots).iter_mut().find(|s| s.id == id) {
@@ -318,6 +341,14 @@ impl PeerPool {
                 t.set_going_away();
                 continue;
             }
+            // None established: a session waiting for a transport being dialled rides its
+            // handshake (CONTRACT 9.4, 10). One that cannot (the early windows are full) waits
+            // for the handshake to end like any other.
+            if let Some(t) = self.early() {
+                if let Ok(s) = t.open(params.clone()) {
+                    return Ok(s);
+                }
+            }
             if self.state() == PoolState::Down {
                 return Err(format!(
                     "peer {} is down: {}",
@@ -359,6 +390,8 @@ pub struct Pools {
     /// `connections_per_peer`; a reload changes it.
     per_peer: AtomicU32,
     map: Mutex<HashMap<EndpointAddr, Arc<PeerPool>>>,
+    /// Tickets saved by the last clean stop, by peer, handed to each pool as it is made.
+    held: Mutex<super::held::Held>,
 }
 
 impl Pools {
@@ -367,7 +400,22 @@ impl Pools {
             ctx,
             per_peer: AtomicU32::new(per_peer),
             map: Mutex::new(HashMap::new()),
+            held: Mutex::default(),
         }
+    }
+
+    /// Tickets a clean stop saved: each peer's pool resumes with them when it is made.
+    pub fn set_held(&self, held: super::held::Held) {
+        *lock(&self.held) = held;
+    }
+
+    /// Every pool's tickets still inside their lifetime, for a clean stop to save.
+    pub fn live_tickets(&self) -> Vec<(String, Vec<(busway_proto::Ticket, std::time::Duration)>)> {
+        lock(&self.map)
+            .iter()
+            .map(|(ep, p)| (ep.to_string(), p.tickets.live()))
+            .filter(|(_, t)| !t.is_empty())
+            .collect()
     }
 
     pub fn get(&self, ep: &EndpointAddr) -> Arc<PeerPool> {
@@ -375,7 +423,8 @@ impl Pools {
         m.entry(ep.clone())
             .or_insert_with(|| {
                 let n = self.per_peer.load(Ordering::Relaxed);
-                PeerPool::spawn(ep.clone(), n, self.ctx.clone())
+                let held = lock(&self.held).remove(&ep.to_string()).unwrap_or_default();
+                PeerPool::spawn(ep.clone(), n, self.ctx.clone(), held)
             })
             .clone()
     }
@@ -404,14 +453,15 @@ impl Pools {
         });
     }
 
-    /// Applies a new `connections_per_peer` to every pool and to those made later.
     /// Forgets every resumption ticket of every peer.
     pub fn clear_tickets(&self) {
+        lock(&self.held).clear();
         for p in lock(&self.map).values() {
             p.tickets.clear();
         }
     }
 
+    /// Applies a new `connections_per_peer` to every pool and to those made later.
     pub fn set_per_peer(&self, n: u32) {
         // Stored before the map is locked: a pool made meanwhile either reads the new value or
         // is already in the map, and is resized below.

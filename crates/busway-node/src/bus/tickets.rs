@@ -37,6 +37,19 @@ impl Tickets {
         None
     }
 
+    /// The tickets still inside their lifetime, each with what is left of it, oldest first.
+    pub fn live(&self) -> Vec<(Ticket, std::time::Duration)> {
+        let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        q.iter()
+            .filter_map(|(t, at)| {
+                t.lifetime
+                    .checked_sub(at.elapsed())
+                    .map(|left| (t.clone(), left))
+            })
+            .filter(|(_, left)| !left.is_zero())
+            .collect()
+    }
+
     /// Forgets them all: after a change of credentials they would resume the old trust.
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();

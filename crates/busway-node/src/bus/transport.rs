@@ -152,6 +152,19 @@ impl Transport {
         self.state() == "up" && !self.going_away.load(Ordering::Relaxed)
     }
 
+    /// May take a new stream now: established and not draining, or an initiator whose
+    /// handshake is far enough (its Auth or resuming Hello queued) that streams ride it, within
+    /// the early windows (CONTRACT section 10, 0-RTT).
+    pub fn takes_streams(&self) -> bool {
+        if self.usable() {
+            return true;
+        }
+        !self.going_away.load(Ordering::Relaxed) && self.state() == "handshaking" && {
+            let g = self.lock();
+            g.closed.is_none() && g.conn.can_open()
+        }
+    }
+
     /// The driver is done with the socket: everything was sent and the connection closed (or
     /// it failed).
     pub fn finished(&self) -> bool {

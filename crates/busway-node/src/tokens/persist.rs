@@ -1,10 +1,8 @@
 //! `STATE_DIR/tokens.json`: the live tokens, secrets included, written whole on every change.
 //!
-//! Written to a temporary file with mode 0600 and renamed over the old one, so a crash leaves
-//! either the old list or the new one, never half of either, and no other user can read it.
+//! Written with [`crate::state_file::write`]: a crash leaves either the old list or the new
+//! one, never half of either, and no other user can read it.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,9 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::string::{hex, is_hex, SECRET_BYTES};
 use super::{Token, MAX_TOKENS};
-
-/// Largest file read back: MAX_TOKENS entries of a few hundred bytes each, with room.
-const MAX_FILE: u64 = 64 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -29,15 +24,9 @@ struct Saved {
 /// The tokens in `file`; none when it does not exist yet.
 pub(super) fn load(file: &Path) -> Result<Vec<Token>, String> {
     let what = |e: &dyn std::fmt::Display| format!("{}: {e}", file.display());
-    let meta = match std::fs::metadata(file) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(what(&e)),
+    let Some(text) = crate::state_file::read(file)? else {
+        return Ok(Vec::new());
     };
-    if meta.len() > MAX_FILE {
-        return Err(what(&"larger than any token list this node writes"));
-    }
-    let text = std::fs::read(file).map_err(|e| what(&e))?;
     let saved: Vec<Saved> = serde_json::from_slice(&text).map_err(|e| what(&e))?;
     let mut out = Vec::with_capacity(saved.len().min(MAX_TOKENS));
     for s in saved.into_iter().take(MAX_TOKENS) {
@@ -74,17 +63,5 @@ pub(super) fn save<'a>(file: &Path, tokens: impl Iterator<Item = &'a Token>) -> 
         })
         .collect();
     let text = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
-    let tmp = file.with_extension("json.tmp");
-    let what = |e: std::io::Error| format!("{}: {e}", tmp.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(what)?;
-    f.write_all(&text).map_err(what)?;
-    f.sync_all().map_err(what)?;
-    drop(f);
-    std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))
+    crate::state_file::write(file, &text)
 }
