@@ -55,6 +55,9 @@ pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, Confi
         }
     }
     validate::unique_service_names(file, &drafts)?;
+    for d in &drafts {
+        crate::toml_discovery::no_label_targets(file, d)?;
+    }
     let services = drafts
         .into_iter()
         .map(|d| validate::finish_service(file, d))
@@ -64,6 +67,7 @@ pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, Confi
         admin: None,
         bus,
         dns: defaults::dns(),
+        discovery: None,
         services,
     })
 }

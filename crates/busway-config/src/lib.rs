@@ -46,6 +46,7 @@ mod rate;
 mod render;
 mod secret;
 mod source;
+mod toml_discovery;
 mod toml_file;
 mod toml_grpc;
 mod toml_node;

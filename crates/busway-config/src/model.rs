@@ -16,7 +16,20 @@ pub struct NodeConfig {
     pub admin: Option<AdminConfig>,
     pub bus: BusConfig,
     pub dns: DnsConfig,
+    /// `[discovery]` (CONTRACT section 6); `None`: no registry, and no `label:` targets.
+    pub discovery: Option<DiscoveryConfig>,
     pub services: Vec<ServiceConfig>,
+}
+
+/// `[discovery]`: the etcd cluster this node registers in and watches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscoveryConfig {
+    /// Endpoints of one etcd cluster, `http://HOST:PORT` or `https://…`, tried in turn.
+    pub etcd: Vec<String>,
+    /// Key prefix of every record: `PREFIX/nodes/NAMESPACE/NAME`. No trailing `/`.
+    pub prefix: String,
+    /// Lifetime of the node's lease; the node keeps it alive at a third of it.
+    pub lease_ttl: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -91,6 +91,14 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
     kv(o, "servers", &format!("[{}]", servers.join(", ")));
     kv(o, "min_ttl", &duration(cfg.dns.min_ttl));
 
+    if let Some(d) = &cfg.discovery {
+        line(o, "\n[discovery]");
+        let etcd: Vec<String> = d.etcd.iter().map(|e| string(e)).collect();
+        kv(o, "etcd", &format!("[{}]", etcd.join(", ")));
+        kv(o, "prefix", &string(&d.prefix));
+        kv(o, "lease_ttl", &duration(d.lease_ttl));
+    }
+
     for s in &cfg.services {
         service(o, s);
     }

@@ -9,6 +9,7 @@ use crate::defaults::{self, MIN_SECRET_LEN};
 use crate::error::ConfigError;
 use crate::model::{AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, Secret};
 use crate::secret::resolve_secret;
+use crate::toml_discovery::discovery;
 use crate::toml_node::node;
 use crate::toml_service::services;
 use crate::toml_syntax::syntax_error;
@@ -22,7 +23,7 @@ type Res<T> = Result<T, ConfigError>;
 /// Looks environment variables up for `env:NAME` secrets.
 pub(crate) type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
-const SECTIONS: &[&str] = &["node", "admin", "bus", "dns", "service"];
+const SECTIONS: &[&str] = &["node", "admin", "bus", "dns", "discovery", "service"];
 
 /// Parses a whole file, reading `env:` secrets through `env`.
 pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
@@ -35,6 +36,7 @@ pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
         admin: admin(&root, env)?,
         bus: bus(&root, env)?,
         dns: dns(&root)?,
+        discovery: discovery(&root)?,
         services: services(&root)?,
     };
     bus_tls_needs(&root, &cfg)?;

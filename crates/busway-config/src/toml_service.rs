@@ -59,6 +59,10 @@ pub(crate) fn services(root: &Table<'_, '_>) -> Res<Vec<ServiceConfig>> {
         })?);
     }
     validate::unique_service_names(root.src.file, &drafts)?;
+    let discovery = root.get("discovery").is_some();
+    for d in &drafts {
+        crate::toml_discovery::label_targets(root.src.file, d, discovery)?;
+    }
     drafts
         .into_iter()
         .map(|d| validate::finish_service(root.src.file, d))

@@ -9,8 +9,8 @@ use crate::draft::{At, ServiceDraft};
 use crate::error::ConfigError;
 use crate::model::Address;
 
-/// Top-level TOML sections of CONTRACT sections 6 and 7.
-pub(crate) const SECTIONS: &[&str] = &["discovery", "gateway", "relay", "cluster"];
+/// Top-level TOML sections of CONTRACT sections 6 and 7 (`[discovery]` is read).
+pub(crate) const SECTIONS: &[&str] = &["gateway", "relay", "cluster"];
 
 /// The error for a top-level section in [`SECTIONS`].
 pub(crate) fn section(file: &str, key: &str, line: Option<usize>) -> ConfigError {
@@ -35,17 +35,17 @@ pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), Co
         );
     }
 
-    // Targets that need discovery.
+    // Targets found by a discovery this version does not run.
     if let Some(t) = service
         .targets
         .iter()
-        .find(|t| matches!(t.value, Address::Label(_) | Address::Mdns(_)))
+        .find(|t| matches!(t.value, Address::Mdns(_)))
     {
         return err(
             t.line,
             &t.key,
             format!(
-                "{} targets are not yet supported (use tcp://, unix://, srv:// or grpc://)",
+                "{} targets are not yet supported (use tcp://, unix://, srv://, grpc:// or label:)",
                 scheme(&t.value)
             ),
         );

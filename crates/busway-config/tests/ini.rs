@@ -291,7 +291,7 @@ fn discovery_targets_and_grpc_listeners_not_yet() {
         Role::Segment,
         3,
         "svc.server",
-        "label: targets are not yet supported",
+        "label: targets need [discovery], which only a TOML file can configure",
     );
     assert_ini_err(
         "[svc]\nbind=mdns:_busway._tcp.local\nserver=tcp://a:1\n",

@@ -231,12 +231,6 @@ fn unknown_keys_are_errors_everywhere() {
 #[test]
 fn later_sections_are_not_yet_supported() {
     assert_err(
-        "[discovery]\netcd = []\n",
-        1,
-        "discovery",
-        "`discovery` is not yet supported",
-    );
-    assert_err(
         "[node]\n[[gateway]]\naddress = \"tcp://a:1\"\n",
         2,
         "gateway",
@@ -473,9 +467,15 @@ fn socket_mirrors_only_and_discovery_targets_not_yet() {
         "service.mirror",
         "srv:// mirrors are not supported",
     );
-    for (target, scheme) in [
-        ("label:app=chat", "label:"),
-        ("mdns:_busway._tcp.local", "mdns:"),
+    for (target, why) in [
+        (
+            "label:app=chat",
+            "label: targets name busway nodes: list them in `peers`",
+        ),
+        (
+            "mdns:_busway._tcp.local",
+            "mdns: targets are not yet supported",
+        ),
     ] {
         assert_err(
             &format!(
@@ -483,7 +483,7 @@ fn socket_mirrors_only_and_discovery_targets_not_yet() {
             ),
             6,
             "service.backends",
-            &format!("{scheme} targets are not yet supported"),
+            why,
         );
     }
     assert_err(

@@ -85,6 +85,10 @@ impl TargetSet {
                     r.endpoints.push(Endpoint::new(ep));
                     r.valid_until = Some(Instant::now() + Duration::from_secs(1 << 30));
                 }
+                // Discovery sets these (`set_discovered`); DNS never looks them up.
+                if matches!(a, Address::Label(_)) {
+                    r.valid_until = Some(Instant::now() + Duration::from_secs(1 << 30));
+                }
                 Entry {
                     address: a.clone(),
                     resolved: Mutex::new(r),
@@ -179,31 +183,13 @@ impl TargetSet {
         }
         match looked_up {
             Ok((found, until)) => {
-                let old = std::mem::take(&mut r.endpoints);
-                r.endpoints = found
+                let found = found
                     .into_iter()
-                    .map(|(a, priority, weight)| {
-                        let ep = EndpointAddr::Tcp(a);
-                        old.iter()
-                            .find(|o| o.addr == ep && o.priority == priority && o.weight == weight)
-                            .cloned()
-                            .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
-                    })
-                    .collect();
+                    .map(|(a, priority, weight)| (EndpointAddr::Tcp(a), priority, weight));
                 r.valid_until = Some(until);
                 r.error = None;
                 r.retry.reset();
-                let kept = |o: &Arc<Endpoint>| r.endpoints.iter().any(|n| Arc::ptr_eq(n, o));
-                let mut changed = r.endpoints.len() != old.len();
-                for gone in old.iter().filter(|o| !kept(o)) {
-                    tracing::info!(address = %e.address, endpoint = %gone.addr, "target no longer listed");
-                    gone.retire();
-                    changed = true;
-                }
-                drop(r);
-                if changed {
-                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
-                }
+                self.replace(e, r, found);
             }
             Err(err) => {
                 self.lookup_failures.fetch_add(1, Ordering::Relaxed);
@@ -214,6 +200,70 @@ impl TargetSet {
                 r.valid_until = Some(Instant::now() + retry);
                 r.error = Some(err);
             }
+        }
+    }
+
+    /// Replaces an entry's endpoints with `found`, keeping (with their health and session
+    /// counts) those it still lists and retiring the others; says so on [`Self::changes`].
+    fn replace(
+        &self,
+        e: &Entry,
+        mut r: std::sync::MutexGuard<'_, Resolved>,
+        found: impl Iterator<Item = (EndpointAddr, u16, u16)>,
+    ) {
+        let old = std::mem::take(&mut r.endpoints);
+        r.endpoints = found
+            .map(|(ep, priority, weight)| {
+                old.iter()
+                    .find(|o| o.addr == ep && o.priority == priority && o.weight == weight)
+                    .cloned()
+                    .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
+            })
+            .collect();
+        let kept = |o: &Arc<Endpoint>| r.endpoints.iter().any(|n| Arc::ptr_eq(n, o));
+        let mut changed = r.endpoints.len() != old.len();
+        for gone in old.iter().filter(|o| !kept(o)) {
+            tracing::info!(address = %e.address, endpoint = %gone.addr, "target no longer listed");
+            gone.retire();
+            changed = true;
+        }
+        drop(r);
+        if changed {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// The `label:` entries of the set, each with its selector, for whoever follows discovery.
+    pub fn selectors(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.address {
+                Address::Label(sel) => Some(sel.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets the endpoints of every `label:` entry: `found(selector)` lists the bus endpoints of
+    /// the discovered nodes it selects. Discovery calls it whenever its view changes; an
+    /// endpoint listed before and now keeps its health and sessions, one no longer listed is
+    /// retired (sessions on it stay where they are).
+    pub fn set_discovered(
+        &self,
+        found: impl Fn(&std::collections::BTreeMap<String, String>) -> Vec<EndpointAddr>,
+    ) {
+        for e in &self.entries {
+            let Address::Label(sel) = &e.address else {
+                continue;
+            };
+            let eps = found(sel);
+            let r = lock(&e.resolved);
+            if r.endpoints.len() == eps.len()
+                && r.endpoints.iter().zip(&eps).all(|(a, b)| &a.addr == b)
+            {
+                continue;
+            }
+            self.replace(e, r, eps.into_iter().map(|ep| (ep, 0, 0)));
         }
     }
 
@@ -254,11 +304,10 @@ impl TargetSet {
             .filter_map(|e| {
                 let r = lock(&e.resolved);
                 if r.endpoints.is_empty() {
-                    Some(
-                        r.error
-                            .clone()
-                            .unwrap_or_else(|| format!("{} is not resolved yet", e.address)),
-                    )
+                    Some(r.error.clone().unwrap_or_else(|| match &e.address {
+                        Address::Label(_) => format!("{} selects no discovered node", e.address),
+                        _ => format!("{} is not resolved yet", e.address),
+                    }))
                 } else {
                     None
                 }
@@ -404,6 +453,40 @@ mod tests {
         );
         assert_eq!(srv_domain("_bus._tcp.example.org"), "example.org");
         assert_eq!(srv_domain("example.org"), "example.org");
+    }
+
+    #[test]
+    fn discovered_endpoints_keep_their_identity_and_retire_when_gone() {
+        let sel: std::collections::BTreeMap<String, String> =
+            [("app".to_string(), "chat".to_string())].into();
+        let set = TargetSet::new(
+            &[Address::Label(sel.clone())],
+            Resolver::new(&DnsConfig::default()),
+        );
+        assert!(!set.needs_refresh(), "DNS never looks a label up");
+        assert_eq!(set.selectors(), vec![sel.clone()]);
+        assert!(set.endpoints().is_empty());
+        assert!(set.problems()[0].contains("selects no discovered node"));
+        let a = EndpointAddr::Tcp(([127, 0, 0, 1], 7001).into());
+        let b = EndpointAddr::Tcp(([127, 0, 0, 2], 7001).into());
+        let mut changes = set.changes();
+        set.set_discovered(|s| {
+            assert_eq!(s, &sel);
+            vec![a.clone(), b.clone()]
+        });
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        let first = set.endpoints();
+        assert_eq!(first.len(), 2);
+        // The same view again changes nothing.
+        set.set_discovered(|_| vec![a.clone(), b.clone()]);
+        assert!(!changes.has_changed().unwrap());
+        // b leaves: a is the same endpoint as before, b is retired.
+        set.set_discovered(|_| vec![a.clone()]);
+        assert!(changes.has_changed().unwrap());
+        let now = set.endpoints();
+        assert!(Arc::ptr_eq(&now[0], &first[0]));
+        assert!(first[1].is_retired());
     }
 
     /// A set of `HOST:PORT` addresses, resolving through `dns`.

@@ -36,6 +36,7 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
             secret: Some(secret.clone()),
             ..BusConfig::default()
         },
+        discovery: None,
         dns: DnsConfig {
             servers: vec![],
             min_ttl: Duration::from_secs(1),

@@ -104,12 +104,17 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
             },
         // Applied: a new resolver, and every name resolved again through it.
         dns: _,
+        // The registry is joined at start: its endpoints, prefix and lease need a restart.
+        discovery,
         // Applied: services added, removed and updated in place (see `ServiceState::update`).
         services: _,
     } = old;
     let mut keys = Vec::new();
     if *name != new.node.name {
         keys.push("node.name");
+    }
+    if *discovery != new.discovery {
+        keys.push("discovery");
     }
     if *namespace != new.node.namespace {
         keys.push("node.namespace");

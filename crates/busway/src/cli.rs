@@ -67,6 +67,11 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Show the nodes a running node has discovered through [discovery], itself included
+    Nodes {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Make a running node read its configuration file again, as SIGHUP does
     ///
     /// Unlike the signal, the outcome comes back: exit 0 once the new file runs, 1 with the

@@ -8,6 +8,7 @@ mod logging;
 mod notify;
 mod reload;
 mod serve;
+mod nodes;
 mod status;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Check { config, role } => serve::check(&config, role),
         cli::Command::Demo { listen } => serve::demo(&listen),
         cli::Command::Status { admin } => status::run(&admin),
+        cli::Command::Nodes { admin } => nodes::run(&admin),
         cli::Command::Reload { admin } => reload::run(&admin),
         cli::Command::GenSecret => gen_secret::run(),
     }
