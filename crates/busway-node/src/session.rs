@@ -489,6 +489,7 @@ mod tests {
             admin: None,
             bus: BusConfig::default(),
             dns: DnsConfig::default(),
+            discovery: None,
             services: vec![service(Targets::Backends(vec![target]), Mode::OneToOne)],
         };
         let (node, _) = Node::start(cfg).await.unwrap();
