@@ -273,16 +273,16 @@ fn too_large(e: &EtcdError) -> bool {
 
 /// `etcd ENDPOINT: WHAT`, with WHAT the innermost cause in a few words.
 pub(crate) fn describe(endpoint: &str, e: &EtcdError) -> String {
-    let what = match e {
-        EtcdError::GRpcStatus(s) if !s.message().is_empty() => s.message().to_string(),
-        other => {
-            let mut inner: &dyn std::error::Error = other;
-            while let Some(next) = inner.source() {
-                inner = next;
-            }
-            inner.to_string()
-        }
+    // A status's message is often only the outer layer ("tcp connect error"); the OS error
+    // is at the end of its sources.
+    let (mut what, mut inner): (String, Option<&dyn std::error::Error>) = match e {
+        EtcdError::GRpcStatus(s) => (s.message().to_string(), std::error::Error::source(s)),
+        other => (other.to_string(), std::error::Error::source(other)),
     };
+    while let Some(next) = inner {
+        what = next.to_string();
+        inner = next.source();
+    }
     let lower = what.to_ascii_lowercase();
     let what = if lower.contains("connection refused") {
         "connection refused".to_string()

@@ -108,12 +108,15 @@ impl Nodes {
         counts: &Counts,
     ) -> Update {
         let mut fresh = BTreeMap::from([(self.own_key.clone(), self.own.clone())]);
+        // Every key read, valid or not: the bad ones still there stay remembered.
+        let mut present = std::collections::HashSet::new();
         for kv in kvs {
+            present.insert(String::from_utf8_lossy(kv.key).into_owned());
             if let Some((key, record)) = self.check(kv, counts) {
                 fresh.insert(key, record);
             }
         }
-        self.memory.retain(|k| fresh.contains_key(k));
+        self.memory.retain(|k| present.contains(k));
         self.nodes = Arc::new(fresh);
         self.revision = rev;
         Update::Reset(self.nodes.values().cloned().collect())
