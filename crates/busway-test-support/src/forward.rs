@@ -156,3 +156,58 @@ fn answer(mut from: TcpStream, mut to: TcpStream, g: &Gate) {
     }
     let _ = to.shutdown(Shutdown::Write);
 }
+
+/// A forwarder that can be cut: [`Cut::cut`] shuts every connection through it at once and
+/// refuses new ones (accepted, then closed) until [`Cut::mend`]. A client behind it sees its
+/// server vanish while the server itself runs on, as in a network partition.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// `HOST:PORT` to connect to instead of the target.
+    pub addr: String,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Cut {
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for s in conns.drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn mend(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A [`Cut`] in front of `target` (`HOST:PORT`), open at first.
+pub fn cuttable_forward(target: &str) -> Cut {
+    use std::sync::atomic::AtomicBool;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
+    let cut = Cut {
+        addr: l.local_addr().expect("addr").to_string(),
+        open: Arc::new(AtomicBool::new(true)),
+        conns: Arc::default(),
+    };
+    let (target, c) = (target.to_string(), cut.clone());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            if !c.open.load(Ordering::SeqCst) {
+                continue;
+            }
+            let Ok(t) = TcpStream::connect(&target) else {
+                continue;
+            };
+            if let (Ok(s2), Ok(t2)) = (s.try_clone(), t.try_clone()) {
+                let mut conns = c.conns.lock().unwrap_or_else(|e| e.into_inner());
+                conns.push(s2);
+                conns.push(t2);
+            }
+            std::thread::spawn(move || pipe(s, t));
+        }
+    });
+    cut
+}

@@ -3,10 +3,12 @@
 //! Tests run the real `busway` binary on loopback with port 0: [`Proc`] starts it, waits for its
 //! `ready` line, records every `listening SERVICE URL` line, and kills it by pid when dropped.
 //! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
-//! admin-API client. Everything is plain `std` (threads, blocking sockets) so tests stay simple.
+//! admin-API client; [`etcd`] runs a real etcd (one member or a cluster). Everything is plain
+//! `std` (threads, blocking sockets) so tests stay simple.
 
 pub mod backends;
 pub mod dns;
+pub mod etcd;
 pub mod forward;
 pub mod http;
 pub mod proc;

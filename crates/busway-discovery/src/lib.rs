@@ -1,0 +1,35 @@
+//! busway-discovery: etcd as the registry of CONTRACT 6 (docs/DISCOVERY.md).
+//!
+//! A node registers its [`NodeRecord`] under `PREFIX/nodes/NAMESPACE/NAME`, bound to one lease
+//! it keeps alive, and watches the prefix: a snapshot, then the watch. What it sees is a
+//! [`View`] (every valid record, its own included) and a stream of [`Update`]s — `Add`,
+//! `Remove`, `Reset` — that label routing turns into target sets. Records that break a rule
+//! are [`Rejected`]: ignored, logged once, counted. etcd being away is never fatal: the last
+//! view stays, [`Discovery::up`] says false and [`Discovery::last_error`] says why.
+//!
+//! - [`record`]: the record and its key;
+//! - [`parse`]: the rules a record read from etcd must pass;
+//! - [`view`]: the view, and how snapshots and events change it (no etcd in it);
+//! - `holder`: whether a record found at this node's key may be replaced;
+//! - `rejections`: counting ignored records, logging each once;
+//! - `calls`: the etcd calls, each bounded in time;
+//! - `driver`: the task: sessions, keepalive, watch, re-registration;
+//! - [`discovery`]: the handle the node holds;
+//! - [`settings`]: `[discovery]` and the start error.
+
+pub mod discovery;
+pub mod parse;
+pub mod record;
+pub mod settings;
+pub mod view;
+
+mod calls;
+mod driver;
+mod holder;
+mod rejections;
+
+pub use discovery::Discovery;
+pub use parse::{parse_record, Rejected, MAX_RECORD_BYTES};
+pub use record::{nodes_prefix, record_key, AdvertiseRelay, Gateway, Host, NodeRecord};
+pub use settings::{Settings, StartError};
+pub use view::{Update, View};
