@@ -199,6 +199,22 @@ impl Etcd {
         }
     }
 
+    /// Whether etcd still has its history from `rev` on, so that a watch from `rev + 1`
+    /// resumes without a gap: not when it was compacted away, nor when etcd has no such
+    /// revision (a new cluster where the old one was). Asked before resuming, because a
+    /// watch on compacted history is first created and only then canceled, and discovery
+    /// must not say it is up on a view that is about to be reset.
+    pub(crate) async fn has_history(&mut self, key: &str, rev: i64) -> Result<bool, Fail> {
+        let opts = GetOptions::new().with_revision(rev).with_count_only();
+        match timeout(CALL, self.client.get(key, Some(opts))).await {
+            Ok(Ok(_)) => Ok(true),
+            // "required revision has been compacted" or "is a future revision".
+            Ok(Err(EtcdError::GRpcStatus(s))) if s.code() == Code::OutOfRange => Ok(false),
+            Ok(Err(e)) => Err(self.down(&e)),
+            Err(_) => Err(self.silent()),
+        }
+    }
+
     /// A watch on `prefix` from revision `from` on.
     pub(crate) async fn watch(&mut self, prefix: &str, from: i64) -> Result<WatchStream, Fail> {
         let mut w = self

@@ -266,6 +266,14 @@ impl Driver {
         }
         // A compaction between a snapshot and its watch sends us round again; three rounds
         // in a row mean something else is wrong.
+        let rev = self.nodes.revision();
+        if !self.resnapshot && rev > 0 && !etcd.has_history(self.nodes.own_key(), rev).await? {
+            tracing::info!(
+                from = rev + 1,
+                "discovery: etcd no longer has the watch's history; taking a fresh snapshot"
+            );
+            self.resnapshot = true;
+        }
         for _ in 0..3 {
             if self.resnapshot || self.nodes.revision() == 0 {
                 let (kvs, rev) = etcd.snapshot(&self.prefix).await?;
