@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as EtcdError, GetOptions,
-    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions,
-    WatchStream,
+    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions, WatchStream,
 };
 use tokio::time::timeout;
 use tonic::Code;
@@ -155,18 +154,28 @@ impl Etcd {
 
     /// Rewrites the record if the key is still under `lease`; `Ok(false)` when it is not (it
     /// was deleted or taken), and the caller registers again.
-    pub(crate) async fn reput(&mut self, key: &str, value: &[u8], lease: i64) -> Result<bool, Fail> {
+    pub(crate) async fn reput(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        lease: i64,
+    ) -> Result<bool, Fail> {
         let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
         let txn = Txn::new()
             .when([Compare::lease(key, CompareOp::Equal, lease)])
             .and_then([put]);
-        Ok(call(&self.endpoint, self.client.txn(txn)).await?.succeeded())
+        Ok(call(&self.endpoint, self.client.txn(txn))
+            .await?
+            .succeeded())
     }
 
     /// Every key-value under `prefix`, at one revision, in pages; and that revision.
     pub(crate) async fn snapshot(&mut self, prefix: &str) -> Result<(Vec<KeyValue>, i64), Fail> {
         let end = prefix_end(prefix);
-        let mut kv = self.client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE);
         let (mut from, mut rev, mut page) = (prefix.as_bytes().to_vec(), 0, PAGE);
         let mut all = Vec::new();
         loop {

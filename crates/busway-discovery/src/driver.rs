@@ -68,7 +68,10 @@ impl Shared {
     /// etcd is away (or refused this node): logged when the reason changes, not at every retry.
     pub(crate) fn down(&self, why: &str) {
         self.up.store(false, Ordering::Relaxed);
-        let mut last = self.last_error.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if last.as_deref() != Some(why) {
             tracing::warn!(error = %why, "discovery: not watching; keeping the last view");
             *last = Some(why.to_string());
@@ -76,7 +79,10 @@ impl Shared {
     }
 
     fn live(&self, endpoint: &str) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         if !self.up.swap(true, Ordering::Relaxed) {
             tracing::info!(endpoint, "discovery: registered and watching");
         }
@@ -227,7 +233,11 @@ impl Driver {
         let lease = etcd.lease(self.held, self.settings.ttl_secs()).await?;
         if self.held.map(|(id, _)| id) != Some(lease.id) {
             if let Some((old, _)) = self.held {
-                tracing::info!(old, new = lease.id, "discovery: the lease lapsed; registering under a new one");
+                tracing::info!(
+                    old,
+                    new = lease.id,
+                    "discovery: the lease lapsed; registering under a new one"
+                );
             }
             self.leases.push(lease.id);
             if self.leases.len() > LEASES_KEPT {
@@ -277,7 +287,9 @@ impl Driver {
         for _ in 0..3 {
             if self.resnapshot || self.nodes.revision() == 0 {
                 let (kvs, rev) = etcd.snapshot(&self.prefix).await?;
-                let reset = self.nodes.snapshot(kvs.iter().map(kv), rev, &self.shared.counts);
+                let reset = self
+                    .nodes
+                    .snapshot(kvs.iter().map(kv), rev, &self.shared.counts);
                 self.shared.publish(&self.nodes, vec![reset]);
                 self.resnapshot = false;
             }
@@ -467,4 +479,3 @@ fn canceled(endpoint: &str, r: &WatchResponse) -> Fail {
         cap(r.cancel_reason())
     ))
 }
-

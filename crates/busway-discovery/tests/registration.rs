@@ -230,10 +230,7 @@ async fn the_endpoints_are_tried_in_turn() {
     bounded(async {
         let dir = TempDir::new("disc-reg");
         let etcd = Etcd::start(&dir);
-        let dead = format!(
-            "http://{}",
-            busway_test_support::backends::closed_port()
-        );
+        let dead = format!("http://{}", busway_test_support::backends::closed_port());
         let d = Discovery::start(settings(vec![dead, etcd.endpoint()], 10), record("n1"))
             .await
             .expect("start");
@@ -252,7 +249,11 @@ async fn an_unreachable_etcd_at_start_is_not_fatal_and_registration_follows() {
         etcd.kill(0);
         let t = std::time::Instant::now();
         let d = start(&etcd, "n1").await;
-        assert!(t.elapsed() < Duration::from_secs(3), "start waited {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "start waited {:?}",
+            t.elapsed()
+        );
         assert!(!d.up());
         let e = d.last_error().expect("names etcd");
         assert!(e.contains(&etcd.endpoint()), "{e}");
