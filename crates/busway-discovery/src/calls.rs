@@ -244,9 +244,18 @@ impl Etcd {
         if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.txn(txn)).await {
             tracing::warn!(key, error = %e, "discovery: record not deleted; it goes with its lease");
         }
-        if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.lease_revoke(lease)).await {
-            tracing::warn!(lease, error = %e, "discovery: lease not revoked; it lapses after its TTL");
-        }
+        self.revoke(lease).await;
+    }
+
+    /// Revokes `lease` (and with it every key under it). Best effort, bounded.
+    pub(crate) async fn revoke(&mut self, lease: i64) {
+        revoke(&mut self.client, &self.endpoint, lease).await;
+    }
+
+    /// [`Etcd::revoke`] in a task of its own, for a caller that must not wait.
+    pub(crate) fn revoke_soon(&self, lease: i64) {
+        let (mut client, endpoint) = (self.client.clone(), self.endpoint.clone());
+        tokio::spawn(async move { revoke(&mut client, &endpoint, lease).await });
     }
 
     fn down(&self, e: &EtcdError) -> Fail {
@@ -255,6 +264,12 @@ impl Etcd {
 
     fn silent(&self) -> Fail {
         silent(&self.endpoint)
+    }
+}
+
+async fn revoke(client: &mut Client, endpoint: &str, lease: i64) {
+    if let Err(Fail::Down(e)) = call(endpoint, client.lease_revoke(lease)).await {
+        tracing::warn!(lease, error = %e, "discovery: lease not revoked; it lapses after its TTL");
     }
 }
 

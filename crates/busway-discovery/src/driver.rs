@@ -177,10 +177,28 @@ impl Driver {
                 End::Stopped => return,
                 End::Failed(f) => self.shared.down(&f.to_string()),
             }
-            tokio::select! {
-                _ = sleep(self.backoff.next_delay()) => {}
-                done = &mut stop => return self.stop_between(done).await,
+            // The backoff; a record changed meanwhile is in the view at once all the same.
+            let wake = sleep(self.backoff.next_delay());
+            tokio::pin!(wake);
+            loop {
+                tokio::select! {
+                    _ = &mut wake => break,
+                    changed = self.records.changed() => match changed {
+                        Ok(()) => self.take_record(),
+                        Err(_) => return,
+                    },
+                    done = &mut stop => return self.stop_between(done).await,
+                }
             }
+        }
+    }
+
+    /// A record given to `set_record` and not yet seen: into the view (and so into the next
+    /// write to etcd).
+    fn take_record(&mut self) {
+        let record = self.records.borrow_and_update().clone();
+        if let Some(u) = self.nodes.set_own(record) {
+            self.shared.publish(&self.nodes, vec![u]);
         }
     }
 
@@ -245,7 +263,21 @@ impl Driver {
             }
         }
         self.held = Some((lease.id, lease.ttl));
-        let registered = self.register(&mut etcd, lease.id).await?;
+        if self.records.has_changed().unwrap_or(false) {
+            self.take_record();
+        }
+        let registered = match self.register(&mut etcd, lease.id).await {
+            Ok(rev) => rev,
+            Err(f @ Fail::Conflict { .. }) => {
+                // Nothing of this node's is left in etcd: a refused node leaves no lease
+                // behind, and the next attempt takes a new one.
+                // In the background: the conflict is the answer, and must not wait on it.
+                etcd.revoke_soon(lease.id);
+                self.held = None;
+                return Err(f);
+            }
+            Err(f) => return Err(f),
+        };
         let mut s = Session {
             etcd,
             lease,
@@ -449,10 +481,7 @@ impl Driver {
 
     /// The handle's `set_record`: the view at once, etcd under the same lease.
     async fn on_record(&mut self, s: &mut Session) -> Result<(), Fail> {
-        let record = self.records.borrow_and_update().clone();
-        if let Some(u) = self.nodes.set_own(record) {
-            self.shared.publish(&self.nodes, vec![u]);
-        }
+        self.take_record();
         let (key, value) = (self.nodes.own_key(), self.nodes.own().to_json());
         if !s.etcd.reput(key, &value, s.lease.id).await? {
             s.registered = self.register(&mut s.etcd, s.lease.id).await?;

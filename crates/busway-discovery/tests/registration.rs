@@ -136,8 +136,10 @@ async fn a_live_record_of_another_process_refuses_start_naming_the_key() {
             }
         );
         assert!(err.to_string().contains(&key), "{err}");
-        // Untouched.
+        // Untouched, and the refused node left no lease behind.
         assert_eq!(get_json(&etcd, PREFIX)[0].1["host"]["hostname"], "elsewhere");
+        let leases = etcd.ctl(&["lease", "list"]);
+        assert!(leases.contains("found 0 leases"), "{leases}");
 
         // This host, a pid that runs (etcd's own): live too.
         let pid = etcd.pid(0).unwrap();
