@@ -284,7 +284,7 @@ impl Driver {
             registered,
             watch: None,
         };
-        s.watch = Some(self.sync(&mut s.etcd, s.registered).await?);
+        s.watch = Some(self.sync(&mut s.etcd, s.registered, s.lease.id).await?);
         self.shared.live(endpoint);
         self.backoff.reset();
         Ok(s)
@@ -300,7 +300,12 @@ impl Driver {
     /// Brings the view up to date and returns the watch that keeps it so: resumed from the
     /// view's revision where etcd still has that history, else after a fresh snapshot (a
     /// [`Update::Reset`]).
-    async fn sync(&mut self, etcd: &mut Etcd, registered: i64) -> Result<WatchStream, Fail> {
+    async fn sync(
+        &mut self,
+        etcd: &mut Etcd,
+        registered: i64,
+        lease: i64,
+    ) -> Result<WatchStream, Fail> {
         // etcd's revisions went back (a new cluster, a restore from a backup): the view's
         // revision means nothing there.
         if registered > 0 && registered < self.nodes.revision() {
@@ -323,6 +328,12 @@ impl Driver {
                     .nodes
                     .snapshot(kvs.iter().map(kv), rev, &self.shared.counts);
                 self.shared.publish(&self.nodes, vec![reset]);
+                // Deleted or taken between the registration and the snapshot: the watch
+                // starts after that, so it would never say.
+                let own = self.nodes.own_key().as_bytes();
+                if !kvs.iter().any(|e| e.key() == own && e.lease() == lease) {
+                    self.register(etcd, lease).await?;
+                }
                 self.resnapshot = false;
             }
             let mut w = etcd.watch(&self.prefix, self.nodes.revision() + 1).await?;
@@ -356,7 +367,7 @@ impl Driver {
     async fn serve(&mut self, mut s: Session, stop: &mut Stop) -> End {
         let mut watch = match s.watch.take() {
             Some(w) => w,
-            None => match self.sync(&mut s.etcd, s.registered).await {
+            None => match self.sync(&mut s.etcd, s.registered, s.lease.id).await {
                 Ok(w) => w,
                 Err(f) => return End::Failed(f),
             },
@@ -443,7 +454,7 @@ impl Driver {
                     "discovery: the watch fell behind a compaction; taking a fresh snapshot"
                 );
                 self.resnapshot = true;
-                return self.sync(&mut s.etcd, 0).await.map(Some);
+                return self.sync(&mut s.etcd, 0, s.lease.id).await.map(Some);
             }
             return Err(canceled(&s.etcd.endpoint, &resp));
         }
