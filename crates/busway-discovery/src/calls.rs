@@ -41,6 +41,17 @@ pub(crate) enum Fail {
     Conflict { key: String, holder: String },
 }
 
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Down(why) => f.write_str(why),
+            Fail::Conflict { key, holder } => {
+                write!(f, "{key} is held by another live process ({holder})")
+            }
+        }
+    }
+}
+
 /// A lease being kept alive.
 #[derive(Debug)]
 pub(crate) struct Lease {

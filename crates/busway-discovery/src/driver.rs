@@ -8,21 +8,21 @@
 //! next session. The backoff stops at 3 s (3.75 s with its jitter) so that a node is
 //! registered and watching again within the contract's 5 s of etcd answering.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use busway_net::Backoff;
 use etcd_client::{KeyValue, WatchResponse, WatchStream};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, timeout};
 
 use crate::calls::{describe, Etcd, Fail, Lease, CALL};
 use crate::parse::cap;
 use crate::record::{nodes_prefix, NodeRecord};
-use crate::rejections::Counts;
 use crate::settings::Settings;
-use crate::view::{Kv, Nodes, Update, View};
+use crate::shared::Shared;
+use crate::view::{Kv, Nodes};
 
 /// Backoff between sessions: 100 ms doubling to 3 s.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3));
@@ -30,75 +30,6 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 const LEASES_KEPT: usize = 8;
 /// The most a clean shutdown spends deleting the record and revoking the lease.
 pub(crate) const WITHDRAW: Duration = Duration::from_secs(2);
-
-/// What the [`crate::Discovery`] handle reads without asking the task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) up: AtomicBool,
-    pub(crate) last_error: Mutex<Option<String>>,
-    pub(crate) counts: Counts,
-    pub(crate) view: watch::Sender<View>,
-    pub(crate) updates: broadcast::Sender<Update>,
-}
-
-impl Shared {
-    pub(crate) fn new(view: View, updates: usize) -> Shared {
-        Shared {
-            up: AtomicBool::new(false),
-            last_error: Mutex::new(None),
-            counts: Counts::default(),
-            view: watch::Sender::new(view),
-            updates: broadcast::Sender::new(updates),
-        }
-    }
-
-    /// The view first, then the updates: a subscriber that reads the view after an update
-    /// arrived never finds the view older than the update.
-    fn publish(&self, nodes: &Nodes, updates: Vec<Update>) {
-        if updates.is_empty() {
-            return;
-        }
-        self.view.send_replace(nodes.view());
-        for u in updates {
-            // No subscriber is not an error.
-            let _ = self.updates.send(u);
-        }
-    }
-
-    /// etcd is away (or refused this node): logged when the reason changes, not at every retry.
-    pub(crate) fn down(&self, why: &str) {
-        self.up.store(false, Ordering::Relaxed);
-        let mut last = self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if last.as_deref() != Some(why) {
-            tracing::warn!(error = %why, "discovery: not watching; keeping the last view");
-            *last = Some(why.to_string());
-        }
-    }
-
-    fn live(&self, endpoint: &str) {
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-        if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!(endpoint, "discovery: registered and watching");
-        }
-    }
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Down(why) => f.write_str(why),
-            Fail::Conflict { key, holder } => {
-                write!(f, "{key} is held by another live process ({holder})")
-            }
-        }
-    }
-}
 
 /// How the handle asks for a clean stop: the task answers once the record is withdrawn.
 pub(crate) type Stop = oneshot::Receiver<oneshot::Sender<()>>;
@@ -299,7 +230,7 @@ impl Driver {
 
     /// Brings the view up to date and returns the watch that keeps it so: resumed from the
     /// view's revision where etcd still has that history, else after a fresh snapshot (a
-    /// [`Update::Reset`]).
+    /// [`crate::Update::Reset`]).
     async fn sync(
         &mut self,
         etcd: &mut Etcd,
