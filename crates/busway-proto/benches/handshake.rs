@@ -113,7 +113,8 @@ fn handshakes(c: &mut Criterion) {
             },
             |mut first| {
                 let mut a = Connection::new(Side::Acceptor, acceptor(&r), rand(), now);
-                a.handle_input(&mut first, now).expect("a fresh ticket resumes");
+                a.handle_input(&mut first, now)
+                    .expect("a fresh ticket resumes");
                 let mut answer = BytesMut::new();
                 a.transmit(&mut answer);
                 assert!(a.is_established());
