@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as EtcdError, GetOptions,
-    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions,
-    WatchStream,
+    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions, WatchStream,
 };
 use tokio::time::timeout;
 use tonic::Code;
@@ -40,6 +39,17 @@ pub(crate) enum Fail {
     Down(String),
     /// Another live process holds this node's key.
     Conflict { key: String, holder: String },
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Down(why) => f.write_str(why),
+            Fail::Conflict { key, holder } => {
+                write!(f, "{key} is held by another live process ({holder})")
+            }
+        }
+    }
 }
 
 /// A lease being kept alive.
@@ -155,18 +165,28 @@ impl Etcd {
 
     /// Rewrites the record if the key is still under `lease`; `Ok(false)` when it is not (it
     /// was deleted or taken), and the caller registers again.
-    pub(crate) async fn reput(&mut self, key: &str, value: &[u8], lease: i64) -> Result<bool, Fail> {
+    pub(crate) async fn reput(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        lease: i64,
+    ) -> Result<bool, Fail> {
         let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
         let txn = Txn::new()
             .when([Compare::lease(key, CompareOp::Equal, lease)])
             .and_then([put]);
-        Ok(call(&self.endpoint, self.client.txn(txn)).await?.succeeded())
+        Ok(call(&self.endpoint, self.client.txn(txn))
+            .await?
+            .succeeded())
     }
 
     /// Every key-value under `prefix`, at one revision, in pages; and that revision.
     pub(crate) async fn snapshot(&mut self, prefix: &str) -> Result<(Vec<KeyValue>, i64), Fail> {
         let end = prefix_end(prefix);
-        let mut kv = self.client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE);
         let (mut from, mut rev, mut page) = (prefix.as_bytes().to_vec(), 0, PAGE);
         let mut all = Vec::new();
         loop {
@@ -199,6 +219,22 @@ impl Etcd {
         }
     }
 
+    /// Whether etcd still has its history from `rev` on, so that a watch from `rev + 1`
+    /// resumes without a gap: not when it was compacted away, nor when etcd has no such
+    /// revision (a new cluster where the old one was). Asked before resuming, because a
+    /// watch on compacted history is first created and only then canceled, and discovery
+    /// must not say it is up on a view that is about to be reset.
+    pub(crate) async fn has_history(&mut self, key: &str, rev: i64) -> Result<bool, Fail> {
+        let opts = GetOptions::new().with_revision(rev).with_count_only();
+        match timeout(CALL, self.client.get(key, Some(opts))).await {
+            Ok(Ok(_)) => Ok(true),
+            // "required revision has been compacted" or "is a future revision".
+            Ok(Err(EtcdError::GRpcStatus(s))) if s.code() == Code::OutOfRange => Ok(false),
+            Ok(Err(e)) => Err(self.down(&e)),
+            Err(_) => Err(self.silent()),
+        }
+    }
+
     /// A watch on `prefix` from revision `from` on.
     pub(crate) async fn watch(&mut self, prefix: &str, from: i64) -> Result<WatchStream, Fail> {
         let mut w = self
@@ -219,9 +255,18 @@ impl Etcd {
         if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.txn(txn)).await {
             tracing::warn!(key, error = %e, "discovery: record not deleted; it goes with its lease");
         }
-        if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.lease_revoke(lease)).await {
-            tracing::warn!(lease, error = %e, "discovery: lease not revoked; it lapses after its TTL");
-        }
+        self.revoke(lease).await;
+    }
+
+    /// Revokes `lease` (and with it every key under it). Best effort, bounded.
+    pub(crate) async fn revoke(&mut self, lease: i64) {
+        revoke(&mut self.client, &self.endpoint, lease).await;
+    }
+
+    /// [`Etcd::revoke`] in a task of its own, for a caller that must not wait.
+    pub(crate) fn revoke_soon(&self, lease: i64) {
+        let (mut client, endpoint) = (self.client.clone(), self.endpoint.clone());
+        tokio::spawn(async move { revoke(&mut client, &endpoint, lease).await });
     }
 
     fn down(&self, e: &EtcdError) -> Fail {
@@ -230,6 +275,12 @@ impl Etcd {
 
     fn silent(&self) -> Fail {
         silent(&self.endpoint)
+    }
+}
+
+async fn revoke(client: &mut Client, endpoint: &str, lease: i64) {
+    if let Err(Fail::Down(e)) = call(endpoint, client.lease_revoke(lease)).await {
+        tracing::warn!(lease, error = %e, "discovery: lease not revoked; it lapses after its TTL");
     }
 }
 

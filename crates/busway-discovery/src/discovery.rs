@@ -9,10 +9,11 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::calls::Fail;
-use crate::driver::{Driver, Shared, WITHDRAW};
+use crate::driver::{Driver, WITHDRAW};
 use crate::parse::parse_record;
 use crate::record::{record_key, NodeRecord};
 use crate::settings::{Settings, StartError};
+use crate::shared::Shared;
 use crate::view::{Nodes, Update, View};
 
 /// How long `start` waits for etcd before carrying on without it.

@@ -8,21 +8,21 @@
 //! next session. The backoff stops at 3 s (3.75 s with its jitter) so that a node is
 //! registered and watching again within the contract's 5 s of etcd answering.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use busway_net::Backoff;
 use etcd_client::{KeyValue, WatchResponse, WatchStream};
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, timeout};
 
 use crate::calls::{describe, Etcd, Fail, Lease, CALL};
 use crate::parse::cap;
 use crate::record::{nodes_prefix, NodeRecord};
-use crate::rejections::Counts;
 use crate::settings::Settings;
-use crate::view::{Kv, Nodes, Update, View};
+use crate::shared::Shared;
+use crate::view::{Kv, Nodes};
 
 /// Backoff between sessions: 100 ms doubling to 3 s.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3));
@@ -30,69 +30,6 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 const LEASES_KEPT: usize = 8;
 /// The most a clean shutdown spends deleting the record and revoking the lease.
 pub(crate) const WITHDRAW: Duration = Duration::from_secs(2);
-
-/// What the [`crate::Discovery`] handle reads without asking the task.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) up: AtomicBool,
-    pub(crate) last_error: Mutex<Option<String>>,
-    pub(crate) counts: Counts,
-    pub(crate) view: watch::Sender<View>,
-    pub(crate) updates: broadcast::Sender<Update>,
-}
-
-impl Shared {
-    pub(crate) fn new(view: View, updates: usize) -> Shared {
-        Shared {
-            up: AtomicBool::new(false),
-            last_error: Mutex::new(None),
-            counts: Counts::default(),
-            view: watch::Sender::new(view),
-            updates: broadcast::Sender::new(updates),
-        }
-    }
-
-    /// The view first, then the updates: a subscriber that reads the view after an update
-    /// arrived never finds the view older than the update.
-    fn publish(&self, nodes: &Nodes, updates: Vec<Update>) {
-        if updates.is_empty() {
-            return;
-        }
-        self.view.send_replace(nodes.view());
-        for u in updates {
-            // No subscriber is not an error.
-            let _ = self.updates.send(u);
-        }
-    }
-
-    /// etcd is away (or refused this node): logged when the reason changes, not at every retry.
-    pub(crate) fn down(&self, why: &str) {
-        self.up.store(false, Ordering::Relaxed);
-        let mut last = self.last_error.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.as_deref() != Some(why) {
-            tracing::warn!(error = %why, "discovery: not watching; keeping the last view");
-            *last = Some(why.to_string());
-        }
-    }
-
-    fn live(&self, endpoint: &str) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!(endpoint, "discovery: registered and watching");
-        }
-    }
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Down(why) => f.write_str(why),
-            Fail::Conflict { key, holder } => {
-                write!(f, "{key} is held by another live process ({holder})")
-            }
-        }
-    }
-}
 
 /// How the handle asks for a clean stop: the task answers once the record is withdrawn.
 pub(crate) type Stop = oneshot::Receiver<oneshot::Sender<()>>;
@@ -171,10 +108,28 @@ impl Driver {
                 End::Stopped => return,
                 End::Failed(f) => self.shared.down(&f.to_string()),
             }
-            tokio::select! {
-                _ = sleep(self.backoff.next_delay()) => {}
-                done = &mut stop => return self.stop_between(done).await,
+            // The backoff; a record changed meanwhile is in the view at once all the same.
+            let wake = sleep(self.backoff.next_delay());
+            tokio::pin!(wake);
+            loop {
+                tokio::select! {
+                    _ = &mut wake => break,
+                    changed = self.records.changed() => match changed {
+                        Ok(()) => self.take_record(),
+                        Err(_) => return,
+                    },
+                    done = &mut stop => return self.stop_between(done).await,
+                }
             }
+        }
+    }
+
+    /// A record given to `set_record` and not yet seen: into the view (and so into the next
+    /// write to etcd).
+    fn take_record(&mut self) {
+        let record = self.records.borrow_and_update().clone();
+        if let Some(u) = self.nodes.set_own(record) {
+            self.shared.publish(&self.nodes, vec![u]);
         }
     }
 
@@ -227,7 +182,11 @@ impl Driver {
         let lease = etcd.lease(self.held, self.settings.ttl_secs()).await?;
         if self.held.map(|(id, _)| id) != Some(lease.id) {
             if let Some((old, _)) = self.held {
-                tracing::info!(old, new = lease.id, "discovery: the lease lapsed; registering under a new one");
+                tracing::info!(
+                    old,
+                    new = lease.id,
+                    "discovery: the lease lapsed; registering under a new one"
+                );
             }
             self.leases.push(lease.id);
             if self.leases.len() > LEASES_KEPT {
@@ -235,14 +194,28 @@ impl Driver {
             }
         }
         self.held = Some((lease.id, lease.ttl));
-        let registered = self.register(&mut etcd, lease.id).await?;
+        if self.records.has_changed().unwrap_or(false) {
+            self.take_record();
+        }
+        let registered = match self.register(&mut etcd, lease.id).await {
+            Ok(rev) => rev,
+            Err(f @ Fail::Conflict { .. }) => {
+                // Nothing of this node's is left in etcd: a refused node leaves no lease
+                // behind, and the next attempt takes a new one.
+                // In the background: the conflict is the answer, and must not wait on it.
+                etcd.revoke_soon(lease.id);
+                self.held = None;
+                return Err(f);
+            }
+            Err(f) => return Err(f),
+        };
         let mut s = Session {
             etcd,
             lease,
             registered,
             watch: None,
         };
-        s.watch = Some(self.sync(&mut s.etcd, s.registered).await?);
+        s.watch = Some(self.sync(&mut s.etcd, s.registered, s.lease.id).await?);
         self.shared.live(endpoint);
         self.backoff.reset();
         Ok(s)
@@ -257,8 +230,13 @@ impl Driver {
 
     /// Brings the view up to date and returns the watch that keeps it so: resumed from the
     /// view's revision where etcd still has that history, else after a fresh snapshot (a
-    /// [`Update::Reset`]).
-    async fn sync(&mut self, etcd: &mut Etcd, registered: i64) -> Result<WatchStream, Fail> {
+    /// [`crate::Update::Reset`]).
+    async fn sync(
+        &mut self,
+        etcd: &mut Etcd,
+        registered: i64,
+        lease: i64,
+    ) -> Result<WatchStream, Fail> {
         // etcd's revisions went back (a new cluster, a restore from a backup): the view's
         // revision means nothing there.
         if registered > 0 && registered < self.nodes.revision() {
@@ -266,11 +244,27 @@ impl Driver {
         }
         // A compaction between a snapshot and its watch sends us round again; three rounds
         // in a row mean something else is wrong.
+        let rev = self.nodes.revision();
+        if !self.resnapshot && rev > 0 && !etcd.has_history(self.nodes.own_key(), rev).await? {
+            tracing::info!(
+                from = rev + 1,
+                "discovery: etcd no longer has the watch's history; taking a fresh snapshot"
+            );
+            self.resnapshot = true;
+        }
         for _ in 0..3 {
             if self.resnapshot || self.nodes.revision() == 0 {
                 let (kvs, rev) = etcd.snapshot(&self.prefix).await?;
-                let reset = self.nodes.snapshot(kvs.iter().map(kv), rev, &self.shared.counts);
+                let reset = self
+                    .nodes
+                    .snapshot(kvs.iter().map(kv), rev, &self.shared.counts);
                 self.shared.publish(&self.nodes, vec![reset]);
+                // Deleted or taken between the registration and the snapshot: the watch
+                // starts after that, so it would never say.
+                let own = self.nodes.own_key().as_bytes();
+                if !kvs.iter().any(|e| e.key() == own && e.lease() == lease) {
+                    self.register(etcd, lease).await?;
+                }
                 self.resnapshot = false;
             }
             let mut w = etcd.watch(&self.prefix, self.nodes.revision() + 1).await?;
@@ -304,7 +298,7 @@ impl Driver {
     async fn serve(&mut self, mut s: Session, stop: &mut Stop) -> End {
         let mut watch = match s.watch.take() {
             Some(w) => w,
-            None => match self.sync(&mut s.etcd, s.registered).await {
+            None => match self.sync(&mut s.etcd, s.registered, s.lease.id).await {
                 Ok(w) => w,
                 Err(f) => return End::Failed(f),
             },
@@ -391,7 +385,7 @@ impl Driver {
                     "discovery: the watch fell behind a compaction; taking a fresh snapshot"
                 );
                 self.resnapshot = true;
-                return self.sync(&mut s.etcd, 0).await.map(Some);
+                return self.sync(&mut s.etcd, 0, s.lease.id).await.map(Some);
             }
             return Err(canceled(&s.etcd.endpoint, &resp));
         }
@@ -429,10 +423,7 @@ impl Driver {
 
     /// The handle's `set_record`: the view at once, etcd under the same lease.
     async fn on_record(&mut self, s: &mut Session) -> Result<(), Fail> {
-        let record = self.records.borrow_and_update().clone();
-        if let Some(u) = self.nodes.set_own(record) {
-            self.shared.publish(&self.nodes, vec![u]);
-        }
+        self.take_record();
         let (key, value) = (self.nodes.own_key(), self.nodes.own().to_json());
         if !s.etcd.reput(key, &value, s.lease.id).await? {
             s.registered = self.register(&mut s.etcd, s.lease.id).await?;
@@ -459,4 +450,3 @@ fn canceled(endpoint: &str, r: &WatchResponse) -> Fail {
         cap(r.cancel_reason())
     ))
 }
-

@@ -98,24 +98,42 @@ mod tests {
     #[test]
     fn a_dead_pid_of_this_host_is_stale_a_live_one_or_another_host_is_live() {
         let v = value("h1", 55);
-        assert_eq!(judge(&v, 9, &[1], &me(), |_| false), Holder::Stale("h1:55".into()));
-        assert_eq!(judge(&v, 9, &[1], &me(), |_| true), Holder::Live("h1:55".into()));
+        assert_eq!(
+            judge(&v, 9, &[1], &me(), |_| false),
+            Holder::Stale("h1:55".into())
+        );
+        assert_eq!(
+            judge(&v, 9, &[1], &me(), |_| true),
+            Holder::Live("h1:55".into())
+        );
         // Another host: its pids cannot be checked from here.
         let v = value("h2", 55);
-        assert_eq!(judge(&v, 9, &[1], &me(), |_| false), Holder::Live("h2:55".into()));
+        assert_eq!(
+            judge(&v, 9, &[1], &me(), |_| false),
+            Holder::Live("h2:55".into())
+        );
         // This very process under another lease: another instance, live.
         let v = value("h1", 100);
-        assert_eq!(judge(&v, 9, &[1], &me(), |_| false), Holder::Live("h1:100".into()));
+        assert_eq!(
+            judge(&v, 9, &[1], &me(), |_| false),
+            Holder::Live("h1:100".into())
+        );
     }
 
     #[test]
     fn a_value_without_a_host_is_not_a_record_and_is_replaced() {
         for v in [&b"junk"[..], b"{}", br#"{"host":{"hostname":"h2"}}"#] {
-            assert!(matches!(judge(v, 9, &[1], &me(), |_| true), Holder::Stale(_)));
+            assert!(matches!(
+                judge(v, 9, &[1], &me(), |_| true),
+                Holder::Stale(_)
+            ));
         }
         // A record that is otherwise bad still names its process.
         let v = br#"{"host":{"hostname":"h2","pid":3},"bus":["http://x:1"]}"#;
-        assert_eq!(judge(v, 9, &[1], &me(), |_| true), Holder::Live("h2:3".into()));
+        assert_eq!(
+            judge(v, 9, &[1], &me(), |_| true),
+            Holder::Live("h2:3".into())
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - `rejections`: counting ignored records, logging each once;
 //! - `calls`: the etcd calls, each bounded in time;
 //! - `driver`: the task: sessions, keepalive, watch, re-registration;
+//! - `shared`: what the handle reads of the task's state;
 //! - [`discovery`]: the handle the node holds;
 //! - [`settings`]: `[discovery]` and the start error.
 
@@ -27,6 +28,7 @@ mod calls;
 mod driver;
 mod holder;
 mod rejections;
+mod shared;
 
 pub use discovery::Discovery;
 pub use parse::{parse_record, Rejected, MAX_RECORD_BYTES};

@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn keys_have_one_slash_between_parts_whatever_the_prefix() {
         assert_eq!(record_key("/busway", "edge", "n1"), "/busway/nodes/edge/n1");
-        assert_eq!(record_key("/busway/", "edge", "n1"), "/busway/nodes/edge/n1");
+        assert_eq!(
+            record_key("/busway/", "edge", "n1"),
+            "/busway/nodes/edge/n1"
+        );
         assert_eq!(record_key("", "default", "a"), "/nodes/default/a");
         assert_eq!(nodes_prefix("/x//"), "/x/nodes/");
     }

@@ -121,11 +121,17 @@ mod tests {
         // Fixed or deleted, then bad again: logged again.
         m.forget("k");
         assert_eq!(m.rejected(&c, "k", 9, &Rejected::Key), yes);
-        assert_eq!(m.rejected(&c, "other", 9, &Rejected::Address("a".into())), yes);
+        assert_eq!(
+            m.rejected(&c, "other", 9, &Rejected::Address("a".into())),
+            yes
+        );
         assert_eq!(counts(&c), [2, 2, 1]);
         m.retain(|k| k == "other");
         assert_eq!(m.rejected(&c, "k", 9, &Rejected::Key), yes);
-        assert!(!m.rejected(&c, "other", 9, &Rejected::Address("a".into())).log);
+        assert!(
+            !m.rejected(&c, "other", 9, &Rejected::Address("a".into()))
+                .log
+        );
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct View {
 }
 
 /// One change of the view, in the order they happen (the linkerd2-proxy discovery model).
+///
+/// `Add` is larger than the others (a whole record, about 280 bytes), and left unboxed: an
+/// update is stored once in the broadcast ring and matched on by every reader, so a box would
+/// only add an allocation and an indirection to the shape the node is written against.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Update {
     /// A node added, or its record changed: replaces any record of the same namespace/name.

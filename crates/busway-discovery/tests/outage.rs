@@ -22,7 +22,9 @@ async fn etcd_stopped_and_restarted() {
         let b = start(&etcd, "b").await;
         assert!(within(SECOND, || names(&a) == ["a", "b"]).await.is_some());
         etcd.kill(0);
-        assert!(within(Duration::from_secs(5), || !a.up() && !b.up()).await.is_some());
+        assert!(within(Duration::from_secs(5), || !a.up() && !b.up())
+            .await
+            .is_some());
         let e = a.last_error().expect("says why");
         assert!(e.contains(&etcd.endpoint()), "{e}");
         // The last view is kept.
@@ -31,7 +33,11 @@ async fn etcd_stopped_and_restarted() {
         etcd.restart(0);
         assert!(etcd.wait_healthy(Duration::from_secs(20)));
         let answering = Instant::now();
-        assert!(within(BACK, || a.up() && b.up()).await.is_some(), "{:?}", a.last_error());
+        assert!(
+            within(BACK, || a.up() && b.up()).await.is_some(),
+            "{:?}",
+            a.last_error()
+        );
         assert!(answering.elapsed() <= BACK);
         assert_eq!(a.last_error(), None);
         assert_eq!(get_json(&etcd, PREFIX).len(), 2);
@@ -62,8 +68,16 @@ async fn an_etcd_that_comes_back_empty_gets_every_record_again() {
         etcd.restart_empty();
         assert!(etcd.wait_healthy(Duration::from_secs(20)));
         let answering = Instant::now();
-        let both = within(BACK, || get_json(&etcd, PREFIX).len() == 2 && a.up() && b.up()).await;
-        assert!(both.is_some(), "{:?} {:?}", a.last_error(), get_json(&etcd, PREFIX));
+        let both = within(BACK, || {
+            get_json(&etcd, PREFIX).len() == 2 && a.up() && b.up()
+        })
+        .await;
+        assert!(
+            both.is_some(),
+            "{:?} {:?}",
+            a.last_error(),
+            get_json(&etcd, PREFIX)
+        );
         assert!(answering.elapsed() <= BACK + Duration::from_millis(500));
         // New leases, and a fresh snapshot: the old revisions mean nothing here.
         assert!(get_json(&etcd, PREFIX).iter().all(|(_, _, l)| *l != 0));
@@ -95,7 +109,15 @@ async fn a_three_member_cluster_losing_the_member_in_use() {
         let lost = Instant::now();
         // They move to another member, stay registered and keep watching.
         let moved = within(Duration::from_secs(10), || {
-            a.up() && b.up() && etcd.etcdctl(&["get", "--prefix", PREFIX, "--keys-only"]).1.lines().filter(|l| !l.is_empty()).count() == 2
+            a.up()
+                && b.up()
+                && etcd
+                    .etcdctl(&["get", "--prefix", PREFIX, "--keys-only"])
+                    .1
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    == 2
         })
         .await;
         assert!(moved.is_some(), "{:?} {:?}", a.last_error(), b.last_error());

@@ -136,8 +136,10 @@ async fn a_live_record_of_another_process_refuses_start_naming_the_key() {
             }
         );
         assert!(err.to_string().contains(&key), "{err}");
-        // Untouched.
+        // Untouched, and the refused node left no lease behind.
         assert_eq!(get_json(&etcd, PREFIX)[0].1["host"]["hostname"], "elsewhere");
+        let leases = etcd.ctl(&["lease", "list"]);
+        assert!(leases.contains("found 0 leases"), "{leases}");
 
         // This host, a pid that runs (etcd's own): live too.
         let pid = etcd.pid(0).unwrap();
@@ -230,10 +232,7 @@ async fn the_endpoints_are_tried_in_turn() {
     bounded(async {
         let dir = TempDir::new("disc-reg");
         let etcd = Etcd::start(&dir);
-        let dead = format!(
-            "http://{}",
-            busway_test_support::backends::closed_port()
-        );
+        let dead = format!("http://{}", busway_test_support::backends::closed_port());
         let d = Discovery::start(settings(vec![dead, etcd.endpoint()], 10), record("n1"))
             .await
             .expect("start");
@@ -252,7 +251,11 @@ async fn an_unreachable_etcd_at_start_is_not_fatal_and_registration_follows() {
         etcd.kill(0);
         let t = std::time::Instant::now();
         let d = start(&etcd, "n1").await;
-        assert!(t.elapsed() < Duration::from_secs(3), "start waited {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "start waited {:?}",
+            t.elapsed()
+        );
         assert!(!d.up());
         let e = d.last_error().expect("names etcd");
         assert!(e.contains(&etcd.endpoint()), "{e}");

@@ -23,28 +23,48 @@ async fn other_nodes_appear_and_disappear_within_a_second() {
         // A snapshot: b was there before c started.
         let b = start(&etcd, "b").await;
         let c = start(&etcd, "c").await;
-        assert!(within(SECOND, || names(&c) == ["a", "b", "c"]).await.is_some(), "{:?}", names(&c));
+        assert!(
+            within(SECOND, || names(&c) == ["a", "b", "c"])
+                .await
+                .is_some(),
+            "{:?}",
+            names(&c)
+        );
         // The watch: b and c joined after a.
-        assert!(within(SECOND, || names(&a) == ["a", "b", "c"]).await.is_some(), "{:?}", names(&a));
+        assert!(
+            within(SECOND, || names(&a) == ["a", "b", "c"])
+                .await
+                .is_some(),
+            "{:?}",
+            names(&a)
+        );
         let got = drain(&mut updates);
         assert!(got.contains(&Update::Add(record("b"))), "{got:?}");
         assert!(got.contains(&Update::Add(record("c"))), "{got:?}");
         b.shutdown().await;
-        assert!(within(SECOND, || names(&a) == ["a", "c"]).await.is_some(), "{:?}", names(&a));
+        assert!(
+            within(SECOND, || names(&a) == ["a", "c"]).await.is_some(),
+            "{:?}",
+            names(&a)
+        );
         assert!(within(SECOND, || names(&c) == ["a", "c"]).await.is_some());
-        assert!(within(SECOND, || drain(&mut updates).contains(&Update::Remove {
-            namespace: "default".into(),
-            name: "b".into()
-        }))
-        .await
-        .is_some());
+        assert!(
+            within(SECOND, || drain(&mut updates).contains(&Update::Remove {
+                namespace: "default".into(),
+                name: "b".into()
+            }))
+            .await
+            .is_some()
+        );
         // A changed record is an Add with the new contents.
         let mut c2 = record("c");
         c2.labels.insert("v".into(), "2".into());
         c.set_record(c2.clone());
-        assert!(within(SECOND, || a.view().borrow().nodes.get(c.key()) == Some(&c2))
-            .await
-            .is_some());
+        assert!(
+            within(SECOND, || a.view().borrow().nodes.get(c.key()) == Some(&c2))
+                .await
+                .is_some()
+        );
         assert!(a.view().borrow().revision > 0);
         c.shutdown().await;
         a.shutdown().await;
@@ -74,7 +94,9 @@ async fn bad_records_are_ignored_and_counted() {
         etcd.put(&key("h"), &json(&h));
         // A good record, last: once it is in view, every bad one before it has been read.
         etcd.put(&key("good"), &json(&record("good")));
-        assert!(within(SECOND, || names(&a).contains(&"good".to_string())).await.is_some());
+        assert!(within(SECOND, || names(&a).contains(&"good".to_string()))
+            .await
+            .is_some());
         assert_eq!(names(&a), ["a", "b", "good"]);
         assert_eq!(a.view().borrow().nodes[&key("b")], record("b"));
         assert_eq!(a.rejected(), [("parse", 1), ("key", 2), ("address", 1)]);
@@ -84,7 +106,9 @@ async fn bad_records_are_ignored_and_counted() {
         assert_eq!(c.rejected(), [("parse", 1), ("key", 2), ("address", 1)]);
         // A good record that goes bad leaves the view.
         etcd.put(&key("good"), "[]");
-        assert!(within(SECOND, || !names(&a).contains(&"good".to_string())).await.is_some());
+        assert!(within(SECOND, || !names(&a).contains(&"good".to_string()))
+            .await
+            .is_some());
         assert_eq!(a.rejected()[0], ("parse", 2));
         // Nothing was fatal.
         assert!(a.up() && b.up() && c.up());
@@ -104,9 +128,12 @@ async fn a_watcher_behind_a_compaction_resets_from_a_fresh_snapshot() {
         let link = cuttable_forward(&busway_test_support::hostport(
             &etcd.endpoint().replace("http://", "tcp://"),
         ));
-        let a = Discovery::start(settings(vec![format!("http://{}", link.addr)], 10), record("a"))
-            .await
-            .expect("start a");
+        let a = Discovery::start(
+            settings(vec![format!("http://{}", link.addr)], 10),
+            record("a"),
+        )
+        .await
+        .expect("start a");
         let b = start(&etcd, "b").await;
         assert!(within(SECOND, || names(&a) == ["a", "b"]).await.is_some());
         let mut updates = a.updates();
@@ -173,11 +200,21 @@ async fn a_killed_nodes_record_lapses_with_its_lease() {
         // The record written by another client with a lease of its own goes the same way.
         let lease = etcd.grant(ttl);
         let key = record_key(PREFIX, "default", "x");
-        etcd.put_leased(&key, &String::from_utf8(record("x").to_json()).unwrap(), &lease);
+        etcd.put_leased(
+            &key,
+            &String::from_utf8(record("x").to_json()).unwrap(),
+            &lease,
+        );
         let put = Instant::now();
         assert!(within(SECOND, || names(&a) == ["a", "x"]).await.is_some());
-        assert!(within(Duration::from_secs(ttl + 2), || names(&a) == ["a"]).await.is_some());
-        assert!(put.elapsed() <= limit + Duration::from_millis(200), "{:?}", put.elapsed());
+        assert!(within(Duration::from_secs(ttl + 2), || names(&a) == ["a"])
+            .await
+            .is_some());
+        assert!(
+            put.elapsed() <= limit + Duration::from_millis(200),
+            "{:?}",
+            put.elapsed()
+        );
         a.shutdown().await;
     })
     .await;
@@ -190,7 +227,10 @@ async fn a_record_deleted_by_someone_else_is_written_again() {
         let etcd = Etcd::start(&dir);
         let a = start(&etcd, "a").await;
         etcd.ctl(&["del", a.key()]);
-        let back = within(Duration::from_secs(2), || get_json(&etcd, PREFIX).len() == 1).await;
+        let back = within(Duration::from_secs(2), || {
+            get_json(&etcd, PREFIX).len() == 1
+        })
+        .await;
         assert!(back.is_some(), "not registered again");
         // And revoking its lease under it: a new lease, within the contract's 5 s.
         let (_, _, lease) = get_json(&etcd, PREFIX).remove(0);

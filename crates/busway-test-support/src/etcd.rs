@@ -83,11 +83,17 @@ impl Etcd {
                     .is_some_and(|c| c.try_wait().ok().flatten().is_some())
             });
             if !exited {
-                panic!("etcd did not become healthy in 20 s; logs in {}", dir.0.display());
+                panic!(
+                    "etcd did not become healthy in 20 s; logs in {}",
+                    dir.0.display()
+                );
             }
             // A port was taken between picking and binding: drop these and try again.
         }
-        panic!("etcd did not start on free ports; logs in {}", dir.0.display());
+        panic!(
+            "etcd did not start on free ports; logs in {}",
+            dir.0.display()
+        );
     }
 
     fn initial_cluster(&self) -> String {

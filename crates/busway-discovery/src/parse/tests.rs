@@ -103,7 +103,10 @@ fn every_field_must_have_its_type() {
         ("host", json!({"hostname": "h", "pid": "12"})),
         ("bus", json!("tcp://127.0.0.1:1")),
         ("services", json!([1])),
-        ("gateways", json!([{"address": "tcp://1.2.3.4:5", "priority": "1", "match": {}}])),
+        (
+            "gateways",
+            json!([{"address": "tcp://1.2.3.4:5", "priority": "1", "match": {}}]),
+        ),
         ("relay", json!("true")),
         ("advertise_relay", json!({"labels": {}, "name": 3})),
         ("advertise_relay", json!(true)),
@@ -118,12 +121,16 @@ fn every_field_must_have_its_type() {
 
 #[test]
 fn junk_and_oversized_values_are_parse_errors() {
-    for junk in [&b""[..], b"{", b"null", b"[]", b"\xff\xfe", b"{\"name\":\"n1\"} trailing"] {
+    for junk in [
+        &b""[..],
+        b"{",
+        b"null",
+        b"[]",
+        b"\xff\xfe",
+        b"{\"name\":\"n1\"} trailing",
+    ] {
         assert!(
-            matches!(
-                parse_record("/busway", KEY, junk),
-                Err(Rejected::Parse(_))
-            ),
+            matches!(parse_record("/busway", KEY, junk), Err(Rejected::Parse(_))),
             "{junk:?}"
         );
     }
@@ -155,8 +162,14 @@ fn unknown_fields_are_ignored_for_newer_writers() {
 #[test]
 fn the_key_must_be_the_records_own() {
     // Another node's name under this key: impersonation.
-    assert_eq!(parse(&with(good(), "name", json!("victim"))), Err(Rejected::Key));
-    assert_eq!(parse(&with(good(), "namespace", json!("default"))), Err(Rejected::Key));
+    assert_eq!(
+        parse(&with(good(), "name", json!("victim"))),
+        Err(Rejected::Key)
+    );
+    assert_eq!(
+        parse(&with(good(), "namespace", json!("default"))),
+        Err(Rejected::Key)
+    );
     let v = good().to_string();
     for key in [
         "/busway/nodes/edge/n1/",
@@ -164,7 +177,11 @@ fn the_key_must_be_the_records_own() {
         "/other/nodes/edge/n1",
         "/busway/nodes/edge",
     ] {
-        assert_eq!(parse_record("/busway", key, v.as_bytes()), Err(Rejected::Key), "{key}");
+        assert_eq!(
+            parse_record("/busway", key, v.as_bytes()),
+            Err(Rejected::Key),
+            "{key}"
+        );
     }
 }
 
