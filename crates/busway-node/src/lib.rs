@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod bus;
 pub mod demo;
+pub mod discovery;
 pub mod fanout;
 mod grpc_session;
 pub mod limits;

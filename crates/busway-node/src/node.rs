@@ -34,6 +34,9 @@ pub enum StartError {
     /// without it would silently drop issued tokens or resumption keys.
     #[error("state directory: {0}")]
     State(String),
+    /// Discovery refused to start (exit 1): another live process holds this node's record.
+    #[error("{0}")]
+    Discovery(String),
 }
 
 impl StartError {
@@ -41,7 +44,7 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) => 2,
-            StartError::Bind(_) | StartError::State(_) => 1,
+            StartError::Bind(_) | StartError::State(_) | StartError::Discovery(_) => 1,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Node {
     pub tokens: Arc<Tokens>,
     /// The ticket key and strike register of 0-RTT resumption, shared by every transport.
     pub(crate) resumption: Arc<busway_proto::Resumption>,
+    /// `[discovery]`: the registration and the view, set once the bus listeners are bound.
+    pub(crate) discovery: std::sync::OnceLock<Arc<crate::discovery::NodeDiscovery>>,
 }
 
 /// Listeners bound but not yet serving.
@@ -212,6 +217,7 @@ impl Node {
             reloading: tokio::sync::Mutex::new(()),
             tokens,
             resumption,
+            discovery: std::sync::OnceLock::new(),
         });
         let me = Arc::downgrade(&node);
         node.pools
@@ -235,6 +241,15 @@ impl Node {
                 .admin_listener
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(h);
+        }
+        let bus_urls = node.bus_urls();
+        match crate::discovery::NodeDiscovery::start(&cfg, bus_urls).await {
+            Ok(Some(d)) => {
+                let _ = node.discovery.set(d);
+                crate::discovery::spawn_follower(&node);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(StartError::Discovery(e)),
         }
         node.warm_up().await;
         crate::peers::spawn(&node);
@@ -460,6 +475,19 @@ impl Node {
     }
 
     /// Why the node is not ready: one line per service without a usable target.
+    /// `[discovery]` as started, if the node has it.
+    pub fn discovery(&self) -> Option<&Arc<crate::discovery::NodeDiscovery>> {
+        self.discovery.get()
+    }
+
+    /// The URLs of the bus listeners bound now, with their real ports, in address order.
+    pub(crate) fn bus_urls(&self) -> Vec<String> {
+        let g = self.bus_listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut urls: Vec<String> = g.values().map(|b| b.handle.url.clone()).collect();
+        urls.sort();
+        urls
+    }
+
     pub fn readiness_problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for svc in self.services() {
@@ -500,6 +528,10 @@ impl Node {
     /// writes them afterwards, so the wait for transports is what keeps those bytes from being
     /// dropped when the process exits.
     pub async fn shutdown(&self, grace: Duration) {
+        // Out of the view first, so other nodes stop sending new sessions here.
+        if let Some(d) = self.discovery() {
+            d.shutdown().await;
+        }
         let deadline = tokio::time::Instant::now() + grace;
         for svc in self.services() {
             svc.close_listeners();

@@ -43,7 +43,9 @@ impl ReloadError {
         use crate::node::StartError;
         match e {
             StartError::Bind(b) => ReloadError::Bind(b),
-            StartError::Config(m) | StartError::State(m) => ReloadError::Unusable(m),
+            StartError::Config(m) | StartError::State(m) | StartError::Discovery(m) => {
+                ReloadError::Unusable(m)
+            }
         }
     }
 }
@@ -250,7 +252,11 @@ impl Node {
                 "connections_per_peer changed"
             );
         }
+        if let Some(d) = self.discovery() {
+            d.republish(&new, self.bus_urls()).await;
+        }
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        self.apply_discovery();
         self.warm_up().await;
         self.prune_pools();
         self.reloads.send_modify(|v| *v += 1);

@@ -5,10 +5,10 @@ mod cli;
 mod gen_secret;
 mod http_answer;
 mod logging;
+mod nodes;
 mod notify;
 mod reload;
 mod serve;
-mod nodes;
 mod status;
 
 use std::process::ExitCode;

@@ -42,7 +42,13 @@ pub fn run(args: &AdminArgs) -> ExitCode {
         "NAME", "NAMESPACE", "LABELS", "BUS", "SERVICES", "RELAY", "SELF"
     );
     for n in nodes.as_array().into_iter().flatten() {
-        let flag = |k: &str| if n[k].as_bool() == Some(true) { "yes" } else { "-" };
+        let flag = |k: &str| {
+            if n[k].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "-"
+            }
+        };
         println!(
             "{:<24} {:<12} {:<28} {:<32} {:<20} {:<5} {:<4}",
             cell(&n["name"]),

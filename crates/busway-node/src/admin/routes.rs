@@ -40,6 +40,7 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         .route("/v1/sessions/{id}", delete(kill_session))
         .route("/v1/peers", get(list_peers))
         .route("/v1/reload", post(reload))
+        .route("/v1/nodes", get(list_nodes))
         .route("/v1/cluster", any(no_cluster))
         .merge(super::grpc::routes())
         .merge(super::tokens::routes())
@@ -70,10 +71,24 @@ async fn healthz() -> Response {
 
 async fn readyz(State(node): State<Arc<Node>>) -> Response {
     let problems = node.readiness_problems();
+    // etcd being away is said, but is a 503 only through what it leaves without targets.
+    let note = node
+        .discovery()
+        .and_then(|d| d.readiness_note())
+        .map(|n| n + "\n")
+        .unwrap_or_default();
     if problems.is_empty() {
-        reply::text(StatusCode::OK, "ready")
+        let body = if note.is_empty() {
+            "ready".to_string()
+        } else {
+            format!("ready\n{note}")
+        };
+        reply::text(StatusCode::OK, body)
     } else {
-        reply::text(StatusCode::SERVICE_UNAVAILABLE, problems.join("\n") + "\n")
+        reply::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            problems.join("\n") + "\n" + &note,
+        )
     }
 }
 
@@ -109,6 +124,17 @@ async fn kill_session(State(node): State<Arc<Node>>, Params(id): Params<String>)
 async fn list_peers(State(node): State<Arc<Node>>) -> Response {
     let peers: Vec<_> = node.transports.all().iter().map(|t| t.view()).collect();
     reply::json(StatusCode::OK, &peers)
+}
+
+/// `GET /v1/nodes`: the discovered nodes, this one included with `self: true`.
+async fn list_nodes(State(node): State<Arc<Node>>) -> Response {
+    match node.discovery() {
+        Some(d) => reply::json(StatusCode::OK, &d.nodes()),
+        None => reply::error(
+            StatusCode::NOT_FOUND,
+            "this node has no [discovery] section",
+        ),
+    }
 }
 
 async fn no_cluster() -> Response {

@@ -35,7 +35,11 @@ impl Collector for NodeCollector {
             return Ok(());
         };
         encode_peers(&mut encoder, &node.transports.all())?;
-        encode_dns(&mut encoder, &node.services())
+        encode_dns(&mut encoder, &node.services())?;
+        match node.discovery() {
+            Some(d) => encode_discovery(&mut encoder, d),
+            None => Ok(()),
+        }
     }
 }
 
@@ -142,6 +146,52 @@ fn encode_dns(
     for s in services {
         let failures = s.targets().lookup_failures() as u64;
         series::counter(&mut family, &[("service", &*s.name)], failures)?;
+    }
+    Ok(())
+}
+
+/// `busway_discovery_up`, `busway_discovery_nodes{namespace}` and
+/// `busway_discovery_rejected_total{reason}` (CONTRACT section 6), on a node with
+/// `[discovery]`. Every rejection reason is shown from the start, at 0.
+fn encode_discovery(
+    encoder: &mut DescriptorEncoder<'_>,
+    d: &crate::discovery::NodeDiscovery,
+) -> Result<(), std::fmt::Error> {
+    let no_labels: [(&str, &str); 0] = [];
+    {
+        let mut family = encoder.encode_descriptor(
+            "busway_discovery_up",
+            "1 while the watch on etcd is live.",
+            None,
+            MetricType::Gauge,
+        )?;
+        series::gauge(&mut family, &no_labels, i64::from(d.up()))?;
+    }
+    {
+        let mut family = encoder.encode_descriptor(
+            "busway_discovery_nodes",
+            "Nodes in the discovered view, this one included.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ns, n) in d.nodes_by_namespace() {
+            series::gauge(&mut family, &[("namespace", ns.as_str())], n as i64)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "busway_discovery_rejected",
+        "Records in etcd that were ignored: parse (not a node record), key (key and record disagree), address (a bus or gateway URL that is not tcp:// or unix://).",
+        None,
+        MetricType::Counter,
+    )?;
+    let rejected = d.rejected();
+    for reason in ["parse", "key", "address"] {
+        let n = rejected
+            .iter()
+            .filter(|(r, _)| *r == reason)
+            .map(|(_, n)| *n)
+            .sum();
+        series::counter(&mut family, &[("reason", reason)], n)?;
     }
     Ok(())
 }

@@ -1,0 +1,238 @@
+//! The node's side of discovery (CONTRACT section 6): it registers its record through
+//! [`busway_discovery`], follows the view, and keeps every `label:` target set equal to the
+//! nodes the view says it selects — so health, balance and fan-out work on discovered nodes
+//! exactly as on configured ones.
+//!
+//! - [`record`] is what this node publishes;
+//! - [`route`] is which endpoint a selected node is reached by.
+
+mod record;
+pub(crate) mod route;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use busway_config::NodeConfig;
+use busway_discovery::{Discovery, Settings, View};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::node::Node;
+use route::{Me, Unreachable};
+
+/// How long a clean stop waits for etcd to delete the record; the lease removes it anyway.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+/// A running registration and the view it watches.
+#[derive(Debug)]
+pub struct NodeDiscovery {
+    registry: tokio::sync::Mutex<Option<Discovery>>,
+    view: watch::Receiver<View>,
+    me: Me,
+    /// Nodes selected but unreachable, each logged once.
+    said: Mutex<HashSet<(String, &'static str)>>,
+    /// What the registry reports, read without its async lock.
+    status: Status,
+}
+
+/// What `/metrics` and `/readyz` read, kept current by the follower.
+#[derive(Debug, Default)]
+struct Status {
+    up: std::sync::atomic::AtomicBool,
+    last_error: Mutex<Option<String>>,
+    rejected: Mutex<Vec<(&'static str, u64)>>,
+}
+
+/// A row of `GET /v1/nodes`.
+#[derive(Debug, Serialize)]
+pub struct NodeView {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub bus: Vec<String>,
+    pub services: Vec<String>,
+    pub gateways: Vec<busway_discovery::Gateway>,
+    pub relay: bool,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+}
+
+impl NodeDiscovery {
+    /// Registers this node (its record built from `cfg` and its bound bus URLs) and starts
+    /// watching. etcd not answering is not an error; a live record of another process under
+    /// this node's key is.
+    pub(crate) async fn start(
+        cfg: &NodeConfig,
+        bus_urls: Vec<String>,
+    ) -> Result<Option<Arc<NodeDiscovery>>, String> {
+        let Some(d) = &cfg.discovery else {
+            return Ok(None);
+        };
+        let settings = Settings {
+            endpoints: d.etcd.clone(),
+            prefix: d.prefix.clone(),
+            lease_ttl: d.lease_ttl,
+        };
+        let registry = Discovery::start(settings, record::own(cfg, bus_urls))
+            .await
+            .map_err(|e| e.to_string())?;
+        let me = Me {
+            namespace: cfg.node.namespace.clone(),
+            name: cfg.node.name.clone(),
+            hostname: busway_config::hostname(),
+        };
+        let nd = Arc::new(NodeDiscovery {
+            view: registry.view(),
+            registry: tokio::sync::Mutex::new(Some(registry)),
+            me,
+            said: Mutex::default(),
+            status: Status::default(),
+        });
+        nd.refresh_status().await;
+        Ok(Some(nd))
+    }
+
+    /// The nodes in view, this one included.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let view = self.view.borrow().clone();
+        view.nodes
+            .values()
+            .map(|n| NodeView {
+                name: n.name.clone(),
+                namespace: n.namespace.clone(),
+                labels: n.labels.clone(),
+                bus: n.bus.clone(),
+                services: n.services.clone(),
+                gateways: n.gateways.clone(),
+                relay: n.relay,
+                is_self: n.namespace == self.me.namespace && n.name == self.me.name,
+            })
+            .collect()
+    }
+
+    /// Nodes in view by namespace (`busway_discovery_nodes{namespace}`).
+    pub fn nodes_by_namespace(&self) -> BTreeMap<String, usize> {
+        let mut by = BTreeMap::new();
+        for n in self.view.borrow().nodes.values() {
+            *by.entry(n.namespace.clone()).or_insert(0) += 1;
+        }
+        by
+    }
+
+    /// 1 while the watch is live (`busway_discovery_up`).
+    pub fn up(&self) -> bool {
+        self.status.up.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records ignored so far, by reason (`busway_discovery_rejected_total{reason}`).
+    pub fn rejected(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.status.rejected).clone()
+    }
+
+    /// What `/readyz` says while etcd is away; `None` while the watch is live.
+    pub fn readiness_note(&self) -> Option<String> {
+        if self.up() {
+            return None;
+        }
+        let why = lock(&self.status.last_error)
+            .clone()
+            .unwrap_or_else(|| "not answering yet".into());
+        Some(format!(
+            "discovery: etcd unreachable ({why}); running on the last view"
+        ))
+    }
+
+    /// Publishes a new record (a reload changed labels, services or bus listeners).
+    pub(crate) async fn republish(&self, cfg: &NodeConfig, bus_urls: Vec<String>) {
+        if let Some(r) = self.registry.lock().await.as_ref() {
+            r.set_record(record::own(cfg, bus_urls));
+        }
+    }
+
+    /// Removes the record and revokes the lease, within [`SHUTDOWN_BOUND`].
+    pub(crate) async fn shutdown(&self) {
+        let Some(r) = self.registry.lock().await.take() else {
+            return;
+        };
+        if tokio::time::timeout(SHUTDOWN_BOUND, r.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("discovery: etcd did not confirm the record's removal in time; its lease will expire it");
+        }
+    }
+
+    async fn refresh_status(&self) {
+        let g = self.registry.lock().await;
+        let Some(r) = g.as_ref() else { return };
+        self.status
+            .up
+            .store(r.up(), std::sync::atomic::Ordering::Relaxed);
+        *lock(&self.status.last_error) = r.last_error();
+        *lock(&self.status.rejected) = r.rejected();
+    }
+
+    /// The endpoints `sel` selects for `service`; unreachable nodes are logged once each.
+    fn select(
+        &self,
+        view: &View,
+        sel: &BTreeMap<String, String>,
+        service: &str,
+    ) -> Vec<busway_net::EndpointAddr> {
+        let (eps, unreachable) = route::endpoints(view, &self.me, sel, service);
+        for (key, why) in unreachable {
+            let why = match why {
+                Unreachable::OtherNamespace => "in another namespace (gateways and relays are not routed through yet)",
+                Unreachable::NoUsableUrl => "without a bus URL this node can dial (an unspecified address, a host name, or another host's Unix socket)",
+            };
+            if lock(&self.said).insert((key.clone(), why)) {
+                tracing::warn!(node = %key, %service, "discovery: a selected node is {why}; left out");
+            }
+        }
+        eps
+    }
+}
+
+impl Node {
+    /// Sets every `label:` target set from the current view.
+    pub(crate) fn apply_discovery(&self) {
+        let Some(d) = self.discovery() else { return };
+        let view = d.view.borrow().clone();
+        for svc in self.services() {
+            let targets = svc.targets();
+            if targets.selectors().is_empty() {
+                continue;
+            }
+            targets.set_discovered(|sel| d.select(&view, sel, &svc.name));
+        }
+    }
+}
+
+/// Follows the view for as long as the node lives: every change is applied to the target
+/// sets, and the registry's status is copied for `/metrics` and `/readyz` (at least every
+/// second, so `up` follows etcd going and coming back between changes).
+pub(crate) fn spawn_follower(node: &Arc<Node>) {
+    let Some(d) = node.discovery() else { return };
+    let weak: Weak<Node> = Arc::downgrade(node);
+    let mut view = d.view.clone();
+    tokio::spawn(async move {
+        loop {
+            let Some(n) = weak.upgrade() else { return };
+            if let Some(d) = n.discovery() {
+                d.refresh_status().await;
+            }
+            n.apply_discovery();
+            drop(n);
+            // A change, or a second gone; the registry gone ends the follower.
+            let waited = tokio::time::timeout(Duration::from_secs(1), view.changed()).await;
+            if let Ok(Err(_)) = waited {
+                return;
+            }
+        }
+    });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
