@@ -8,12 +8,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, Error as EtcdError, GetOptions,
-    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, WatchOptions, WatchStream,
-};
 use tokio::time::timeout;
 use tonic::Code;
+
+use crate::etcd::ops::{delete, get, lease_is, mod_revision_is, put, txn};
+use crate::etcd::{
+    Client, Error as EtcdError, KeepAlives, KeyValue, LeaseKeeper, Options, RangeRequest,
+    WatchCreateRequest, WatchStream,
+};
 
 use crate::holder::{judge, running, Holder};
 use crate::parse::cap;
@@ -31,6 +33,12 @@ const PING: Duration = Duration::from_secs(2);
 pub(crate) const MAX_MESSAGE: usize = 32 << 20;
 /// Records per snapshot page, at first.
 const PAGE: i64 = 512;
+/// How every connection to etcd is made.
+const OPTIONS: Options = Options {
+    connect_timeout: CONNECT,
+    ping: PING,
+    max_message: MAX_MESSAGE,
+};
 
 /// Why a step did not work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +67,7 @@ pub(crate) struct Lease {
     /// What etcd granted, in seconds (at least what was asked).
     pub(crate) ttl: i64,
     pub(crate) keeper: LeaseKeeper,
-    pub(crate) answers: LeaseKeepAliveStream,
+    pub(crate) answers: KeepAlives,
 }
 
 /// One connection to one etcd endpoint.
@@ -70,11 +78,7 @@ pub(crate) struct Etcd {
 
 impl Etcd {
     pub(crate) async fn connect(endpoint: &str) -> Result<Etcd, Fail> {
-        let opts = ConnectOptions::new()
-            .with_connect_timeout(CONNECT)
-            .with_keep_alive(PING, PING)
-            .with_keep_alive_while_idle(true);
-        let client = call(endpoint, Client::connect([endpoint], Some(opts))).await?;
+        let client = call(endpoint, Client::connect(endpoint, OPTIONS)).await?;
         Ok(Etcd {
             client,
             endpoint: endpoint.to_string(),
@@ -99,13 +103,13 @@ impl Etcd {
                     })
                 }
                 // Lapsed while etcd could not be reached: a new one is needed.
-                Ok(Err(EtcdError::LeaseKeepAliveError(_))) => {}
+                Ok(Err(EtcdError::LeaseNotFound)) => {}
                 Ok(Err(e)) => return Err(self.down(&e)),
                 Err(_) => return Err(self.silent()),
             }
         }
-        let granted = call(&self.endpoint, self.client.lease_grant(ttl, None)).await?;
-        let (id, ttl) = (granted.id(), granted.ttl().max(1));
+        let granted = call(&self.endpoint, self.client.lease_grant(ttl)).await?;
+        let (id, ttl) = (granted.id, granted.ttl.max(1));
         let (keeper, answers) = call(&self.endpoint, self.client.lease_keep_alive(id)).await?;
         Ok(Lease {
             id,
@@ -128,12 +132,12 @@ impl Etcd {
         me: &Host,
     ) -> Result<i64, Fail> {
         for _ in 0..3 {
-            let found = call(&self.endpoint, self.client.get(key, None)).await?;
-            let (rev, holder) = match found.kvs().first() {
+            let found = call(&self.endpoint, self.client.range(get(key))).await?;
+            let (rev, holder) = match found.kvs.first() {
                 None => (0, Holder::Free),
                 Some(kv) => (
-                    kv.mod_revision(),
-                    judge(kv.value(), kv.lease(), leases, me, running),
+                    kv.mod_revision,
+                    judge(&kv.value, kv.lease, leases, me, running),
                 ),
             };
             match holder {
@@ -148,13 +152,10 @@ impl Etcd {
                 }
                 Holder::Free => {}
             }
-            let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
-            let txn = Txn::new()
-                .when([Compare::mod_revision(key, CompareOp::Equal, rev)])
-                .and_then([put]);
-            let done = call(&self.endpoint, self.client.txn(txn)).await?;
-            if done.succeeded() {
-                return Ok(done.header().map_or(0, |h| h.revision()));
+            let write = txn(mod_revision_is(key, rev), put(key, value, lease));
+            let done = call(&self.endpoint, self.client.txn(write)).await?;
+            if done.succeeded {
+                return Ok(done.header.map_or(0, |h| h.revision));
             }
         }
         Err(Fail::Down(format!(
@@ -171,30 +172,26 @@ impl Etcd {
         value: &[u8],
         lease: i64,
     ) -> Result<bool, Fail> {
-        let put = TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)));
-        let txn = Txn::new()
-            .when([Compare::lease(key, CompareOp::Equal, lease)])
-            .and_then([put]);
-        Ok(call(&self.endpoint, self.client.txn(txn))
+        let write = txn(lease_is(key, lease), put(key, value, lease));
+        Ok(call(&self.endpoint, self.client.txn(write))
             .await?
-            .succeeded())
+            .succeeded)
     }
 
     /// Every key-value under `prefix`, at one revision, in pages; and that revision.
     pub(crate) async fn snapshot(&mut self, prefix: &str) -> Result<(Vec<KeyValue>, i64), Fail> {
         let end = prefix_end(prefix);
-        let mut kv = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(MAX_MESSAGE);
         let (mut from, mut rev, mut page) = (prefix.as_bytes().to_vec(), 0, PAGE);
         let mut all = Vec::new();
         loop {
-            let opts = GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(page)
-                .with_revision(rev);
-            let mut got = match timeout(CALL, kv.get(from.clone(), Some(opts))).await {
+            let read = RangeRequest {
+                key: from.clone(),
+                range_end: end.clone(),
+                limit: page,
+                revision: rev,
+                ..RangeRequest::default()
+            };
+            let got = match timeout(CALL, self.client.range(read)).await {
                 Ok(Ok(got)) => got,
                 Ok(Err(e)) if too_large(&e) && page > 1 => {
                     page = (page / 8).max(1);
@@ -204,16 +201,14 @@ impl Etcd {
                 Err(_) => return Err(self.silent()),
             };
             if rev == 0 {
-                rev = got.header().map_or(0, |h| h.revision());
+                rev = got.header.map_or(0, |h| h.revision);
             }
-            let more = got.more();
-            let kvs = got.take_kvs();
-            if let Some(last) = kvs.last() {
-                from = last.key().to_vec();
+            if let Some(last) = got.kvs.last() {
+                from = last.key.clone();
                 from.push(0);
             }
-            all.extend(kvs);
-            if !more {
+            all.extend(got.kvs);
+            if !got.more {
                 return Ok((all, rev));
             }
         }
@@ -225,11 +220,15 @@ impl Etcd {
     /// watch on compacted history is first created and only then canceled, and discovery
     /// must not say it is up on a view that is about to be reset.
     pub(crate) async fn has_history(&mut self, key: &str, rev: i64) -> Result<bool, Fail> {
-        let opts = GetOptions::new().with_revision(rev).with_count_only();
-        match timeout(CALL, self.client.get(key, Some(opts))).await {
+        let read = RangeRequest {
+            revision: rev,
+            count_only: true,
+            ..get(key)
+        };
+        match timeout(CALL, self.client.range(read)).await {
             Ok(Ok(_)) => Ok(true),
             // "required revision has been compacted" or "is a future revision".
-            Ok(Err(EtcdError::GRpcStatus(s))) if s.code() == Code::OutOfRange => Ok(false),
+            Ok(Err(EtcdError::Status(s))) if s.code() == Code::OutOfRange => Ok(false),
             Ok(Err(e)) => Err(self.down(&e)),
             Err(_) => Err(self.silent()),
         }
@@ -237,22 +236,20 @@ impl Etcd {
 
     /// A watch on `prefix` from revision `from` on.
     pub(crate) async fn watch(&mut self, prefix: &str, from: i64) -> Result<WatchStream, Fail> {
-        let mut w = self
-            .client
-            .watch_client()
-            .max_decoding_message_size(MAX_MESSAGE);
-        let opts = WatchOptions::new().with_prefix().with_start_revision(from);
-        call(&self.endpoint, w.watch(prefix, Some(opts))).await
+        let create = WatchCreateRequest {
+            key: prefix.as_bytes().to_vec(),
+            range_end: prefix_end(prefix),
+            start_revision: from,
+            ..WatchCreateRequest::default()
+        };
+        call(&self.endpoint, self.client.watch(create)).await
     }
 
     /// Deletes the record if it is still under `lease`, then revokes the lease. Best effort,
     /// each step bounded: an etcd that does not answer lets the lease lapse instead.
     pub(crate) async fn withdraw(&mut self, key: &str, lease: i64) {
-        let del = TxnOp::delete(key, None::<DeleteOptions>);
-        let txn = Txn::new()
-            .when([Compare::lease(key, CompareOp::Equal, lease)])
-            .and_then([del]);
-        if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.txn(txn)).await {
+        let del = txn(lease_is(key, lease), delete(key));
+        if let Err(Fail::Down(e)) = call(&self.endpoint, self.client.txn(del)).await {
             tracing::warn!(key, error = %e, "discovery: record not deleted; it goes with its lease");
         }
         self.revoke(lease).await;
@@ -318,7 +315,7 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 
 /// A reply larger than [`MAX_MESSAGE`] (tonic refuses to decode it).
 fn too_large(e: &EtcdError) -> bool {
-    matches!(e, EtcdError::GRpcStatus(s)
+    matches!(e, EtcdError::Status(s)
         if matches!(s.code(), Code::OutOfRange | Code::ResourceExhausted))
 }
 
@@ -327,8 +324,9 @@ pub(crate) fn describe(endpoint: &str, e: &EtcdError) -> String {
     // A status's message is often only the outer layer ("tcp connect error"); the OS error
     // is at the end of its sources.
     let (mut what, mut inner): (String, Option<&dyn std::error::Error>) = match e {
-        EtcdError::GRpcStatus(s) => (s.message().to_string(), std::error::Error::source(s)),
-        other => (other.to_string(), std::error::Error::source(other)),
+        EtcdError::Status(s) => (s.message().to_string(), std::error::Error::source(s)),
+        EtcdError::Transport(t) => (t.to_string(), std::error::Error::source(t)),
+        other => (other.to_string(), None),
     };
     while let Some(next) = inner {
         what = next.to_string();
@@ -358,14 +356,14 @@ mod tests {
 
     #[test]
     fn errors_read_as_one_short_line() {
-        let e = EtcdError::GRpcStatus(tonic::Status::unavailable(
+        let e = EtcdError::Status(tonic::Status::unavailable(
             "tcp connect error: Connection refused (os error 111)",
         ));
         assert_eq!(
             describe("http://127.0.0.1:1", &e),
             "etcd http://127.0.0.1:1: connection refused"
         );
-        let e = EtcdError::GRpcStatus(tonic::Status::unavailable("x".repeat(1000)));
+        let e = EtcdError::Status(tonic::Status::unavailable("x".repeat(1000)));
         assert!(describe("e", &e).len() < 200);
     }
 }

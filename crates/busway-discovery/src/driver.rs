@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use busway_net::Backoff;
-use etcd_client::{KeyValue, WatchResponse, WatchStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep, timeout};
 
 use crate::calls::{describe, Etcd, Fail, Lease, CALL};
+use crate::etcd::{KeyValue, WatchResponse, WatchStream};
 use crate::parse::cap;
 use crate::record::{nodes_prefix, NodeRecord};
 use crate::settings::Settings;
@@ -262,7 +262,7 @@ impl Driver {
                 // Deleted or taken between the registration and the snapshot: the watch
                 // starts after that, so it would never say.
                 let own = self.nodes.own_key().as_bytes();
-                if !kvs.iter().any(|e| e.key() == own && e.lease() == lease) {
+                if !kvs.iter().any(|e| e.key == own && e.lease == lease) {
                     self.register(etcd, lease).await?;
                 }
                 self.resnapshot = false;
@@ -274,16 +274,16 @@ impl Driver {
                 Ok(Err(e)) => return Err(Fail::Down(describe(&etcd.endpoint, &e))),
                 Err(_) => return Err(closed(&etcd.endpoint, "watch (no answer)")),
             };
-            if first.canceled() && first.compact_revision() > 0 {
+            if first.canceled && first.compact_revision > 0 {
                 tracing::info!(
                     from = self.nodes.revision() + 1,
-                    compacted = first.compact_revision(),
+                    compacted = first.compact_revision,
                     "discovery: the watch's history is compacted; taking a fresh snapshot"
                 );
                 self.resnapshot = true;
                 continue;
             }
-            if first.canceled() || !first.created() {
+            if first.canceled || !first.created {
                 return Err(canceled(&etcd.endpoint, &first));
             }
             return Ok(w);
@@ -312,7 +312,7 @@ impl Driver {
             let step = tokio::select! {
                 _ = tick.tick() => self.keep_alive(&mut s, answered, ttl).await,
                 a = s.lease.answers.message() => match a {
-                    Ok(Some(a)) if a.ttl() > 0 => {
+                    Ok(Some(a)) if a.ttl > 0 => {
                         answered = Instant::now();
                         Ok(None)
                     }
@@ -378,10 +378,10 @@ impl Driver {
         s: &mut Session,
         resp: WatchResponse,
     ) -> Result<Option<WatchStream>, Fail> {
-        if resp.canceled() {
-            if resp.compact_revision() > 0 {
+        if resp.canceled {
+            if resp.compact_revision > 0 {
                 tracing::info!(
-                    compacted = resp.compact_revision(),
+                    compacted = resp.compact_revision,
                     "discovery: the watch fell behind a compaction; taking a fresh snapshot"
                 );
                 self.resnapshot = true;
@@ -391,19 +391,19 @@ impl Driver {
         }
         let own_key = self.nodes.own_key().as_bytes().to_vec();
         let (mut updates, mut last, mut own_touched) = (Vec::new(), 0, false);
-        for ev in resp.events() {
-            let Some(e) = ev.kv() else { continue };
-            last = last.max(e.mod_revision());
+        for ev in &resp.events {
+            let Some(e) = &ev.kv else { continue };
+            last = last.max(e.mod_revision);
             // A delete event carries only the key and its revision, so its version is 0; a put
-            // always has version 1 or more. (Reading the event type instead would panic on a
-            // type this etcd-client does not know.)
-            let deleted = e.version() == 0;
-            if e.key() == own_key {
-                own_touched |= deleted || e.lease() != s.lease.id;
+            // always has version 1 or more. (That holds for any event type, even one a newer
+            // etcd might add; the type field is not read.)
+            let deleted = e.version == 0;
+            if e.key == own_key {
+                own_touched |= deleted || e.lease != s.lease.id;
                 continue;
             }
             let u = if deleted {
-                self.nodes.delete(e.key())
+                self.nodes.delete(&e.key)
             } else {
                 self.nodes.put(kv(e), &self.shared.counts)
             };
@@ -434,9 +434,9 @@ impl Driver {
 
 fn kv(e: &KeyValue) -> Kv<'_> {
     Kv {
-        key: e.key(),
-        value: e.value(),
-        mod_revision: e.mod_revision(),
+        key: &e.key,
+        value: &e.value,
+        mod_revision: e.mod_revision,
     }
 }
 
@@ -447,6 +447,6 @@ fn closed(endpoint: &str, what: &str) -> Fail {
 fn canceled(endpoint: &str, r: &WatchResponse) -> Fail {
     Fail::Down(format!(
         "etcd {endpoint}: watch canceled: {}",
-        cap(r.cancel_reason())
+        cap(&r.cancel_reason)
     ))
 }

@@ -12,6 +12,7 @@
 //! - [`view`]: the view, and how snapshots and events change it (no etcd in it);
 //! - `holder`: whether a record found at this node's key may be replaced;
 //! - `rejections`: counting ignored records, logging each once;
+//! - `etcd`: a thin etcd v3 client over tonic, on stubs generated once and committed;
 //! - `calls`: the etcd calls, each bounded in time;
 //! - `driver`: the task: sessions, keepalive, watch, re-registration;
 //! - `shared`: what the handle reads of the task's state;
@@ -26,6 +27,7 @@ pub mod view;
 
 mod calls;
 mod driver;
+mod etcd;
 mod holder;
 mod rejections;
 mod shared;
