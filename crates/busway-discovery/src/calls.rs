@@ -16,7 +16,6 @@ use crate::etcd::{
     Client, Error as EtcdError, KeepAlives, KeyValue, LeaseKeeper, Options, RangeRequest,
     WatchCreateRequest, WatchStream,
 };
-
 use crate::holder::{judge, running, Holder};
 use crate::parse::cap;
 use crate::record::Host;
