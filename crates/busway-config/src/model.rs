@@ -24,7 +24,7 @@ pub struct NodeConfig {
 /// `[discovery]`: the etcd cluster this node registers in and watches.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DiscoveryConfig {
-    /// Endpoints of one etcd cluster, `http://HOST:PORT` or `https://…`, tried in turn.
+    /// Endpoints of one etcd cluster, `http://HOST:PORT`, tried in turn.
     pub etcd: Vec<String>,
     /// Key prefix of every record: `PREFIX/nodes/NAMESPACE/NAME`. No trailing `/`.
     pub prefix: String,

@@ -30,7 +30,7 @@ fn discovery_defaults_and_label_peers() {
 
 #[test]
 fn every_key_is_read_and_rendered_back() {
-    let text = "[discovery]\netcd = [\"http://10.0.0.1:2379\", \"https://e2:2379\"]\nprefix = \"/bus/\"\nlease_ttl = \"30s\"\n";
+    let text = "[discovery]\netcd = [\"http://10.0.0.1:2379\", \"http://e2:2379\"]\nprefix = \"/bus/\"\nlease_ttl = \"30s\"\n";
     let c = parse(text);
     let d = c.discovery.clone().unwrap();
     assert_eq!(d.etcd.len(), 2);
