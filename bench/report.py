@@ -8,11 +8,12 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ["direct", "haproxy", "busway", "busway_tls", "cloudbus"]
+SYSTEMS = ["direct", "haproxy", "busway", "busway_tls", "busway_open", "cloudbus"]
 HEADS = {"direct": "direct", "haproxy": "haproxy ×2", "busway": "busway ×2",
-         "busway_tls": "busway ×2, TLS bus", "cloudbus": "Cloudbus ×2"}
+         "busway_tls": "busway ×2, TLS bus", "busway_open": "busway ×2, no secret",
+         "cloudbus": "Cloudbus ×2"}
 # Systems shown only when the run asked for them (or, for older runs, has rows of them).
-OPTIONAL = ("busway_tls", "cloudbus")
+OPTIONAL = ("busway_tls", "busway_open", "cloudbus")
 
 # key, label, test, field, higher_is_better, target on busway/haproxy (op, value) or None, decimals
 # The targets are issue 10's: ahead of the haproxy chain on every machine.
@@ -47,6 +48,20 @@ TLS_METRICS = [
     ("close_rps", "new sessions: HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, (">=", 0.95), 0),
     ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
     ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, None, 3),
+    ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, None, 2),
+]
+# KEYED=1: the busway chain (its bus secret keys every envelope with AES-256-GCM) against the same
+# chain with no secret (unauthenticated, CRC-32 envelopes), in the same run. Same layout as
+# TLS_METRICS; the target on keyed/unkeyed bulk is issue 12's.
+KEYED_METRICS = [
+    ("iperf1", "bulk: iperf3, 1 stream (Gbit/s)", "iperf1", "gbps", True, (">=", 0.95), 2),
+    ("iperf8", "iperf3, 8 streams (Gbit/s)", "iperf8", "gbps", True, None, 2),
+    ("ka_rps", "HTTP keep-alive (req/s)", "wrk_ka", "rps", True, None, 0),
+    ("ka_p99", "HTTP keep-alive p99 (ms)", "wrk_ka", "p99_ms", False, None, 2),
+    ("close_rps", "new sessions: HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, None, 0),
+    ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
+    ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, None, 3),
+    ("ka_cpu", "proxy CPU per keep-alive request (µs)", "wrk_ka", "cpu_us_per_req", False, None, 1),
     ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, None, 2),
 ]
 IDLE_TESTS = ("idle", "idle_primed")
@@ -107,7 +122,10 @@ def machine(meta):
 
 def main():
     rows = load(sys.argv[1])
-    meta = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {}
+    meta = {}
+    if len(sys.argv) > 2:
+        with open(sys.argv[2]) as f:
+            meta = json.load(f)
     p = print
     p("# busway comparison benchmark")
     p()
@@ -216,6 +234,8 @@ def main():
 
     if asked("busway_tls"):
         tls_table(rows, p)
+    if asked("busway_open"):
+        keyed_table(rows, p)
 
     # per-round values
     p("## Per-round values")
@@ -338,16 +358,35 @@ def tls_table(rows, p):
       "the ratio is of medians, TLS ÷ plaintext (for a lower-is-better row, above 1× means TLS "
       "costs more). Per round: the ratio of that round's two figures.")
     p()
+    ratio_table(rows, p, "busway", "busway_tls", "TLS ÷ plaintext", TLS_METRICS)
+
+
+def keyed_table(rows, p):
+    """keyed ÷ unkeyed (KEYED=1): the bus secret's AES-256-GCM envelopes against CRC-32 ones."""
+    p("## keyed ÷ unkeyed")
+    p()
+    p("The busway chain with its bus secret (every envelope carries a keyed AES-256-GCM check) "
+      "against the same chain with no `secret` on either node (unauthenticated, CRC-32 envelopes), "
+      "same binary, same run. Cells: median (min–max over rounds); the ratio is of medians, "
+      "keyed ÷ unkeyed (for a lower-is-better row, above 1× means the keyed check costs more). "
+      "Per round: the ratio of that round's two figures.")
+    p()
+    ratio_table(rows, p, "busway_open", "busway", "keyed ÷ unkeyed", KEYED_METRICS)
+
+
+def ratio_table(rows, p, base, subject, name, metrics):
+    """One row per metric: base's and subject's figures, subject ÷ base against the row's target,
+    and the same ratio per round."""
     rounds = sorted({r.get("round") for r in rows if isinstance(r.get("round"), int)})
-    head = ["metric", HEADS["busway"], HEADS["busway_tls"], "TLS ÷ plaintext", "target", "met"]
+    head = ["metric", HEADS[base], HEADS[subject], name, "target", "met"]
     head += [f"round {i}" for i in rounds]
     p("| " + " | ".join(head) + " |")
     p("|" + "---|" * len(head))
-    for key, label, test, field, higher, target, d in TLS_METRICS:
-        plain = dict(values(rows, "busway", test, field))
-        tls = dict(values(rows, "busway_tls", test, field))
+    for key, label, test, field, higher, target, d in metrics:
+        bv = dict(values(rows, base, test, field))
+        sv = dict(values(rows, subject, test, field))
         cells = []
-        for by in (plain, tls):
+        for by in (bv, sv):
             vs = list(by.values())
             if not vs:
                 cells.append("—")
@@ -355,16 +394,16 @@ def tls_table(rows, p):
                 cells.append(fmt(vs[0], d))
             else:
                 cells.append(f"{fmt(statistics.median(vs), d)} ({fmt(min(vs), d)}–{fmt(max(vs), d)})")
-        mp = statistics.median(plain.values()) if plain else None
-        mt = statistics.median(tls.values()) if tls else None
-        r = ratio(mt, mp)
+        mb = statistics.median(bv.values()) if bv else None
+        ms = statistics.median(sv.values()) if sv else None
+        r = ratio(ms, mb)
         if target is None:
             tcell, met = "—", "—"
         else:
             op, tv = target
             tcell = f"{'≥' if op == '>=' else '≤'} {tv}×"
             met = "n/a" if r is None else ("**yes**" if (r >= tv if op == ">=" else r <= tv) else "**no**")
-        per = [fmt(ratio(tls.get(i), plain.get(i)), 2) + "×" if ratio(tls.get(i), plain.get(i)) is not None
+        per = [fmt(ratio(sv.get(i), bv.get(i)), 2) + "×" if ratio(sv.get(i), bv.get(i)) is not None
                else "—" for i in rounds]
         p("| " + " | ".join([label] + cells + [fmt(r, 3) + "×" if r is not None else "—", tcell, met] + per) + " |")
     p()

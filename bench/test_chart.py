@@ -111,6 +111,88 @@ class CompareChart(unittest.TestCase):
         self.assertIsNone(chart.round_spread({1: 1.0}, {1: 2.0}, True))
 
 
+def report_text(rows, meta):
+    """report.py's Markdown for rows and meta, as one string."""
+    import io
+    import json
+    import tempfile
+    import contextlib
+    import report
+    with tempfile.TemporaryDirectory() as d:
+        jl, mj = os.path.join(d, "r.jsonl"), os.path.join(d, "m.json")
+        with open(jl, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        with open(mj, "w") as f:
+            json.dump(meta, f)
+        out = io.StringIO()
+        argv = sys.argv
+        sys.argv = ["report.py", jl, mj]
+        try:
+            with contextlib.redirect_stdout(out):
+                report.main()
+        finally:
+            sys.argv = argv
+    return out.getvalue()
+
+
+def table(text, title):
+    """{metric label: [cells]} of the Markdown table under `## title`."""
+    lines = text.split("## " + title + "\n", 1)[1].splitlines()
+    out = {}
+    for line in lines:
+        if line.startswith("## "):
+            break
+        if line.startswith("| ") and not line.startswith("| metric"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            out[cells[0]] = cells[1:]
+    return out
+
+
+class VariantTables(unittest.TestCase):
+    """report.py's tables of one busway chain against another in the same run: TLS=1's
+    "TLS bus ÷ plaintext bus" and KEYED=1's "keyed ÷ unkeyed" (busway_open, no secret)."""
+
+    def rows(self):
+        rows = compare_rows()
+        for system, gbps, rps, p99 in (("busway_tls", [9.6, 10.8, 10.4], [41800, 41800, 45600], [4.0] * 3),
+                                       ("busway_open", [12.0, 12.5, 13.0], [44000, 44000, 48000], [2.0] * 3)):
+            rows += rows_for(system, {
+                i + 1: {"iperf1": {"gbps": gbps[i]}, "wrk_ka": {"rps": rps[i], "p99_ms": p99[i]}}
+                for i in range(3)})
+        return rows
+
+    def test_keyed_over_unkeyed(self):
+        meta = {"systems": ["direct", "haproxy", "busway_open", "busway", "busway_tls"], "rounds": 3}
+        text = report_text(self.rows(), meta)
+        t = table(text, "keyed ÷ unkeyed")
+        # columns: unkeyed, keyed, ratio, target, met, round 1..3
+        bulk = t["bulk: iperf3, 1 stream (Gbit/s)"]
+        self.assertEqual(bulk[:5], ["12.50 (12.00–13.00)", "12.00 (11.00–13.00)", "0.960×", "≥ 0.95×", "**yes**"])
+        self.assertEqual(bulk[5:], ["0.92×", "0.96×", "1.00×"])
+        self.assertEqual(t["HTTP keep-alive (req/s)"][2], "1.000×")          # 44,000 / 44,000
+        self.assertEqual(t["HTTP keep-alive p99 (ms)"][2:4], ["2.000×", "—"])  # 4 / 2 ms, no target
+        # the unkeyed chain has its own column in the main table, and the TLS table is still there
+        self.assertIn("busway ×2, no secret", text.split("\n## ", 1)[0])
+        self.assertEqual(table(text, "TLS bus ÷ plaintext bus")["bulk: iperf3, 1 stream (Gbit/s)"][2:5],
+                         ["0.867×", "≥ 0.85×", "**yes**"])                   # 10.4 / 12.0
+
+    def test_missed_target_and_absent_system(self):
+        rows = [r for r in self.rows() if not (r["system"] == "busway_open" and r["test"] == "iperf1")]
+        rows += rows_for("busway_open", {i: {"iperf1": {"gbps": 20.0}} for i in (1, 2, 3)})
+        t = table(report_text(rows, {"systems": ["busway_open", "busway"]}), "keyed ÷ unkeyed")
+        self.assertEqual(t["bulk: iperf3, 1 stream (Gbit/s)"][2:5], ["0.600×", "≥ 0.95×", "**no**"])
+        # without KEYED=1 (no busway_open asked for or run) there is no such table
+        plain = [r for r in self.rows() if r["system"] != "busway_open"]
+        text = report_text(plain, {"systems": ["haproxy", "busway", "busway_tls"]})
+        self.assertNotIn("keyed ÷ unkeyed", text)
+        self.assertNotIn("no secret", text)
+
+    def test_chart_leaves_the_variants_out(self):
+        # the compare chart is busway against other systems; its own variants are not rivals
+        got = bars(chart.compare_svg(self.rows(), {"systems": ["haproxy", "busway", "busway_open", "busway_tls"]}))
+        self.assertFalse({s for _, s in got} & {"busway_open", "busway_tls"})
+
+
 class OtherCharts(unittest.TestCase):
     def test_fanout(self):
         data = {"rounds": 2, "sessions": 10, "bulk_mib": 1, "rows": {
