@@ -87,7 +87,7 @@ fn endpoint(s: &str) -> Result<(), String> {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
     if !port_ok || rest.contains('/') {
         return Err(format!(
-            "invalid etcd endpoint \"{s}\", expected http://HOST:PORT or https://HOST:PORT"
+            "invalid etcd endpoint \"{s}\", expected http://HOST:PORT"
         ));
     }
     Ok(())
