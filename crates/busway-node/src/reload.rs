@@ -253,7 +253,7 @@ impl Node {
             );
         }
         if let Some(d) = self.discovery() {
-            d.republish(&new, self.bus_urls()).await;
+            d.republish(&new, self.bus_urls());
         }
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = new;
         self.apply_discovery();

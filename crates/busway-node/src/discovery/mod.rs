@@ -27,21 +27,12 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
 /// A running registration and the view it watches.
 #[derive(Debug)]
 pub struct NodeDiscovery {
-    registry: tokio::sync::Mutex<Option<Discovery>>,
+    /// Taken out by [`NodeDiscovery::shutdown`]; every other use is a short synchronous call.
+    registry: Mutex<Option<Discovery>>,
     view: watch::Receiver<View>,
     me: Me,
     /// Nodes selected but unreachable, each logged once.
     said: Mutex<HashSet<(String, &'static str)>>,
-    /// What the registry reports, read without its async lock.
-    status: Status,
-}
-
-/// What `/metrics` and `/readyz` read, kept current by the follower.
-#[derive(Debug, Default)]
-struct Status {
-    up: std::sync::atomic::AtomicBool,
-    last_error: Mutex<Option<String>>,
-    rejected: Mutex<Vec<(&'static str, u64)>>,
 }
 
 /// A row of `GET /v1/nodes`.
@@ -82,15 +73,12 @@ impl NodeDiscovery {
             name: cfg.node.name.clone(),
             hostname: busway_config::hostname(),
         };
-        let nd = Arc::new(NodeDiscovery {
+        Ok(Some(Arc::new(NodeDiscovery {
             view: registry.view(),
-            registry: tokio::sync::Mutex::new(Some(registry)),
+            registry: Mutex::new(Some(registry)),
             me,
             said: Mutex::default(),
-            status: Status::default(),
-        });
-        nd.refresh_status().await;
-        Ok(Some(nd))
+        })))
     }
 
     /// The nodes in view, this one included.
@@ -122,12 +110,15 @@ impl NodeDiscovery {
 
     /// 1 while the watch is live (`busway_discovery_up`).
     pub fn up(&self) -> bool {
-        self.status.up.load(std::sync::atomic::Ordering::Relaxed)
+        lock(&self.registry).as_ref().is_some_and(Discovery::up)
     }
 
     /// Records ignored so far, by reason (`busway_discovery_rejected_total{reason}`).
     pub fn rejected(&self) -> Vec<(&'static str, u64)> {
-        lock(&self.status.rejected).clone()
+        lock(&self.registry)
+            .as_ref()
+            .map(Discovery::rejected)
+            .unwrap_or_default()
     }
 
     /// What `/readyz` says while etcd is away; `None` while the watch is live.
@@ -135,8 +126,9 @@ impl NodeDiscovery {
         if self.up() {
             return None;
         }
-        let why = lock(&self.status.last_error)
-            .clone()
+        let why = lock(&self.registry)
+            .as_ref()
+            .and_then(Discovery::last_error)
             .unwrap_or_else(|| "not answering yet".into());
         Some(format!(
             "discovery: etcd unreachable ({why}); running on the last view"
@@ -144,15 +136,15 @@ impl NodeDiscovery {
     }
 
     /// Publishes a new record (a reload changed labels, services or bus listeners).
-    pub(crate) async fn republish(&self, cfg: &NodeConfig, bus_urls: Vec<String>) {
-        if let Some(r) = self.registry.lock().await.as_ref() {
+    pub(crate) fn republish(&self, cfg: &NodeConfig, bus_urls: Vec<String>) {
+        if let Some(r) = lock(&self.registry).as_ref() {
             r.set_record(record::own(cfg, bus_urls));
         }
     }
 
     /// Removes the record and revokes the lease, within [`SHUTDOWN_BOUND`].
     pub(crate) async fn shutdown(&self) {
-        let Some(r) = self.registry.lock().await.take() else {
+        let Some(r) = lock(&self.registry).take() else {
             return;
         };
         if tokio::time::timeout(SHUTDOWN_BOUND, r.shutdown())
@@ -161,16 +153,6 @@ impl NodeDiscovery {
         {
             tracing::warn!("discovery: etcd did not confirm the record's removal in time; its lease will expire it");
         }
-    }
-
-    async fn refresh_status(&self) {
-        let g = self.registry.lock().await;
-        let Some(r) = g.as_ref() else { return };
-        self.status
-            .up
-            .store(r.up(), std::sync::atomic::Ordering::Relaxed);
-        *lock(&self.status.last_error) = r.last_error();
-        *lock(&self.status.rejected) = r.rejected();
     }
 
     /// The endpoints `sel` selects for `service`; unreachable nodes are logged once each.
@@ -210,8 +192,7 @@ impl Node {
 }
 
 /// Follows the view for as long as the node lives: every change is applied to the target
-/// sets, and the registry's status is copied for `/metrics` and `/readyz` (at least every
-/// second, so `up` follows etcd going and coming back between changes).
+/// sets.
 pub(crate) fn spawn_follower(node: &Arc<Node>) {
     let Some(d) = node.discovery() else { return };
     let weak: Weak<Node> = Arc::downgrade(node);
@@ -219,14 +200,10 @@ pub(crate) fn spawn_follower(node: &Arc<Node>) {
     tokio::spawn(async move {
         loop {
             let Some(n) = weak.upgrade() else { return };
-            if let Some(d) = n.discovery() {
-                d.refresh_status().await;
-            }
             n.apply_discovery();
             drop(n);
-            // A change, or a second gone; the registry gone ends the follower.
-            let waited = tokio::time::timeout(Duration::from_secs(1), view.changed()).await;
-            if let Ok(Err(_)) = waited {
+            // The registry gone ends the follower.
+            if view.changed().await.is_err() {
                 return;
             }
         }

@@ -185,7 +185,7 @@ fn encode_discovery(
         MetricType::Counter,
     )?;
     let rejected = d.rejected();
-    for reason in ["parse", "key", "address"] {
+    for reason in busway_discovery::Rejected::REASONS {
         let n = rejected
             .iter()
             .filter(|(r, _)| *r == reason)
