@@ -273,20 +273,22 @@ impl PeerPool {
         lock(&self.live)
     }
 
+    /// The established, not draining transport carrying the fewest streams.
     fn best(&self) -> Option<Arc<Transport>> {
-        self.live()
-            .iter()
-            .filter(|t| t.usable())
-            .min_by_key(|t| t.streams.load(Ordering::Relaxed))
-            .cloned()
+        self.least_loaded(Transport::usable)
     }
 
     /// A transport still handshaking that already takes streams (they ride its handshake's
     /// last flight, or a resuming one's first), when none is established.
     fn early(&self) -> Option<Arc<Transport>> {
+        self.least_loaded(Transport::takes_streams)
+    }
+
+    /// Among the live transports that `ok` accepts, the one carrying the fewest streams.
+    fn least_loaded(&self, ok: impl Fn(&Transport) -> bool) -> Option<Arc<Transport>> {
         self.live()
             .iter()
-            .filter(|t| t.takes_streams())
+            .filter(|t| ok(t))
             .min_by_key(|t| t.streams.load(Ordering::Relaxed))
             .cloned()
     }
