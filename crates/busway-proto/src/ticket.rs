@@ -123,9 +123,13 @@ impl Reader<'_> {
     pub(crate) fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
         self.take(N)?.try_into().ok()
     }
-    pub(crate) fn string(&mut self) -> Option<String> {
+    /// A field written with a two-byte length before it.
+    pub(crate) fn bytes(&mut self) -> Option<Vec<u8>> {
         let n = u16::from_be_bytes(self.array()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        Some(self.take(n)?.to_vec())
+    }
+    pub(crate) fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?).ok()
     }
 }
 

@@ -63,7 +63,7 @@ impl Ticket {
         if r.take(MAGIC.len())? != MAGIC {
             return None;
         }
-        let ticket = r.string_bytes()?;
+        let ticket = r.bytes()?;
         if ticket.len() > MAX_TICKET_LEN {
             return None;
         }
@@ -123,11 +123,6 @@ fn put_bytes(v: &mut Vec<u8>, b: &[u8]) {
 }
 
 impl Reader<'_> {
-    fn string_bytes(&mut self) -> Option<Vec<u8>> {
-        let n = u16::from_be_bytes(self.array()?) as usize;
-        Some(self.take(n)?.to_vec())
-    }
-
     /// A list's length, refused above [`MAX_LIST`] before anything is read for it.
     fn count(&mut self) -> Option<usize> {
         let n = u16::from_be_bytes(self.array()?) as usize;
