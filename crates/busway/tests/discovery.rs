@@ -14,6 +14,15 @@ use serde_json::Value;
 
 const SIGKILL: i32 = 9;
 
+/// The `[discovery]` section every node of these tests shares: a short lease, so that a
+/// killed node leaves the views quickly.
+fn discovery(etcd: &Etcd) -> String {
+    format!(
+        "[discovery]\netcd = [\"{}\"]\nprefix = \"/it\"\nlease_ttl = \"2s\"\n",
+        etcd.endpoint()
+    )
+}
+
 /// An egress named `name`, labelled app=chat, serving `chat` from `backend`, registered in etcd.
 fn egress_cfg(etcd: &Etcd, name: &str, backend: &str) -> String {
     format!(
@@ -27,15 +36,11 @@ listen = "tcp://127.0.0.1:0"
 [bus]
 listen = ["tcp://127.0.0.1:0"]
 secret = "{SECRET}"
-[discovery]
-etcd = ["{}"]
-prefix = "/it"
-lease_ttl = "2s"
-[[service]]
+{}[[service]]
 name = "chat"
 backends = ["{backend}"]
 "#,
-        etcd.endpoint()
+        discovery(etcd)
     )
 }
 
@@ -50,17 +55,13 @@ shutdown_grace = "1s"
 listen = "tcp://127.0.0.1:0"
 [bus]
 secret = "{SECRET}"
-[discovery]
-etcd = ["{}"]
-prefix = "/it"
-lease_ttl = "2s"
-[[service]]
+{}[[service]]
 name = "chat"
 listen = ["tcp://127.0.0.1:0"]
 peers = ["label:app=chat"]
 connect_timeout = "2s"
 "#,
-        etcd.endpoint()
+        discovery(etcd)
     )
 }
 
