@@ -9,6 +9,7 @@
 //! [`LabeledCounter`]s; what lives elsewhere (transports, target sets, gateways) is read at
 //! scrape time by the collector of [`live`] and by the gateway's own.
 
+mod handshake_log;
 mod limit;
 pub mod live;
 mod per_service;
@@ -22,6 +23,7 @@ use busway_metrics::{DurationHistogram, LabeledCounter};
 
 use per_service::{Series, ServiceFamily};
 
+pub use handshake_log::HandshakeLog;
 pub use limit::{Limit, LimitLog};
 
 /// Session outcomes, the `outcome` label of `busway_sessions_total`.
@@ -78,6 +80,9 @@ pub struct Metrics {
     pub limit_rejections: LabeledCounter,
     /// Keeps refusals by a limit to a log line per second per limit and service.
     pub limit_log: LimitLog,
+    /// Keeps the ends of bus connections whose peer proved nothing to a log line per second
+    /// per reason.
+    pub handshake_log: HandshakeLog,
     pub setup: DurationHistogram<{ SETUP_BUCKETS.len() }>,
 }
 
@@ -91,6 +96,7 @@ impl Default for Metrics {
             handshakes: LabeledCounter::new("kind"),
             limit_rejections: LabeledCounter::with_values("limit", &Limit::labels()),
             limit_log: LimitLog::default(),
+            handshake_log: HandshakeLog::default(),
             setup: DurationHistogram::new(SETUP_BUCKETS),
         }
     }

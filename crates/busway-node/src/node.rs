@@ -13,7 +13,7 @@ use crate::bus::accept::{self, Secured};
 use crate::bus::driver::{self, OnOpen, Spec};
 use crate::bus::pool::{BusCtx, PeerHost};
 use crate::bus::{Pools, Transport, Transports};
-use crate::listen::{spawn_accept, ListenerHandle};
+use crate::listen::{spawn_accept, ListenerHandle, Pace};
 use crate::metrics::Metrics;
 use crate::service::ServiceState;
 use crate::session::{bus_session, client_session};
@@ -265,6 +265,7 @@ impl Node {
         let node = Arc::downgrade(self);
         spawn_accept(
             l,
+            Pace::Eager,
             Arc::new(move |c, _| {
                 let tls = node.upgrade().and_then(|n| n.admin_tls());
                 tokio::spawn(admin.clone().serve(c, tls));
@@ -318,6 +319,7 @@ impl Node {
             let s = svc.clone();
             let h = spawn_accept(
                 l,
+                Pace::Eager,
                 Arc::new(move |conn, client| {
                     tokio::spawn(client_session(n.clone(), s.clone(), conn, client));
                 }),
@@ -337,6 +339,7 @@ impl Node {
             let p = pin.clone();
             let handle = spawn_accept(
                 l,
+                Pace::OnePerTurn,
                 Arc::new(move |conn, client| n.accept_transport(conn, client, p.clone())),
             );
             lines.push(Listening {
@@ -419,6 +422,20 @@ impl Node {
             takes_streams: None,
         };
         let reason = driver::run(io, t.clone(), spec).await;
+        if t.trust().is_none() {
+            // Never established: the peer proved nothing, and anyone can make such ends as
+            // fast as this node accepts, so they are logged at most once a second per reason
+            // (the metrics count each).
+            let Some(suppressed) = self.metrics.handshake_log.admit(reason.label()) else {
+                return;
+            };
+            if reason.is_routine() {
+                tracing::info!(peer = %t.peer, %reason, suppressed, "bus connection closed during its handshake");
+            } else {
+                tracing::warn!(peer = %t.peer, %reason, suppressed, "bus handshake failed");
+            }
+            return;
+        }
         let node = busway_proto::clip(&t.node(), 128).to_string();
         // A peer that hangs up after saying goodbye (or with nothing open) is routine; a
         // protocol, handshake or socket failure is what an operator must see.

@@ -29,6 +29,9 @@ pub struct Failure {
     pub detected_here: bool,
     /// For the log: what went wrong, in a few words and then rustls's own.
     pub reason: String,
+    /// Those few words alone, a fixed phrase per kind of failure: what a log that keeps to a
+    /// line per second per kind is keyed by, since anyone can make these failures at will.
+    pub kind: &'static str,
 }
 
 /// Ciphertext read from the socket at once. rustls asks its socket for 4 KiB at a time (its
@@ -84,6 +87,7 @@ fn export(r: Result<Binding, rustls::Error>) -> Result<Binding, Failure> {
     r.map_err(|e| Failure {
         detected_here: true,
         reason: format!("cannot export keying material: {e}"),
+        kind: "cannot export keying material",
     })
 }
 
@@ -97,15 +101,18 @@ fn failure(e: io::Error) -> Failure {
         Some(rustls::Error::AlertReceived(alert)) => Failure {
             detected_here: false,
             reason: format!("the peer refused the TLS handshake (alert {alert:?})"),
+            kind: "the peer refused the TLS handshake",
         },
         Some(err) => Failure {
             detected_here: true,
             reason: format!("{}: {err}", what(err)),
+            kind: what(err),
         },
         // Closed or reset before the handshake ended: the peer gave up, nothing to blame.
         None => Failure {
             detected_here: false,
             reason: format!("connection lost during the TLS handshake: {e}"),
+            kind: "connection lost during the TLS handshake",
         },
     }
 }

@@ -57,22 +57,29 @@ pub(crate) async fn secure(
                 return None;
             };
             match tokio::time::timeout_at(deadline, tls::accept(acceptor, conn)).await {
+                // Logged at most once a second per kind, as every end of a connection whose
+                // peer proved nothing (metrics::HandshakeLog); the metrics count each.
                 Err(_) => {
                     ctx.metrics.handshake_failures.inc("timeout");
-                    tracing::info!(
-                        peer = %client,
-                        reason = "timeout",
-                        timeout_ms = proto.handshake_timeout.as_millis() as u64,
-                        "bus connection closed: no TLS handshake within handshake_timeout"
-                    );
+                    if let Some(suppressed) = ctx.metrics.handshake_log.admit("timeout") {
+                        tracing::info!(
+                            peer = %client,
+                            reason = "timeout",
+                            timeout_ms = proto.handshake_timeout.as_millis() as u64,
+                            suppressed,
+                            "bus connection closed: no TLS handshake within handshake_timeout"
+                        );
+                    }
                     return None;
                 }
                 Ok(Err(f)) => {
                     if f.detected_here {
                         ctx.metrics.handshake_failures.inc("tls");
-                        tracing::warn!(peer = %client, reason = "tls", detail = %f.reason, "bus connection closed: TLS handshake failed");
-                    } else {
-                        tracing::info!(peer = %client, detail = %f.reason, "bus connection closed during the TLS handshake");
+                        if let Some(suppressed) = ctx.metrics.handshake_log.admit(f.kind) {
+                            tracing::warn!(peer = %client, reason = "tls", detail = %f.reason, suppressed, "bus connection closed: TLS handshake failed");
+                        }
+                    } else if let Some(suppressed) = ctx.metrics.handshake_log.admit(f.kind) {
+                        tracing::info!(peer = %client, detail = %f.reason, suppressed, "bus connection closed during the TLS handshake");
                     }
                     return None;
                 }

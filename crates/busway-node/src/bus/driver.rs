@@ -47,6 +47,11 @@ pub type OnOpen = Arc<dyn Fn(Opened) + Send + Sync>;
 /// less a slow stream's slice keeps alive (at most one buffer per 32 KiB slice). 256 KiB copies
 /// about one byte in eight of a bulk transfer once.
 const READ_BUF: usize = 256 * 1024;
+/// The read buffer of a transport still handshaking, and the room it keeps free: a handshake
+/// flight is a few hundred bytes (a resuming one with its 0-RTT frames grows the buffer as
+/// they come). The full-sized buffer waits for the handshake's end, so a connection that never
+/// proves anything — a flood of them — costs no 256 KiB allocation each.
+const HANDSHAKE_BUF: usize = 4 * 1024;
 /// Encoded bytes held for the socket above which no more frames are taken from the
 /// connection: the socket's own buffer is the queue beyond that.
 const OUT_HIGH: usize = 256 * 1024;
@@ -80,6 +85,18 @@ impl Closed {
     pub fn is_routine(&self) -> bool {
         matches!(self, Closed::PeerClosed | Closed::Drained)
     }
+
+    /// A fixed word for the kind of end: the protocol's error label, or `io`, `peer_closed`,
+    /// `drained`, `revoked`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Closed::Proto(e) => e.reason(),
+            Closed::Io(_) => "io",
+            Closed::PeerClosed => "peer_closed",
+            Closed::Drained => "drained",
+            Closed::Revoked(_) => "revoked",
+        }
+    }
 }
 
 /// How to run one transport.
@@ -105,6 +122,8 @@ struct Driver<S> {
     t: Arc<Transport>,
     spec: Spec,
     rbuf: BytesMut,
+    /// The handshake is done: reads take the full-sized buffer.
+    established: bool,
     /// The envelope checks, owned here so they run outside the connection's lock; the
     /// connection says when they change (keyed MACs after a proved handshake).
     dec: Decoder,
@@ -146,7 +165,8 @@ where
         stall_limit,
         t,
         spec,
-        rbuf: BytesMut::with_capacity(READ_BUF),
+        rbuf: BytesMut::with_capacity(HANDSHAKE_BUF),
+        established: false,
         dec: Decoder::new(),
         out: Segments::default(),
         frames: Vec::new(),
@@ -270,6 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             tickets.into_iter().for_each(|t| keep(t));
         }
         if let Some(resumed) = established {
+            self.established = true;
             let kind = if resumed { "resumed" } else { "full" };
             self.spec.metrics.handshakes.inc(kind);
             if let Some(tx) = self.spec.established.take() {
@@ -365,13 +386,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// Reads what arrived and feeds it to the connection: `Some(true)` if anything came,
     /// `None` at the peer's EOF.
     fn read(&mut self, cx: &mut Context<'_>) -> Result<Option<bool>, Closed> {
-        if self.rbuf.capacity() - self.rbuf.len() < busway_proto::MAX_FRAME_LEN {
+        let (room, size) = if self.established {
+            (busway_proto::MAX_FRAME_LEN, READ_BUF)
+        } else {
+            (HANDSHAKE_BUF / 2, HANDSHAKE_BUF)
+        };
+        if self.rbuf.capacity() - self.rbuf.len() < room {
             if self.rbuf.is_empty() {
                 // Nothing to carry over: a fresh buffer, and the old one lives on only in the
                 // payloads sessions still hold.
-                self.rbuf = BytesMut::with_capacity(READ_BUF);
+                self.rbuf = BytesMut::with_capacity(size);
             } else {
-                self.rbuf.reserve(READ_BUF);
+                self.rbuf.reserve(size);
             }
         }
         let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {

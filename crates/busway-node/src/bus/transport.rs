@@ -270,13 +270,47 @@ impl Transport {
 pub struct Transports(Mutex<Vec<std::sync::Weak<Transport>>>);
 
 impl Transports {
+    /// Dead entries are swept when the list is full, not on every add: a flood of
+    /// connections that fail their handshakes adds one each, and a sweep per add would cost
+    /// each of them a pass over every transport the node holds. After a sweep there is room
+    /// for at least as many adds as entries are live, so a sweep is paid for by the adds
+    /// before it (O(1) amortised), and the list stays within about twice the most transports
+    /// that were ever live at once.
     pub fn add(&self, t: &Arc<Transport>) {
         let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        v.retain(|w| w.strong_count() > 0);
+        if v.len() == v.capacity() {
+            v.retain(|w| w.strong_count() > 0);
+            let live = v.len();
+            v.reserve(live.max(16));
+        }
         v.push(Arc::downgrade(t));
     }
     pub fn all(&self) -> Vec<Arc<Transport>> {
         let v = self.0.lock().unwrap_or_else(|e| e.into_inner());
         v.iter().filter_map(|w| w.upgrade()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_transports_are_swept_and_live_ones_kept() {
+        let list = Transports::default();
+        let live: Vec<_> = (0..10)
+            .map(|i| Transport::new(format!("live-{i}"), Side::Acceptor, Config::default()))
+            .collect();
+        live.iter().for_each(|t| list.add(t));
+        for i in 0..10_000 {
+            let t = Transport::new(format!("gone-{i}"), Side::Acceptor, Config::default());
+            list.add(&t);
+        }
+        assert_eq!(list.all().len(), 10);
+        let held = list.0.lock().unwrap().capacity();
+        assert!(
+            held <= 64,
+            "the list kept {held} slots for 11 live entries at most"
+        );
     }
 }
