@@ -68,6 +68,8 @@ pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, Confi
         bus,
         dns: defaults::dns(),
         discovery: None,
+        gateways: vec![],
+        relay: Default::default(),
         services,
     })
 }

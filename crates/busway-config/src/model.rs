@@ -18,6 +18,10 @@ pub struct NodeConfig {
     pub dns: DnsConfig,
     /// `[discovery]` (CONTRACT section 6); `None`: no registry, and no `label:` targets.
     pub discovery: Option<DiscoveryConfig>,
+    /// `[[gateway]]` (CONTRACT section 6): how nodes of other namespaces reach this one.
+    pub gateways: Vec<GatewayConfig>,
+    /// `[relay]` (CONTRACT section 6); disabled when absent.
+    pub relay: RelayConfig,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -336,4 +340,54 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// A `[[gateway]]`: an address by which nodes outside this node's namespace reach it
+/// (CONTRACT section 6, "Routing"). Published in the discovery record; dialled by others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayConfig {
+    /// `tcp://IP:PORT` or `unix://PATH`, as dialling nodes will see it.
+    pub address: Address,
+    /// Lower is preferred.
+    pub priority: u32,
+    /// Only for dialling nodes whose labels (and, for the key `namespace`, namespace) contain
+    /// all of these; empty: every node.
+    pub r#match: BTreeMap<String, String>,
+}
+
+/// Which relay a session to another namespace without a matching gateway tries first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RelayPrefer {
+    /// This node's own advertised relay (`[relay] advertise`).
+    #[default]
+    Own,
+    /// The target node's advertised relay.
+    Peer,
+}
+
+impl RelayPrefer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayPrefer::Own => "own",
+            RelayPrefer::Peer => "peer",
+        }
+    }
+}
+
+/// `[relay]`: whether this node carries sessions on for others, and which relay reaches it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RelayConfig {
+    /// Carry on sessions for services this node does not serve.
+    pub enabled: bool,
+    pub prefer: RelayPrefer,
+    /// `advertise`: the labels of the relays that can reach this node, and optionally a
+    /// preferred relay's name; published as the record's `advertise_relay`.
+    pub advertise: Option<AdvertisedRelay>,
+}
+
+/// `[relay] advertise = { labels = {…}, name = "…" }`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdvertisedRelay {
+    pub labels: BTreeMap<String, String>,
+    pub name: Option<String>,
 }

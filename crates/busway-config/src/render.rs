@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::duration::format_duration;
-use crate::model::{Address, NodeConfig, Secret, ServiceConfig, Targets, TlsConfig};
+use crate::model::{Address, NodeConfig, RelayConfig, Secret, ServiceConfig, Targets, TlsConfig};
 
 /// Renders `cfg` as TOML. See the module docs for what "normalised" means.
 pub fn render_toml(cfg: &NodeConfig) -> String {
@@ -97,6 +97,24 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         kv(o, "etcd", &format!("[{}]", etcd.join(", ")));
         kv(o, "prefix", &string(&d.prefix));
         kv(o, "lease_ttl", &duration(d.lease_ttl));
+    }
+    for g in &cfg.gateways {
+        line(o, "\n[[gateway]]");
+        kv(o, "address", &address(&g.address));
+        kv(o, "priority", &g.priority.to_string());
+        kv(o, "match", &string_map(&g.r#match));
+    }
+    if cfg.relay != RelayConfig::default() {
+        line(o, "\n[relay]");
+        kv(o, "enabled", &cfg.relay.enabled.to_string());
+        kv(o, "prefer", &string(cfg.relay.prefer.as_str()));
+        if let Some(a) = &cfg.relay.advertise {
+            let mut parts = vec![format!("labels = {}", string_map(&a.labels))];
+            if let Some(n) = &a.name {
+                parts.push(format!("name = {}", string(n)));
+            }
+            kv(o, "advertise", &format!("{{ {} }}", parts.join(", ")));
+        }
     }
 
     for s in &cfg.services {

@@ -11,6 +11,7 @@ use crate::model::{AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, S
 use crate::secret::resolve_secret;
 use crate::toml_discovery::discovery;
 use crate::toml_node::node;
+use crate::toml_relay::{gateways, relay};
 use crate::toml_service::services;
 use crate::toml_syntax::syntax_error;
 use crate::toml_table::{Source, Table};
@@ -23,7 +24,16 @@ type Res<T> = Result<T, ConfigError>;
 /// Looks environment variables up for `env:NAME` secrets.
 pub(crate) type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
 
-const SECTIONS: &[&str] = &["node", "admin", "bus", "dns", "discovery", "service"];
+const SECTIONS: &[&str] = &[
+    "node",
+    "admin",
+    "bus",
+    "dns",
+    "discovery",
+    "gateway",
+    "relay",
+    "service",
+];
 
 /// Parses a whole file, reading `env:` secrets through `env`.
 pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
@@ -37,6 +47,8 @@ pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
         bus: bus(&root, env)?,
         dns: dns(&root)?,
         discovery: discovery(&root)?,
+        gateways: gateways(&root)?,
+        relay: relay(&root)?,
         services: services(&root)?,
     };
     bus_tls_needs(&root, &cfg)?;

@@ -59,7 +59,7 @@ fn checked_name(t: &Table<'_, '_>, name: &At<String>) -> Res<()> {
 }
 
 /// Labels are matched by `label:K=V` selectors, so they use the characters a selector can spell.
-fn labels_of(t: &Table<'_, '_>) -> Res<BTreeMap<String, String>> {
+pub(crate) fn labels_of(t: &Table<'_, '_>) -> Res<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
     for (k, span, value) in t.string_entries("a label value")? {
         let selector = format!("label:{k}={value}");

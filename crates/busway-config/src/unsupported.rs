@@ -9,8 +9,8 @@ use crate::draft::{At, ServiceDraft};
 use crate::error::ConfigError;
 use crate::model::Address;
 
-/// Top-level TOML sections of CONTRACT sections 6 and 7 (`[discovery]` is read).
-pub(crate) const SECTIONS: &[&str] = &["gateway", "relay", "cluster"];
+/// Top-level TOML sections of CONTRACT section 7 (those of section 6 are read).
+pub(crate) const SECTIONS: &[&str] = &["cluster"];
 
 /// The error for a top-level section in [`SECTIONS`].
 pub(crate) fn section(file: &str, key: &str, line: Option<usize>) -> ConfigError {

@@ -230,22 +230,10 @@ fn unknown_keys_are_errors_everywhere() {
 
 #[test]
 fn later_sections_are_not_yet_supported() {
-    assert_err(
-        "[node]\n[[gateway]]\naddress = \"tcp://a:1\"\n",
-        2,
-        "gateway",
-        "not yet supported",
-    );
-    assert_err(
-        "\n[relay]\nenabled = true\n",
-        2,
-        "relay",
-        "not yet supported",
-    );
     assert_err("[cluster]\n", 1, "cluster", "not yet supported");
     // The first problem in file order is the one reported.
-    assert_err("[nodes]\n[relay]\n", 1, "nodes", "unknown key `nodes`");
-    assert_err("[relay]\n[nodes]\n", 1, "relay", "not yet supported");
+    assert_err("[nodes]\n[cluster]\n", 1, "nodes", "unknown key `nodes`");
+    assert_err("[cluster]\n[nodes]\n", 1, "cluster", "not yet supported");
 }
 
 #[test]

@@ -37,6 +37,8 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
             ..BusConfig::default()
         },
         discovery: None,
+        gateways: vec![],
+        relay: Default::default(),
         dns: DnsConfig {
             servers: vec![],
             min_ttl: Duration::from_secs(1),

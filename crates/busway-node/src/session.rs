@@ -490,6 +490,8 @@ mod tests {
             bus: BusConfig::default(),
             dns: DnsConfig::default(),
             discovery: None,
+            gateways: vec![],
+            relay: Default::default(),
             services: vec![service(Targets::Backends(vec![target]), Mode::OneToOne)],
         };
         let (node, _) = Node::start(cfg).await.unwrap();
