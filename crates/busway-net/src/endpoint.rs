@@ -58,6 +58,9 @@ pub struct Endpoint {
     pub priority: u16,
     /// From an SRV record: share of the sessions within its priority (0 for non-SRV targets).
     pub weight: u16,
+    /// The node a session through this endpoint is for (`namespace/name`), when discovery
+    /// found it: the dialled address may be a relay's, which carries the session on to it.
+    pub to: Option<Arc<str>>,
     sessions: AtomicUsize,
     health: Mutex<Health>,
     /// A watch rather than a flag, so a probe asleep in its backoff wakes up when retired.
@@ -73,11 +76,27 @@ impl Endpoint {
 
     /// An endpoint from an SRV record.
     pub fn ranked(addr: EndpointAddr, priority: u16, weight: u16) -> Arc<Endpoint> {
+        Self::build(addr, priority, weight, None)
+    }
+
+    /// An endpoint discovery found for node `to`, reached by dialling `addr` (its own bus URL,
+    /// a gateway, or a relay).
+    pub fn routed(addr: EndpointAddr, to: Arc<str>) -> Arc<Endpoint> {
+        Self::build(addr, 0, 0, Some(to))
+    }
+
+    fn build(
+        addr: EndpointAddr,
+        priority: u16,
+        weight: u16,
+        to: Option<Arc<str>>,
+    ) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             label: addr.to_string().into(),
             addr,
             priority,
             weight,
+            to,
             sessions: AtomicUsize::new(0),
             health: Mutex::new(Health {
                 ejected_until: None,

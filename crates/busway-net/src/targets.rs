@@ -25,6 +25,10 @@ pub use crate::endpoint::{Endpoint, EndpointAddr, SessionGuard};
 /// until when it holds.
 type Answer = (Vec<(SocketAddr, u16, u16)>, Instant);
 
+/// An endpoint as an answer lists it: address, SRV priority and weight, and the discovered
+/// node it is for.
+type Found = (EndpointAddr, u16, u16, Option<Arc<str>>);
+
 #[derive(Debug)]
 struct Resolved {
     endpoints: Vec<Arc<Endpoint>>,
@@ -185,7 +189,7 @@ impl TargetSet {
             Ok((found, until)) => {
                 let found = found
                     .into_iter()
-                    .map(|(a, priority, weight)| (EndpointAddr::Tcp(a), priority, weight));
+                    .map(|(a, priority, weight)| (EndpointAddr::Tcp(a), priority, weight, None));
                 r.valid_until = Some(until);
                 r.error = None;
                 r.retry.reset();
@@ -209,15 +213,20 @@ impl TargetSet {
         &self,
         e: &Entry,
         mut r: std::sync::MutexGuard<'_, Resolved>,
-        found: impl Iterator<Item = (EndpointAddr, u16, u16)>,
+        found: impl Iterator<Item = Found>,
     ) {
         let old = std::mem::take(&mut r.endpoints);
         r.endpoints = found
-            .map(|(ep, priority, weight)| {
+            .map(|(ep, priority, weight, to)| {
                 old.iter()
-                    .find(|o| o.addr == ep && o.priority == priority && o.weight == weight)
+                    .find(|o| {
+                        o.addr == ep && o.priority == priority && o.weight == weight && o.to == to
+                    })
                     .cloned()
-                    .unwrap_or_else(|| Endpoint::ranked(ep, priority, weight))
+                    .unwrap_or_else(|| match to {
+                        Some(to) => Endpoint::routed(ep, to),
+                        None => Endpoint::ranked(ep, priority, weight),
+                    })
             })
             .collect();
         let kept = |o: &Arc<Endpoint>| r.endpoints.iter().any(|n| Arc::ptr_eq(n, o));
@@ -244,13 +253,14 @@ impl TargetSet {
             .collect()
     }
 
-    /// Sets the endpoints of every `label:` entry: `found(selector)` lists the bus endpoints of
-    /// the discovered nodes it selects. Discovery calls it whenever its view changes; an
-    /// endpoint listed before and now keeps its health and sessions, one no longer listed is
-    /// retired (sessions on it stay where they are).
+    /// Sets the endpoints of every `label:` entry: `found(selector)` lists, for each discovered
+    /// node it selects, the bus endpoint that reaches it and the node's `namespace/name`.
+    /// Discovery calls it whenever its view changes; an endpoint listed before and now keeps its
+    /// health and sessions, one no longer listed is retired (sessions on it stay where they
+    /// are).
     pub fn set_discovered(
         &self,
-        found: impl Fn(&std::collections::BTreeMap<String, String>) -> Vec<EndpointAddr>,
+        found: impl Fn(&std::collections::BTreeMap<String, String>) -> Vec<(EndpointAddr, Arc<str>)>,
     ) {
         for e in &self.entries {
             let Address::Label(sel) = &e.address else {
@@ -259,11 +269,14 @@ impl TargetSet {
             let eps = found(sel);
             let r = lock(&e.resolved);
             if r.endpoints.len() == eps.len()
-                && r.endpoints.iter().zip(&eps).all(|(a, b)| &a.addr == b)
+                && r.endpoints
+                    .iter()
+                    .zip(&eps)
+                    .all(|(a, (addr, to))| &a.addr == addr && a.to.as_ref() == Some(to))
             {
                 continue;
             }
-            self.replace(e, r, eps.into_iter().map(|ep| (ep, 0, 0)));
+            self.replace(e, r, eps.into_iter().map(|(ep, to)| (ep, 0, 0, Some(to))));
         }
     }
 
@@ -467,8 +480,14 @@ mod tests {
         assert_eq!(set.selectors(), vec![sel.clone()]);
         assert!(set.endpoints().is_empty());
         assert!(set.problems()[0].contains("selects no discovered node"));
-        let a = EndpointAddr::Tcp(([127, 0, 0, 1], 7001).into());
-        let b = EndpointAddr::Tcp(([127, 0, 0, 2], 7001).into());
+        let a: (EndpointAddr, Arc<str>) = (
+            EndpointAddr::Tcp(([127, 0, 0, 1], 7001).into()),
+            "prod/a".into(),
+        );
+        let b: (EndpointAddr, Arc<str>) = (
+            EndpointAddr::Tcp(([127, 0, 0, 2], 7001).into()),
+            "prod/b".into(),
+        );
         let mut changes = set.changes();
         set.set_discovered(|s| {
             assert_eq!(s, &sel);
@@ -478,6 +497,7 @@ mod tests {
         changes.mark_unchanged();
         let first = set.endpoints();
         assert_eq!(first.len(), 2);
+        assert_eq!(first[1].to.as_deref(), Some("prod/b"));
         // The same view again changes nothing.
         set.set_discovered(|_| vec![a.clone(), b.clone()]);
         assert!(!changes.has_changed().unwrap());
@@ -487,6 +507,13 @@ mod tests {
         let now = set.endpoints();
         assert!(Arc::ptr_eq(&now[0], &first[0]));
         assert!(first[1].is_retired());
+        // Two nodes behind one relay are two endpoints with the same address.
+        let via = (a.0.clone(), Arc::<str>::from("edge/c"));
+        set.set_discovered(|_| vec![a.clone(), via.clone()]);
+        let both = set.endpoints();
+        assert_eq!(both.len(), 2);
+        assert!(Arc::ptr_eq(&both[0], &first[0]), "a kept its identity");
+        assert_eq!(both[1].to.as_deref(), Some("edge/c"));
     }
 
     /// A set of `HOST:PORT` addresses, resolving through `dns`.

@@ -22,6 +22,7 @@ pub mod mirror;
 pub mod node;
 mod peers;
 pub mod pump;
+mod relay;
 pub mod reload;
 pub mod service;
 pub mod session;

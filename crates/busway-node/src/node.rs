@@ -70,6 +70,9 @@ pub(crate) struct BusListenerHandle {
 #[derive(Debug)]
 pub struct Node {
     pub name: String,
+    /// `namespace/name`: how the node is named in an `Open`'s path and `to` (CONTRACT section
+    /// 6). Both parts need a restart to change, so it is fixed at start.
+    pub(crate) key: Arc<str>,
     pub(crate) services: RwLock<HashMap<Arc<str>, Arc<ServiceState>>>,
     pub pools: Pools,
     pub transports: Arc<Transports>,
@@ -201,6 +204,7 @@ impl Node {
         let node = Arc::new_cyclic(|me| Node {
             exposition: Exposition::new(&metrics, me.clone()),
             name: cfg.node.name.clone(),
+            key: format!("{}/{}", cfg.node.namespace, cfg.node.name).into(),
             services: RwLock::new(HashMap::new()),
             pools: Pools::new(ctx, cfg.bus.connections_per_peer),
             transports,

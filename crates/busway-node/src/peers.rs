@@ -27,6 +27,9 @@ impl Node {
                 );
             }
         }
+        if let Some(d) = self.discovery() {
+            used.extend(d.relay_endpoints());
+        }
         used
     }
 

@@ -54,7 +54,9 @@ impl Abort {
     /// The `outcome` label this ending counts as.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Abort::Reset(ResetCode::Refused | ResetCode::Unreachable, _) => "refused",
+            Abort::Reset(ResetCode::Refused | ResetCode::Unreachable | ResetCode::Loop, _) => {
+                "refused"
+            }
             Abort::Reset(ResetCode::Timeout, _) | Abort::LatchTimeout => "timeout",
             Abort::Reset(ResetCode::Forbidden, _) => "forbidden",
             Abort::Kicked | Abort::Idle => "ok",

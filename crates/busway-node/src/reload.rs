@@ -108,6 +108,10 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
         dns: _,
         // The registry is joined at start: its endpoints, prefix and lease need a restart.
         discovery,
+        // Applied: republished in the record; routing and relaying read them per view change
+        // and per session.
+        gateways: _,
+        relay: _,
         // Applied: services added, removed and updated in place (see `ServiceState::update`).
         services: _,
     } = old;

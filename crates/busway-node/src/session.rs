@@ -146,15 +146,17 @@ async fn begin(node: &Node, svc: &ServiceState, id: Arc<str>, client: String) ->
 }
 
 impl Begun {
-    /// What the `Open` frame of this session's stream carries to a peer.
-    fn open_params(&self) -> OpenParams {
+    /// What the `Open` frame of this session's stream to `ep` carries: this node as the
+    /// path's first, and the node `ep` reaches when discovery found it.
+    fn open_params(&self, node: &Node, ep: &Endpoint) -> OpenParams {
         OpenParams {
             service: self.cfg.name.clone(),
             session_id: self.ticket.entry.id.to_string(),
             client: self.ticket.entry.client.clone(),
             mode: self.cfg.mode.as_str().to_string(),
             labels: Default::default(),
-            hops: 0,
+            path: vec![node.key.to_string()],
+            to: ep.to.as_deref().unwrap_or_default().to_string(),
         }
     }
 
@@ -228,7 +230,7 @@ async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
         match node
             .pools
             .get(&ep.addr)
-            .open(s.open_params(), deadline)
+            .open(s.open_params(node, &ep), deadline)
             .await
         {
             Ok(stream) => {
@@ -248,6 +250,14 @@ async fn ingress(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
 /// Serves a stream a peer opened: connects the service's backend and pumps.
 pub async fn bus_session(node: Arc<Node>, opened: Opened, pinned: Option<Arc<str>>) {
     let Opened { open, stream } = opened;
+    if crate::relay::refuse_loop(&node, &open, &stream) {
+        return;
+    }
+    if pinned.is_none() && crate::relay::carries_on(&node, &open) {
+        // Boxed: a relayed session's state is rare, and inline it would grow every session.
+        Box::pin(crate::relay::carry_on(node, open, stream)).await;
+        return;
+    }
     // The Open frame is read here and dropped: kept across the awaits below it would sit in
     // every session's state for its whole life.
     let Some((svc, id, client)) = admit(&node, open, pinned, &stream) else {
@@ -298,6 +308,15 @@ fn admit(
     pinned: Option<Arc<str>>,
     stream: &crate::bus::BusStream,
 ) -> Option<(Arc<ServiceState>, Arc<str>, String)> {
+    if !open.to.is_empty() && *open.to != *node.key {
+        let to = busway_proto::clip(&open.to, 128);
+        tracing::warn!(%to, peer = %stream.transport().peer, "session for another node, and this node is no relay");
+        stream.reset(
+            ResetCode::Unreachable,
+            &format!("this is {}, not {to}, and it relays nothing", node.key),
+        );
+        return None;
+    }
     let name: Arc<str> = pinned.unwrap_or_else(|| open.service.as_str().into());
     let svc = node
         .service(&name)
@@ -342,8 +361,8 @@ async fn ingress_fan(node: &Node, s: &Begun, client: End<'_>) -> &'static str {
     let peers = s.targets.endpoints();
     let pools: Vec<_> = peers.iter().map(|ep| node.pools.get(&ep.addr)).collect();
     join_all(pools.iter().map(|p| p.settled(deadline))).await;
-    let opens = pools.iter().map(|pool| {
-        let params = s.open_params();
+    let opens = pools.iter().zip(&peers).map(|(pool, ep)| {
+        let params = s.open_params(node, ep);
         async move {
             if pool.state() != PoolState::Up {
                 return Err(format!("peer {} is {:?}", pool.endpoint, pool.state()));

@@ -96,6 +96,24 @@ pub(crate) fn may_open(node: &Node, t: &Transport, svc: &ServiceState) -> bool {
     }
 }
 
+/// Whether `t` may have this node carry a session for `service` on to another node (CONTRACT
+/// section 6, relays): a `secret` transport may, a `token` one for the token's services, an
+/// `anonymous` one never — an anonymous client reaches only this node's own anonymous
+/// services, not whatever lies beyond it.
+pub(crate) fn may_relay(node: &Node, t: &Transport, service: &str) -> bool {
+    if t.side() == Side::Initiator {
+        return t.trust().is_some();
+    }
+    match t.trust() {
+        Some(Trust::Token { id, .. }) => node
+            .tokens
+            .find(&id, SystemTime::now())
+            .is_some_and(|tok| tok.may_open(service)),
+        Some(Trust::Secret) => true,
+        Some(Trust::Anonymous) | None => false,
+    }
+}
+
 impl Node {
     /// Closes the transports whose token is no longer live.
     pub(crate) fn close_ended_tokens(&self) {

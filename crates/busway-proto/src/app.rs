@@ -39,7 +39,9 @@ impl Connection {
             client: p.client,
             mode: p.mode,
             labels: p.labels.into_iter().collect(),
-            hops: p.hops,
+            hops: u32::try_from(p.path.len()).unwrap_or(u32::MAX),
+            path: p.path,
+            to: p.to,
         };
         let frame = Frame::new(Body::Open(open));
         if crate::codec::encoded_len(&frame) > self.peer_max_frame() {

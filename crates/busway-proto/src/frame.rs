@@ -157,9 +157,20 @@ pub struct Open {
     pub mode: String,
     #[prost(map = "string, string", tag = "6")]
     pub labels: HashMap<String, String>,
-    /// Relays crossed so far, so a routing loop ends instead of circling.
+    /// How many nodes the session passed before this one (`path.len()`), for readers that
+    /// only count.
     #[prost(uint32, tag = "7")]
     pub hops: u32,
+    /// The nodes the session passed, as `namespace/name`, the ingress first: a node that finds
+    /// itself here, or a path longer than [`MAX_PATH`](crate::MAX_PATH), refuses the session
+    /// (reset `loop`), so no configuration can make a session circle.
+    #[prost(string, repeated, tag = "8")]
+    pub path: Vec<String>,
+    /// The node the session is for, as `namespace/name`, when the ingress chose one (a
+    /// discovered node); a relay carries it on towards that node. Empty: whichever node serves
+    /// the service.
+    #[prost(string, tag = "9")]
+    pub to: String,
 }
 
 /// Stream bytes. `payload` is a slice of the receive buffer, not a copy.

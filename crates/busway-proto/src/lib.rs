@@ -76,6 +76,9 @@ pub const MAX_DATA_PAYLOAD: usize = 64 * 1024;
 /// Longest encoded frame accepted: a full Data frame plus room for its fields, so no other
 /// frame can be larger than the largest Data frame by much.
 pub const MAX_FRAME_LEN: usize = MAX_DATA_PAYLOAD + 4096;
+/// Most nodes an `Open`'s path may list (CONTRACT section 6): a longer one is a loop, or a
+/// route no operator meant, and is refused with reset `loop`.
+pub const MAX_PATH: usize = 8;
 /// Credit granted per stream unless configured: bytes the peer may send before we consume.
 pub const DEFAULT_STREAM_WINDOW: u32 = 256 * 1024;
 /// Credit granted for the whole transport unless configured: payload bytes in flight or held

@@ -25,11 +25,14 @@ pub enum ResetCode {
     /// The transport's trust level may not open this service (CONTRACT section 10): a token
     /// that does not list it, or an anonymous transport and a service that is not anonymous.
     Forbidden = 9,
+    /// The session would pass a node twice, or more than [`MAX_PATH`](crate::MAX_PATH) nodes
+    /// (CONTRACT section 6).
+    Loop = 10,
 }
 
 impl ResetCode {
     /// Every code, in wire order.
-    pub const ALL: [ResetCode; 10] = [
+    pub const ALL: [ResetCode; 11] = [
         ResetCode::Cancel,
         ResetCode::Refused,
         ResetCode::Timeout,
@@ -40,6 +43,7 @@ impl ResetCode {
         ResetCode::Shutdown,
         ResetCode::Unreachable,
         ResetCode::Forbidden,
+        ResetCode::Loop,
     ];
 
     /// Maps a wire number to a code. Unknown numbers (a newer peer) become `Internal` rather
@@ -64,6 +68,7 @@ impl ResetCode {
             ResetCode::Shutdown => "shutdown",
             ResetCode::Unreachable => "unreachable",
             ResetCode::Forbidden => "forbidden",
+            ResetCode::Loop => "loop",
         }
     }
 }
@@ -85,7 +90,8 @@ mod tests {
         }
         assert_eq!(ResetCode::Unreachable as u32, 8);
         assert_eq!(ResetCode::Forbidden as u32, 9);
-        assert_eq!(ResetCode::from_u32(10), ResetCode::Internal);
+        assert_eq!(ResetCode::Loop as u32, 10);
+        assert_eq!(ResetCode::from_u32(11), ResetCode::Internal);
         assert_eq!(ResetCode::from_u32(u32::MAX), ResetCode::Internal);
     }
 

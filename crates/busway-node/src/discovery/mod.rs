@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::node::Node;
-use route::{Me, Unreachable};
+use route::Me;
 
 /// How long a clean stop waits for etcd to delete the record; the lease removes it anyway.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
@@ -30,7 +30,11 @@ pub struct NodeDiscovery {
     /// Taken out by [`NodeDiscovery::shutdown`]; every other use is a short synchronous call.
     registry: Mutex<Option<Discovery>>,
     view: watch::Receiver<View>,
+    /// Who this node is at start (its host name is what routing keeps from it).
     me: Me,
+    /// This node as routing sees it under the configuration in force: set again on every
+    /// view change and reload, read by every relayed session.
+    current: Mutex<Me>,
     /// Nodes selected but unreachable, each logged once.
     said: Mutex<HashSet<(String, &'static str)>>,
 }
@@ -68,12 +72,9 @@ impl NodeDiscovery {
         let registry = Discovery::start(settings, record::own(cfg, bus_urls))
             .await
             .map_err(|e| e.to_string())?;
-        let me = Me {
-            namespace: cfg.node.namespace.clone(),
-            name: cfg.node.name.clone(),
-            hostname: busway_config::hostname(),
-        };
+        let me = Me::of(cfg, &busway_config::hostname());
         Ok(Some(Arc::new(NodeDiscovery {
+            current: Mutex::new(me.clone()),
             view: registry.view(),
             registry: Mutex::new(Some(registry)),
             me,
@@ -155,19 +156,41 @@ impl NodeDiscovery {
         }
     }
 
-    /// The endpoints `sel` selects for `service`; unreachable nodes are logged once each.
+    /// The view as it stands.
+    pub(crate) fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    /// This node as routing sees it, as of the last view change or reload.
+    pub(crate) fn current_me(&self) -> Me {
+        lock(&self.current).clone()
+    }
+
+    /// The endpoints a relay dials for the nodes in view: their pools are kept.
+    pub(crate) fn relay_endpoints(&self) -> Vec<busway_net::EndpointAddr> {
+        let me = self.current_me();
+        if !me.relay {
+            return Vec::new();
+        }
+        let view = self.view();
+        view.nodes
+            .values()
+            .filter_map(|n| route::reach(&view, &me, n, &[]).ok())
+            .collect()
+    }
+
+    /// The endpoints `sel` selects for `service`, each with the node it reaches; unreachable
+    /// nodes are logged once each.
     fn select(
         &self,
         view: &View,
+        me: &Me,
         sel: &BTreeMap<String, String>,
         service: &str,
-    ) -> Vec<busway_net::EndpointAddr> {
-        let (eps, unreachable) = route::endpoints(view, &self.me, sel, service);
+    ) -> Vec<(busway_net::EndpointAddr, Arc<str>)> {
+        let (eps, unreachable) = route::endpoints(view, me, sel, service);
         for (key, why) in unreachable {
-            let why = match why {
-                Unreachable::OtherNamespace => "in another namespace (gateways and relays are not routed through yet)",
-                Unreachable::NoUsableUrl => "without a bus URL this node can dial (an unspecified address, a host name, or another host's Unix socket)",
-            };
+            let why = why.says();
             if lock(&self.said).insert((key.clone(), why)) {
                 tracing::warn!(node = %key, %service, "discovery: a selected node is {why}; left out");
             }
@@ -181,12 +204,19 @@ impl Node {
     pub(crate) fn apply_discovery(&self) {
         let Some(d) = self.discovery() else { return };
         let view = d.view.borrow().clone();
+        let me = Me::of(&self.config(), &d.me.hostname);
+        *lock(&d.current) = me.clone();
         for svc in self.services() {
             let targets = svc.targets();
             if targets.selectors().is_empty() {
                 continue;
             }
-            targets.set_discovered(|sel| d.select(&view, sel, &svc.name));
+            targets.set_discovered(|sel| d.select(&view, &me, sel, &svc.name));
+        }
+        if me.relay {
+            // A relay dials nodes no service of its own lists: its pools of departed nodes go
+            // only when the view changes.
+            self.prune_pools();
         }
     }
 }

@@ -2,10 +2,10 @@
 //! and the bus URLs it actually bound.
 
 use busway_config::{NodeConfig, Targets};
-use busway_discovery::{Host, NodeRecord};
+use busway_discovery::{AdvertiseRelay, Gateway, Host, NodeRecord};
 
 /// This node as its record says it: the services it serves as egress (those with backends),
-/// no gateways and no relay (this version routes through neither yet).
+/// its `[[gateway]]`s and its `[relay]`.
 pub(super) fn own(cfg: &NodeConfig, bus_urls: Vec<String>) -> NodeRecord {
     NodeRecord {
         name: cfg.node.name.clone(),
@@ -21,8 +21,19 @@ pub(super) fn own(cfg: &NodeConfig, bus_urls: Vec<String>) -> NodeRecord {
             .filter(|s| matches!(s.targets, Targets::Backends(_)))
             .map(|s| s.name.clone())
             .collect(),
-        gateways: Vec::new(),
-        relay: false,
-        advertise_relay: None,
+        gateways: cfg
+            .gateways
+            .iter()
+            .map(|g| Gateway {
+                address: g.address.to_string(),
+                priority: g.priority,
+                r#match: g.r#match.clone(),
+            })
+            .collect(),
+        relay: cfg.relay.enabled,
+        advertise_relay: cfg.relay.advertise.as_ref().map(|a| AdvertiseRelay {
+            labels: a.labels.clone(),
+            name: a.name.clone(),
+        }),
     }
 }

@@ -64,18 +64,26 @@ fn body() -> impl Strategy<Value = Body> {
             text(),
             text(),
             labels(),
-            any::<u32>()
+            (
+                any::<u32>(),
+                proptest::collection::vec(text(), 0..4),
+                text()
+            )
         )
             .prop_map(
-                |(stream, service, session_id, client, mode, labels, hops)| Body::Open(Open {
-                    stream,
-                    service,
-                    session_id,
-                    client,
-                    mode,
-                    labels,
-                    hops,
-                })
+                |(stream, service, session_id, client, mode, labels, (hops, path, to))| {
+                    Body::Open(Open {
+                        stream,
+                        service,
+                        session_id,
+                        client,
+                        mode,
+                        labels,
+                        hops,
+                        path,
+                        to,
+                    })
+                }
             ),
         (any::<u64>(), any::<u64>(), blob(3000), any::<bool>()).prop_map(
             |(stream, offset, payload, fin)| Body::Data(Data {

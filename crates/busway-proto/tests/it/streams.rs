@@ -25,7 +25,8 @@ fn open_and_data_both_ways_byte_by_byte() {
     p.chunk = 1;
     let mut op = params("echo");
     op.labels.insert("tier".into(), "gold".into());
-    op.hops = 2;
+    op.path = vec!["prod/ingress".into(), "edge/relay".into()];
+    op.to = "edge/chat-1".into();
     let id = p.i.conn.open(op).unwrap();
     assert_eq!(id, 1);
     assert_eq!(
@@ -42,7 +43,9 @@ fn open_and_data_both_ways_byte_by_byte() {
     assert_eq!(aid, 1);
     assert_eq!(open.service, "echo");
     assert_eq!(open.session_id, "echo-session");
-    assert_eq!(open.hops, 2);
+    assert_eq!(open.hops, 2, "hops counts the path");
+    assert_eq!(open.path, ["prod/ingress", "edge/relay"]);
+    assert_eq!(open.to, "edge/chat-1");
     assert_eq!(open.labels.get("tier").map(String::as_str), Some("gold"));
     assert_eq!(p.a.received(1), (b"ping?".to_vec(), false));
 
