@@ -45,14 +45,7 @@ struct Hop {
 /// Refuses `open` with reset `loop` when this node is on its path already or the path is
 /// longer than [`MAX_PATH`]; true when it did.
 pub(crate) fn refuse_loop(node: &Node, open: &Open, stream: &BusStream) -> bool {
-    let why = if open.path.len() > MAX_PATH {
-        format!(
-            "the session passed {} nodes, more than {MAX_PATH}",
-            open.path.len()
-        )
-    } else if open.path.iter().any(|p| **p == *node.key) {
-        format!("{} is on the session's path already", node.key)
-    } else {
+    let Some(why) = loop_reason(&node.key, &open.path) else {
         return false;
     };
     let path: Vec<&str> = open
@@ -67,6 +60,20 @@ pub(crate) fn refuse_loop(node: &Node, open: &Open, stream: &BusStream) -> bool 
         svc.metrics.finished("refused");
     }
     true
+}
+
+/// Why node `me` must refuse a session that passed `path`, if it must.
+fn loop_reason(me: &str, path: &[String]) -> Option<String> {
+    if path.len() > MAX_PATH {
+        Some(format!(
+            "the session passed {} nodes, more than {MAX_PATH}",
+            path.len()
+        ))
+    } else if path.iter().any(|p| p == me) {
+        Some(format!("{me} is on the session's path already"))
+    } else {
+        None
+    }
 }
 
 /// Whether this node carries `open` on rather than serving it: it relays, and the session is
@@ -239,4 +246,35 @@ fn mode_label(mode: &str) -> &'static str {
         .into_iter()
         .find(|m| *m == mode)
         .unwrap_or("one-to-one")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_holding_this_node_or_longer_than_eight_is_a_loop() {
+        let path = |n: usize| -> Vec<String> { (0..n).map(|i| format!("ns/n{i}")).collect() };
+        assert_eq!(loop_reason("ns/me", &path(MAX_PATH)), None);
+        assert_eq!(loop_reason("ns/me", &[]), None);
+        let long = loop_reason("ns/me", &path(MAX_PATH + 1)).expect("too long");
+        assert!(long.contains("passed 9 nodes"), "{long}");
+        let mut again = path(3);
+        again.push("ns/me".into());
+        let circle = loop_reason("ns/me", &again).expect("on the path");
+        assert!(
+            circle.contains("ns/me is on the session's path"),
+            "{circle}"
+        );
+        // Another namespace's node of the same name is another node.
+        assert_eq!(loop_reason("other/n1", &path(3)), None);
+    }
+
+    #[test]
+    fn modes_are_listed_as_the_contract_names_them() {
+        assert_eq!(mode_label("half-duplex"), "half-duplex");
+        assert_eq!(mode_label("full-duplex"), "full-duplex");
+        assert_eq!(mode_label("one-to-one"), "one-to-one");
+        assert_eq!(mode_label("tcp"), "one-to-one");
+    }
 }

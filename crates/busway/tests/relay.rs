@@ -1,0 +1,346 @@
+//! Namespaces, gateways and relays (CONTRACT section 6) with real nodes: a session to another
+//! namespace goes through the gateway its target publishes, or through a chain of relays, and
+//! a loop of relays is refused instead of circling.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use busway_test_support::backends::pattern;
+use busway_test_support::etcd::Etcd;
+use busway_test_support::http;
+use common::{connect, metric, wait_for, Proc, TempDir, SECRET};
+
+/// A backend that speaks first (`hi`), then echoes until EOF and half-closes back: a session
+/// through it shows server-speaks-first, bytes both ways and half-close at once.
+fn greeting_echo() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.write_all(b"hi");
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = s.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    format!("tcp://{addr}")
+}
+
+/// The `[discovery]` section of every node here.
+fn discovery(etcd: &Etcd) -> String {
+    format!(
+        "[discovery]\netcd = [\"{}\"]\nprefix = \"/relay\"\nlease_ttl = \"2s\"\n",
+        etcd.endpoint()
+    )
+}
+
+/// A node `namespace/name` with `extra` sections, a bus listener and an admin API.
+fn node(etcd: &Etcd, namespace: &str, name: &str, labels: &str, extra: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "{name}"
+namespace = "{namespace}"
+labels = {{ {labels} }}
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+listen = ["tcp://127.0.0.1:0"]
+secret = "{SECRET}"
+{}{extra}
+"#,
+        discovery(etcd)
+    )
+}
+
+const CHAT_EGRESS: &str = "[[service]]\nname = \"chat\"\nbackends = [\"BACKEND\"]\n";
+const CHAT_INGRESS: &str = "[[service]]\nname = \"chat\"\nlisten = [\"tcp://127.0.0.1:0\"]\npeers = [\"label:app=chat\"]\nconnect_timeout = \"2s\"\n";
+
+/// How many nodes `p` sees.
+fn seen(p: &Proc) -> usize {
+    let a = http::get(&p.addr("admin"), "/v1/nodes");
+    serde_json::from_str::<serde_json::Value>(&a.body)
+        .ok()
+        .and_then(|v| v.as_array().map(|a| a.len()))
+        .unwrap_or(0)
+}
+
+fn wait_seen(p: &Proc, n: usize) {
+    assert!(
+        wait_for(Duration::from_secs(10), || seen(p) == n),
+        "{} nodes in view, not {n}\n{}",
+        seen(p),
+        p.stderr()
+    );
+}
+
+/// One session to `chat` at `p`: the greeting, then `data` sent and half-closed, and
+/// everything read back until EOF. `None` when the session got no greeting.
+fn session(p: &Proc, data: &[u8]) -> Option<Vec<u8>> {
+    let mut c = connect(&p.addr("chat"));
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hi = [0u8; 2];
+    c.read_exact(&mut hi).ok()?;
+    assert_eq!(&hi, b"hi");
+    let mut w = c.try_clone().unwrap();
+    let sent = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    Some(back)
+}
+
+/// True when a client of `chat` at `p` is closed without a byte.
+fn refused(p: &Proc) -> bool {
+    let mut c = connect(&p.addr("chat"));
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    matches!(c.read(&mut buf), Ok(0) | Err(_))
+}
+
+fn sessions_ok(p: &Proc) -> f64 {
+    metric(
+        &p.addr("admin"),
+        "busway_sessions_total{service=\"chat\",outcome=\"ok\"}",
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn two_namespaces_joined_by_a_gateway_and_only_for_the_nodes_it_matches() {
+    let dir = TempDir::new("gw");
+    let etcd = Etcd::start(&dir);
+    let sock = dir.path("e1-gw.sock");
+    let sock = sock.to_str().unwrap();
+    let egress = Proc::run_toml(
+        &dir,
+        "e.toml",
+        &node(
+            &etcd,
+            "edge",
+            "e1",
+            "app = \"chat\"",
+            &format!(
+                "[[gateway]]\naddress = \"unix://{sock}\"\npriority = 5\nmatch = {{ namespace = \"prod\" }}\n{}",
+                CHAT_EGRESS.replace("BACKEND", &greeting_echo())
+            ),
+        )
+        .replace(
+            "listen = [\"tcp://127.0.0.1:0\"]\nsecret",
+            &format!("listen = [\"tcp://127.0.0.1:0\", \"unix://{sock}\"]\nsecret"),
+        ),
+    );
+    let prod = Proc::run_toml(&dir, "p.toml", &node(&etcd, "prod", "i1", "", CHAT_INGRESS));
+    let other = Proc::run_toml(
+        &dir,
+        "o.toml",
+        &node(&etcd, "other", "i2", "", CHAT_INGRESS),
+    );
+    wait_seen(&prod, 3);
+    wait_seen(&other, 3);
+
+    // The record publishes the gateway as configured.
+    let out = etcd.ctl(&["get", "/relay/nodes/edge/e1", "--print-value-only"]);
+    let rec: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(rec["gateways"][0]["address"], format!("unix://{sock}"));
+    assert_eq!(rec["gateways"][0]["priority"], 5);
+    assert_eq!(rec["gateways"][0]["match"]["namespace"], "prod");
+
+    // prod matches the gateway: its session goes through it, bytes both ways with half-close.
+    let data = pattern(256 * 1024);
+    assert_eq!(session(&prod, &data).as_deref(), Some(&data[..]));
+    let peers = http::get(&prod.addr("admin"), "/v1/peers").body;
+    assert!(peers.contains(sock), "prod dialled the gateway: {peers}");
+
+    // `other` does not match it, and there is no relay: refused, and said why.
+    assert!(refused(&other));
+    assert!(
+        wait_for(Duration::from_secs(5), || other
+            .stderr()
+            .contains("no gateway this node matches")),
+        "{}",
+        other.stderr()
+    );
+    let _ = egress;
+}
+
+#[test]
+fn a_relay_chain_carries_a_mebibyte_both_ways_with_half_close() {
+    let dir = TempDir::new("relays");
+    let etcd = Etcd::start(&dir);
+    // The ingress (namespace a) recommends relays labelled role=ra; the egress (namespace c)
+    // is reached by relays labelled role=rc. r1 is the former, r2 the latter: the session goes
+    // ingress > r1 (its own relay) > r2 (the one the target advertises) > egress.
+    let egress = Proc::run_toml(
+        &dir,
+        "e.toml",
+        &node(
+            &etcd,
+            "c",
+            "e1",
+            "app = \"chat\"",
+            &format!(
+                "[relay]\nadvertise = {{ labels = {{ role = \"rc\" }} }}\n{}",
+                CHAT_EGRESS.replace("BACKEND", &greeting_echo())
+            ),
+        ),
+    );
+    let r1 = Proc::run_toml(
+        &dir,
+        "r1.toml",
+        &node(
+            &etcd,
+            "a",
+            "r1",
+            "role = \"ra\"",
+            "[relay]\nenabled = true\n",
+        ),
+    );
+    let r2 = Proc::run_toml(
+        &dir,
+        "r2.toml",
+        &node(
+            &etcd,
+            "r",
+            "r2",
+            "role = \"rc\"",
+            "[relay]\nenabled = true\n",
+        ),
+    );
+    let ingress = Proc::run_toml(
+        &dir,
+        "i.toml",
+        &node(
+            &etcd,
+            "a",
+            "i1",
+            "",
+            &format!("[relay]\nadvertise = {{ labels = {{ role = \"ra\" }} }}\n{CHAT_INGRESS}"),
+        ),
+    );
+    for p in [&ingress, &r1, &r2] {
+        wait_seen(p, 4);
+    }
+    let data = pattern(1024 * 1024);
+    let back = session(&ingress, &data).unwrap_or_else(|| {
+        panic!(
+            "no greeting through the relays\ningress:\n{}\nr1:\n{}\nr2:\n{}",
+            ingress.stderr(),
+            r1.stderr(),
+            r2.stderr()
+        )
+    });
+    assert_eq!(back.len(), data.len());
+    assert!(back == data, "the bytes came back changed");
+    // Both relays carried it, and counted it as their own session.
+    for (name, p) in [("r1", &r1), ("r2", &r2), ("egress", &egress)] {
+        assert!(
+            wait_for(Duration::from_secs(5), || sessions_ok(p) >= 1.0),
+            "{name} did not count the session\n{}",
+            p.stderr()
+        );
+    }
+}
+
+/// Two relays with no registry, each carrying `chat` to the other: the session comes back to
+/// the first relay, which finds itself on its path and refuses it.
+#[test]
+fn a_loop_of_relays_is_refused() {
+    let dir = TempDir::new("loop");
+    let r1_sock = dir.path("r1.sock");
+    let r2_sock = dir.path("r2.sock");
+    let relay = |name: &str, me: &std::path::Path, next: &std::path::Path| {
+        format!(
+            r#"
+[node]
+name = "{name}"
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+listen = ["unix://{}"]
+secret = "{SECRET}"
+[relay]
+enabled = true
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["unix://{}"]
+connect_timeout = "2s"
+"#,
+            me.display(),
+            next.display()
+        )
+    };
+    let r1 = Proc::run_toml(&dir, "r1.toml", &relay("r1", &r1_sock, &r2_sock));
+    let r2 = Proc::run_toml(&dir, "r2.toml", &relay("r2", &r2_sock, &r1_sock));
+    // r1 started before r2 listened: wait for both transports between them (each relay's
+    // dial and its accept of the other's), then for the ingress's.
+    let up = |p: &Proc| {
+        http::get(&p.addr("admin"), "/v1/peers")
+            .body
+            .matches("\"state\":\"up\"")
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || up(&r1) == 2 && up(&r2) == 2),
+        "r1:\n{}\nr2:\n{}",
+        r1.stderr(),
+        r2.stderr()
+    );
+    let ingress = Proc::run_toml(
+        &dir,
+        "i.toml",
+        &common::ingress_toml(&format!("unix://{}", r1_sock.display()), ""),
+    );
+    common::wait_peer_up(&ingress.addr("admin"));
+    assert!(refused(&ingress), "the session was not refused");
+    assert!(
+        wait_for(Duration::from_secs(5), || r1
+            .stderr()
+            .contains("default/r1 is on the session's path already")),
+        "r1:\n{}\nr2:\n{}",
+        r1.stderr(),
+        r2.stderr()
+    );
+    // The ingress counts it refused: the loop came back to it as a reset `loop`.
+    let admin = ingress.addr("admin");
+    let series = "busway_sessions_total{service=\"chat\",outcome=\"refused\"}";
+    assert!(
+        wait_for(Duration::from_secs(5), || metric(&admin, series)
+            == Some(1.0)),
+        "{:?}\n{}",
+        metric(&admin, series),
+        ingress.stderr()
+    );
+    // Nothing circled: each relay carried the session once.
+    let relayed = |p: &Proc| {
+        metric(
+            &p.addr("admin"),
+            "busway_sessions_total{service=\"chat\",outcome=\"refused\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(relayed(&r1) >= 1.0 && relayed(&r2) >= 1.0);
+    let _ = TcpStream::connect(ingress.addr("chat"));
+}
