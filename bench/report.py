@@ -8,12 +8,13 @@ import json
 import statistics
 import sys
 
-SYSTEMS = ["direct", "haproxy", "busway", "busway_tls", "busway_open", "cloudbus"]
+SYSTEMS = ["direct", "haproxy", "busway", "busway_tls", "busway_open", "busway_relay", "cloudbus"]
 HEADS = {"direct": "direct", "haproxy": "haproxy ×2", "busway": "busway ×2",
          "busway_tls": "busway ×2, TLS bus", "busway_open": "busway ×2, no secret",
+         "busway_relay": "busway ×3, through a relay",
          "cloudbus": "Cloudbus ×2"}
 # Systems shown only when the run asked for them (or, for older runs, has rows of them).
-OPTIONAL = ("busway_tls", "busway_open", "cloudbus")
+OPTIONAL = ("busway_tls", "busway_open", "busway_relay", "cloudbus")
 
 # key, label, test, field, higher_is_better, target on busway/haproxy (op, value) or None, decimals
 # The targets are issue 10's: ahead of the haproxy chain on every machine.
@@ -63,6 +64,19 @@ KEYED_METRICS = [
     ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, None, 3),
     ("ka_cpu", "proxy CPU per keep-alive request (µs)", "wrk_ka", "cpu_us_per_req", False, None, 1),
     ("idle", "idle memory (KiB/session)", "idle", "kib_per_session", False, None, 2),
+]
+# RELAY=1: the chain through a relay (ingress > relay > egress) against the direct chain
+# (ingress > egress), same run; the targets are issue 13's: a relay hop adds at most 1.3× the
+# latency and keeps at least 0.8× the bulk throughput.
+RELAY_METRICS = [
+    ("iperf1", "bulk: iperf3, 1 stream (Gbit/s)", "iperf1", "gbps", True, (">=", 0.8), 2),
+    ("iperf8", "iperf3, 8 streams (Gbit/s)", "iperf8", "gbps", True, None, 2),
+    ("ka_p50", "latency: HTTP keep-alive p50 (ms)", "wrk_ka", "p50_ms", False, ("<=", 1.3), 3),
+    ("ka_p99", "HTTP keep-alive p99 (ms)", "wrk_ka", "p99_ms", False, None, 2),
+    ("ka_rps", "HTTP keep-alive (req/s)", "wrk_ka", "rps", True, None, 0),
+    ("close_rps", "new sessions: HTTP `Connection: close` (req/s)", "wrk_close", "rps", True, None, 0),
+    ("close_p99", "HTTP `Connection: close` p99 (ms)", "wrk_close", "p99_ms", False, None, 2),
+    ("cpu", "proxy CPU (s/GB, 8 streams)", "iperf8", "cpu_s_per_gb", False, None, 3),
 ]
 IDLE_TESTS = ("idle", "idle_primed")
 
@@ -236,6 +250,8 @@ def main():
         tls_table(rows, p)
     if asked("busway_open"):
         keyed_table(rows, p)
+    if asked("busway_relay"):
+        relay_table(rows, p)
 
     # per-round values
     p("## Per-round values")
@@ -372,6 +388,19 @@ def keyed_table(rows, p):
       "Per round: the ratio of that round's two figures.")
     p()
     ratio_table(rows, p, "busway_open", "busway", "keyed ÷ unkeyed", KEYED_METRICS)
+
+
+def relay_table(rows, p):
+    """relay chain ÷ direct chain (RELAY=1), with issue 13's targets."""
+    p("## relay ÷ direct")
+    p()
+    p("The busway chain through a relay (ingress > relay > egress; the relay a third node with "
+      "`[relay] enabled`, on the proxies' core like the other two) against the direct chain "
+      "(ingress > egress), same binary, same run. Cells: median (min–max over rounds); the ratio "
+      "is of medians, relay ÷ direct (for a lower-is-better row, above 1× means the relay costs "
+      "more). Per round: the ratio of that round's two figures.")
+    p()
+    ratio_table(rows, p, "busway", "busway_relay", "relay ÷ direct", RELAY_METRICS)
 
 
 def ratio_table(rows, p, base, subject, name, metrics):

@@ -187,6 +187,20 @@ class VariantTables(unittest.TestCase):
         self.assertNotIn("keyed ÷ unkeyed", text)
         self.assertNotIn("no secret", text)
 
+    def test_relay_over_direct(self):
+        rows = compare_rows()
+        rows += rows_for("busway", {i: {"wrk_ka": {"p50_ms": 1.0}} for i in (1, 2, 3)})
+        rows += rows_for("busway_relay", {
+            i + 1: {"iperf1": {"gbps": g}, "wrk_ka": {"rps": 30000, "p50_ms": p50, "p99_ms": 6.0}}
+            for i, (g, p50) in enumerate(((8.0, 1.2), (9.0, 1.4), (11.0, 1.25)))})
+        text = report_text(rows, {"systems": ["busway", "busway_relay"], "rounds": 3})
+        t = table(text, "relay ÷ direct")
+        # bulk 9.0 / 12.0 misses 0.8×; p50 1.25 / 1.0 meets ≤ 1.3×
+        self.assertEqual(t["bulk: iperf3, 1 stream (Gbit/s)"][2:5], ["0.750×", "≥ 0.8×", "**no**"])
+        self.assertEqual(t["latency: HTTP keep-alive p50 (ms)"][2:5], ["1.250×", "≤ 1.3×", "**yes**"])
+        self.assertIn("busway ×3, through a relay", text.split("\n## ", 1)[0])
+        self.assertNotIn("relay ÷ direct", report_text(compare_rows(), {"systems": ["busway"]}))
+
     def test_chart_leaves_the_variants_out(self):
         # the compare chart is busway against other systems; its own variants are not rivals
         got = bars(chart.compare_svg(self.rows(), {"systems": ["haproxy", "busway", "busway_open", "busway_tls"]}))
