@@ -1,0 +1,4 @@
+//! Whole clusters on a simulated LAN with a fake clock, and the wire under hostile bytes.
+
+mod lan;
+mod takeover;
