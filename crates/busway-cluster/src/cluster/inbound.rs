@@ -77,8 +77,12 @@ impl Cluster {
         self.tombstones.remove(&h.node);
         let joining = a.role == Role::Joining;
         let claims_owner = a.role == Role::Owner;
+        // Whether this is a boot we have not answered yet: a new node, a new incarnation, or
+        // a member that restarted into discovery.
+        let mut fresh_boot = joining;
         match self.members.get_mut(&h.node) {
             Some(m) => {
+                fresh_boot &= m.advert.role != Role::Joining || m.incarnation != h.incarnation;
                 if m.incarnation != h.incarnation {
                     let old = m.incarnation;
                     m.incarnation = h.incarnation;
@@ -104,12 +108,12 @@ impl Cluster {
                     node: h.node.clone(),
                     incarnation: h.incarnation,
                 });
-                // A booting node hears the owner at once instead of after an interval.
-                if joining && self.state == State::Owner {
-                    let advert = self.advert();
-                    self.send(from, Body::Advert(advert));
-                }
             }
+        }
+        // A booting node hears the owner at once instead of after an interval.
+        if fresh_boot && self.state == State::Owner {
+            let advert = self.advert();
+            self.send(from, Body::Advert(advert));
         }
         match self.state {
             State::Joining { .. } if claims_owner => self.finish_join(now),

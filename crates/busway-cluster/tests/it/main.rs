@@ -2,7 +2,10 @@
 
 mod frozen;
 mod heal;
+mod history;
 mod hostile;
 mod lan;
+mod leftover;
 mod loss;
 mod takeover;
+mod view;
