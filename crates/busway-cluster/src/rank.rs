@@ -42,7 +42,7 @@ mod tests {
         assert!(r(200, 0, "z") > r(100, 99, "a"));
         assert!(r(100, 5, "z") > r(100, 4, "a"));
         assert!(r(100, 5, "a") > r(100, 5, "b"));
-        let mut v = vec![r(100, 5, "b"), r(100, 5, "a"), r(150, 1, "c")];
+        let mut v = [r(100, 5, "b"), r(100, 5, "a"), r(150, 1, "c")];
         v.sort();
         assert_eq!(v.last().unwrap().name, "c");
         assert_eq!(v[0].name, "b");

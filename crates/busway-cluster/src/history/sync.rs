@@ -189,17 +189,15 @@ impl Pull {
     /// The page did not arrive whole by its deadline: ask again from the end of the part that
     /// did, so a long transfer under loss still moves forward.
     pub(crate) fn on_timeout(&mut self) -> Step {
-        let mut expect = 0u16;
         let mut moved = false;
-        for (part, end) in &self.parts {
-            if *part != expect {
+        for (expect, (part, end)) in self.parts.iter().enumerate() {
+            if usize::from(*part) != expect {
                 break;
             }
             if let Some(e) = end {
                 self.after = Some(e.clone());
                 moved = true;
             }
-            expect += 1;
         }
         self.retries = if moved { 0 } else { self.retries + 1 };
         if self.retries > PULL_RETRIES {

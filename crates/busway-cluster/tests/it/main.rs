@@ -7,5 +7,6 @@ mod hostile;
 mod lan;
 mod leftover;
 mod loss;
+mod props;
 mod takeover;
 mod view;
