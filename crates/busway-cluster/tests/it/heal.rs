@@ -87,3 +87,32 @@ fn a_partitioned_owner_with_higher_priority_keeps_it_after_the_heal() {
         .count();
     assert_eq!(late, 0);
 }
+
+#[test]
+fn an_owner_cut_off_alone_heals_in_one_step() {
+    for seed in 0..4 {
+        let mut lan = Lan::settled(32 + seed, &["a", "b", "c", "d"]);
+        lan.partition(&[0]);
+        lan.run_for(Duration::from_secs(3));
+        assert_eq!(lan.owners(), vec![0, 1], "b took over the bigger side");
+        let heal = lan.now;
+        lan.heal();
+        lan.run_for(Duration::from_secs(1));
+        let late = lan
+            .not_one_holder
+            .iter()
+            .filter(|(x, _)| *x > heal + lan.timing.advert_interval + 2 * LATENCY)
+            .count();
+        assert_eq!(late, 0, "seed {seed}");
+        let winner = lan.owner();
+        let moves = lan.changes_after(heal);
+        assert_eq!(moves, 1, "seed {seed}: only the loser's removal");
+        lan.run_for(Duration::from_secs(10));
+        assert_eq!(lan.owner(), winner);
+        assert_eq!(
+            lan.changes_after(heal),
+            1,
+            "seed {seed}: a second move after the merge"
+        );
+    }
+}
