@@ -4,8 +4,8 @@
 //! advert interval, plus a quarter interval of grace) it is suspected, and probed directly
 //! `probe_attempts` times, `probe_interval` apart. Any advert or probe reply clears the
 //! suspicion; silence through the last probe's wait is death. Adverts alone never kill: under
-//! 5% loss, three adverts in a row are lost about once a minute per member, but three probe
-//! round trips as well about once in a thousand such minutes.
+//! 5% loss, three adverts in a row are lost about once in half an hour per pair of members,
+//! and three probe round trips as well about once in a thousand such cases.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
