@@ -15,28 +15,14 @@ use std::time::{Duration, Instant};
 use busway_cluster::wire::{Body, Message, Sealer};
 use busway_cluster::{Boot, Cluster, Config, History, Output, Snapshot, Timing};
 
+use crate::flight::Flight;
+pub use crate::flight::Rng;
+
 pub const CLUSTER: &str = "lab";
 pub const SECRET: &[u8] = b"lab secret";
 pub const LATENCY: Duration = Duration::from_micros(300);
 /// Unix time of the simulation's start.
 pub const EPOCH_MS: u64 = 1_750_000_000_000;
-
-/// splitmix64: a seeded, reproducible source for loss.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
 
 pub struct Node {
     pub name: String,
@@ -72,31 +58,6 @@ impl Node {
 
     pub fn running(&self) -> bool {
         self.cluster.is_some()
-    }
-}
-
-struct Flight {
-    at: Instant,
-    order: u64,
-    to: usize,
-    from: SocketAddr,
-    bytes: Vec<u8>,
-}
-
-impl PartialEq for Flight {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.order) == (o.at, o.order)
-    }
-}
-impl Eq for Flight {}
-impl PartialOrd for Flight {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Flight {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.order).cmp(&(o.at, o.order))
     }
 }
 

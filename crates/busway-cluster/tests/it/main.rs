@@ -1,5 +1,6 @@
 //! Whole clusters on a simulated LAN with a fake clock, and the wire under hostile bytes.
 
+mod flight;
 mod frozen;
 mod heal;
 mod history;
