@@ -7,6 +7,12 @@ use crate::lan::{Lan, LATENCY};
 
 #[test]
 fn a_frozen_owner_is_replaced_and_yields_when_it_wakes() {
+    for timers_first in [true, false] {
+        frozen_owner(timers_first);
+    }
+}
+
+fn frozen_owner(timers_first: bool) {
     let mut lan = Lan::settled(40, &["a", "b", "c"]);
     let t = lan.now;
     lan.freeze(0);
@@ -16,7 +22,7 @@ fn a_frozen_owner_is_replaced_and_yields_when_it_wakes() {
     assert!(b.adds[0] - t <= Duration::from_secs(1));
     assert!(lan.nodes[0].has_address, "frozen with the address");
     let thaw = lan.now;
-    lan.thaw(0);
+    lan.thaw_with(0, timers_first);
     lan.run_for(Duration::from_secs(1));
     let a = &lan.nodes[0];
     assert_eq!(a.removes.len(), 1);

@@ -116,3 +116,35 @@ fn an_owner_cut_off_alone_heals_in_one_step() {
         );
     }
 }
+
+#[test]
+fn a_heal_under_loss_settles_and_stays() {
+    for seed in 0..6 {
+        let mut lan = Lan::settled(90 + seed, &["a", "b", "c"]);
+        lan.loss = 0.05;
+        lan.partition(&[1]);
+        lan.run_for(Duration::from_secs(3));
+        assert_eq!(lan.owners(), vec![0, 1], "seed {seed}");
+        let heal = lan.now;
+        lan.heal();
+        lan.run_for(Duration::from_secs(2));
+        let late = lan
+            .not_one_holder
+            .iter()
+            .filter(|(x, _)| *x > heal + 3 * lan.timing.advert_interval)
+            .count();
+        assert_eq!(late, 0, "seed {seed}: two owners for three intervals");
+        let winner = lan.owner();
+        let settled = lan.now;
+        lan.run_for(Duration::from_secs(20));
+        assert_eq!(lan.changes_after(settled), 0, "seed {seed}");
+        assert_eq!(lan.owner(), winner);
+        lan.loss = 0.0;
+        lan.run_for(Duration::from_secs(2));
+        let d = lan.nodes[0].c().history().digest();
+        assert!(
+            lan.nodes.iter().all(|n| n.c().history().digest() == d),
+            "seed {seed}"
+        );
+    }
+}

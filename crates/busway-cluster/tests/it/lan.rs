@@ -179,12 +179,24 @@ impl Lan {
 
     /// SIGCONT: its timers fire late, then its socket is read.
     pub fn thaw(&mut self, i: usize) {
+        self.thaw_with(i, true);
+    }
+
+    /// SIGCONT, with its late timers handled before or after what waits in its socket (a
+    /// driver may see either first).
+    pub fn thaw_with(&mut self, i: usize, timers_first: bool) {
         self.nodes[i].frozen = false;
         let now = self.now;
-        self.nodes[i].c_mut().handle_timeout(now);
-        self.drain(i, false);
+        if timers_first {
+            self.nodes[i].c_mut().handle_timeout(now);
+            self.drain(i, false);
+        }
         for (from, bytes) in std::mem::take(&mut self.nodes[i].buffered) {
             self.nodes[i].c_mut().handle_datagram(now, from, &bytes);
+            self.drain(i, false);
+        }
+        if !timers_first {
+            self.nodes[i].c_mut().handle_timeout(now);
             self.drain(i, false);
         }
     }
