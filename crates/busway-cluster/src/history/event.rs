@@ -88,7 +88,7 @@ impl Event {
         })
     }
 
-    /// Bytes [`Event::write`] produces.
+    /// Bytes the event takes on the wire and in a snapshot.
     pub fn encoded_len(&self) -> usize {
         4 + 8 + 1 + self.recorder.len().min(255) + 1 + 1 + self.node.len().min(255) + 4
     }

@@ -174,3 +174,24 @@ fn a_joiner_with_higher_priority_takes_over() {
     lan.run_for(Duration::from_secs(5));
     assert_eq!(lan.owner(), c);
 }
+
+#[test]
+fn a_shorter_interval_gives_a_shorter_takeover() {
+    let mut lan = Lan::new(22);
+    lan.timing = busway_cluster::Timing::new(Duration::from_millis(50), 3);
+    assert_eq!(lan.timing.takeover_bound(), Duration::from_millis(200));
+    lan.spawn("a", 100);
+    lan.run_for(Duration::from_secs(1));
+    lan.spawn("b", 100);
+    lan.spawn("c", 100);
+    lan.run_for(Duration::from_secs(1));
+    assert_eq!(lan.owner(), 0);
+    let t = lan.now;
+    lan.kill(0);
+    lan.run_for(Duration::from_secs(1));
+    let took = lan.nodes[1].adds[0] - t;
+    assert!(
+        (Duration::from_millis(150)..=Duration::from_millis(201)).contains(&took),
+        "{took:?}"
+    );
+}
