@@ -344,3 +344,76 @@ connect_timeout = "2s"
     assert!(relayed(&r1) >= 1.0 && relayed(&r2) >= 1.0);
     let _ = TcpStream::connect(ingress.addr("chat"));
 }
+
+/// A relay holds at most a window of a session whose client does not read: the backend's
+/// 64 MiB wait at the far end, not in the relay's memory, and every byte arrives once the
+/// client reads.
+#[test]
+fn a_relay_buffers_nothing_for_a_client_that_does_not_read() {
+    const TOTAL: usize = 64 * 1024 * 1024;
+    let dir = TempDir::new("relay-flow");
+    let backend = busway_test_support::backends::source(TOTAL);
+    let egress = Proc::run_toml(&dir, "e.toml", &common::egress_toml(&backend.url(), ""));
+    let relay = Proc::run_toml(
+        &dir,
+        "r.toml",
+        &format!(
+            r#"
+[node]
+name = "relay"
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+listen = ["tcp://127.0.0.1:0"]
+secret = "{SECRET}"
+[relay]
+enabled = true
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["{}"]
+"#,
+            egress.url("bus")
+        ),
+    );
+    let ingress = Proc::run_toml(&dir, "i.toml", &common::ingress_toml(&relay.url("bus"), ""));
+    common::wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&ingress.addr("chat"));
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The session reaches the backend, which starts sending at once; the client reads nothing.
+    let moved = || -> u64 {
+        let s = http::get(&relay.addr("admin"), "/v1/sessions").body;
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
+        v.as_array()
+            .and_then(|a| a.first())
+            .and_then(|s| s["bytes_out"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || moved() > 0),
+        "the relay carried nothing\n{}",
+        relay.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let held = moved();
+    // What the relay passed on is what the ingress's window and the client's socket buffers
+    // hold: a few MiB, far from the 64 MiB a relay reading freely would have taken.
+    assert!(
+        held < 16 * 1024 * 1024,
+        "the relay moved {held} bytes for a client that reads nothing"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        moved() <= held + 1024 * 1024,
+        "still moving: {held} then {}",
+        moved()
+    );
+    let mut got = Vec::with_capacity(TOTAL);
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), TOTAL);
+    assert!(
+        got == pattern(TOTAL),
+        "the bytes arrived changed or out of order"
+    );
+}
