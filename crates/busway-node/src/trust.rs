@@ -81,26 +81,20 @@ pub(crate) fn proto_config(
 /// Only the accepting end judges: a node that dialled chose its peer (and verified it with the
 /// token or the secret it holds), so what that peer opens towards it is not limited here.
 pub(crate) fn may_open(node: &Node, t: &Transport, svc: &ServiceState) -> bool {
-    if t.side() == Side::Initiator {
-        return t.trust().is_some();
-    }
-    match t.trust() {
-        Some(Trust::Token { id, .. }) => node
-            .tokens
-            .find(&id, SystemTime::now())
-            .is_some_and(|tok| tok.may_open(&svc.name)),
-        Some(Trust::Anonymous) => svc.config().limits.anonymous,
-        Some(Trust::Secret) => true,
-        // Not established: no stream can have been opened on it.
-        None => false,
-    }
+    allowed(node, t, &svc.name, svc.config().limits.anonymous)
 }
 
 /// Whether `t` may have this node carry a session for `service` on to another node (CONTRACT
-/// section 6, relays): a `secret` transport may, a `token` one for the token's services, an
-/// `anonymous` one never — an anonymous client reaches only this node's own anonymous
-/// services, not whatever lies beyond it.
+/// section 6, relays): as [`may_open`], except that an `anonymous` transport never may — an
+/// anonymous client reaches only this node's own anonymous services, not whatever lies beyond
+/// it.
 pub(crate) fn may_relay(node: &Node, t: &Transport, service: &str) -> bool {
+    allowed(node, t, service, false)
+}
+
+/// The trust rule of [`may_open`] for `service`, with `anonymous` saying whether an anonymous
+/// transport may.
+fn allowed(node: &Node, t: &Transport, service: &str, anonymous: bool) -> bool {
     if t.side() == Side::Initiator {
         return t.trust().is_some();
     }
@@ -109,8 +103,10 @@ pub(crate) fn may_relay(node: &Node, t: &Transport, service: &str) -> bool {
             .tokens
             .find(&id, SystemTime::now())
             .is_some_and(|tok| tok.may_open(service)),
+        Some(Trust::Anonymous) => anonymous,
         Some(Trust::Secret) => true,
-        Some(Trust::Anonymous) | None => false,
+        // Not established: no stream can have been opened on it.
+        None => false,
     }
 }
 
