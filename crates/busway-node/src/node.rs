@@ -73,6 +73,10 @@ pub struct Node {
     /// `namespace/name`: how the node is named in an `Open`'s path and `to` (CONTRACT section
     /// 6). Both parts need a restart to change, so it is fixed at start.
     pub(crate) key: Arc<str>,
+    /// `namespace/name#INSTANCE`: how this process enters an `Open`'s path. The random
+    /// instance tells two processes of one name apart (a Cloudbus controller and segment on
+    /// one host both default to the host name), so neither mistakes the other for itself.
+    pub(crate) hop: Arc<str>,
     pub(crate) services: RwLock<HashMap<Arc<str>, Arc<ServiceState>>>,
     pub pools: Pools,
     pub transports: Arc<Transports>,
@@ -205,6 +209,13 @@ impl Node {
             exposition: Exposition::new(&metrics, me.clone()),
             name: cfg.node.name.clone(),
             key: format!("{}/{}", cfg.node.namespace, cfg.node.name).into(),
+            hop: format!(
+                "{}/{}#{:08x}",
+                cfg.node.namespace,
+                cfg.node.name,
+                rand::random::<u32>()
+            )
+            .into(),
             services: RwLock::new(HashMap::new()),
             pools: Pools::new(ctx, cfg.bus.connections_per_peer),
             transports,

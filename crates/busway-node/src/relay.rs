@@ -45,7 +45,7 @@ struct Hop {
 /// Refuses `open` with reset `loop` when this node is on its path already or the path is
 /// longer than [`MAX_PATH`]; true when it did.
 pub(crate) fn refuse_loop(node: &Node, open: &Open, stream: &BusStream) -> bool {
-    let Some(why) = loop_reason(&node.key, &open.path) else {
+    let Some(why) = loop_reason(&node.hop, &open.path) else {
         return false;
     };
     let path: Vec<&str> = open
@@ -62,7 +62,8 @@ pub(crate) fn refuse_loop(node: &Node, open: &Open, stream: &BusStream) -> bool 
     true
 }
 
-/// Why node `me` must refuse a session that passed `path`, if it must.
+/// Why the process entered in paths as `me` (`namespace/name#INSTANCE`) must refuse a
+/// session that passed `path`, if it must.
 fn loop_reason(me: &str, path: &[String]) -> Option<String> {
     if path.len() > MAX_PATH {
         Some(format!(
@@ -70,10 +71,15 @@ fn loop_reason(me: &str, path: &[String]) -> Option<String> {
             path.len()
         ))
     } else if path.iter().any(|p| p == me) {
-        Some(format!("{me} is on the session's path already"))
+        Some(format!("{} is on the session's path already", node_of(me)))
     } else {
         None
     }
+}
+
+/// The `namespace/name` of a path entry.
+pub(crate) fn node_of(entry: &str) -> &str {
+    entry.split_once('#').map_or(entry, |(n, _)| n)
 }
 
 /// Whether this node carries `open` on rather than serving it: it relays, and the session is
@@ -117,7 +123,7 @@ pub(crate) async fn carry_on(node: Arc<Node>, open: Open, inbound: BusStream) {
         }
     };
     let mut path = open.path;
-    path.push(node.key.to_string());
+    path.push(node.hop.to_string());
     let params = OpenParams {
         service: service.clone(),
         session_id: open.session_id.clone(),
@@ -206,7 +212,7 @@ fn next_hop(node: &Node, open: &Open, service: &str) -> Result<Hop, String> {
         let targets = svc.targets();
         let passed = |e: &busway_net::Endpoint| {
             e.to.as_ref()
-                .is_some_and(|to| open.path.iter().any(|p| **p == **to))
+                .is_some_and(|to| open.path.iter().any(|p| node_of(p) == &**to))
         };
         let state = |e: &busway_net::Endpoint| node.pools.state(&e.addr);
         let ep = targets
@@ -254,20 +260,26 @@ mod tests {
 
     #[test]
     fn a_path_holding_this_node_or_longer_than_eight_is_a_loop() {
-        let path = |n: usize| -> Vec<String> { (0..n).map(|i| format!("ns/n{i}")).collect() };
-        assert_eq!(loop_reason("ns/me", &path(MAX_PATH)), None);
-        assert_eq!(loop_reason("ns/me", &[]), None);
-        let long = loop_reason("ns/me", &path(MAX_PATH + 1)).expect("too long");
+        let path =
+            |n: usize| -> Vec<String> { (0..n).map(|i| format!("ns/n{i}#0000000{i}")).collect() };
+        let me = "ns/me#12345678";
+        assert_eq!(loop_reason(me, &path(MAX_PATH)), None);
+        assert_eq!(loop_reason(me, &[]), None);
+        let long = loop_reason(me, &path(MAX_PATH + 1)).expect("too long");
         assert!(long.contains("passed 9 nodes"), "{long}");
         let mut again = path(3);
-        again.push("ns/me".into());
-        let circle = loop_reason("ns/me", &again).expect("on the path");
+        again.push(me.into());
+        let circle = loop_reason(me, &again).expect("on the path");
         assert!(
             circle.contains("ns/me is on the session's path"),
             "{circle}"
         );
-        // Another namespace's node of the same name is another node.
-        assert_eq!(loop_reason("other/n1", &path(3)), None);
+        // Another namespace's node of the same name is another node, and so is another
+        // process of the same name (its instance differs).
+        assert_eq!(loop_reason("other/n1#00000001", &path(3)), None);
+        assert_eq!(loop_reason("ns/n1#ffffffff", &path(3)), None);
+        assert_eq!(node_of("ns/n1#00000001"), "ns/n1");
+        assert_eq!(node_of("ns/n1"), "ns/n1");
     }
 
     #[test]

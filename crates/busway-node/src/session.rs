@@ -155,7 +155,7 @@ impl Begun {
             client: self.ticket.entry.client.clone(),
             mode: self.cfg.mode.as_str().to_string(),
             labels: Default::default(),
-            path: vec![node.key.to_string()],
+            path: vec![node.hop.to_string()],
             to: ep.to.as_deref().unwrap_or_default().to_string(),
         }
     }

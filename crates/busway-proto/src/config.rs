@@ -141,7 +141,8 @@ pub struct OpenParams {
     pub client: String,
     pub mode: String,
     pub labels: BTreeMap<String, String>,
-    /// The nodes passed so far, `namespace/name`, the opener last (see [`crate::Open::path`]).
+    /// The nodes passed so far, `namespace/name#INSTANCE`, the opener last (see
+    /// [`crate::Open::path`]).
     pub path: Vec<String>,
     /// The node the session is for, `namespace/name`, or empty.
     pub to: String,

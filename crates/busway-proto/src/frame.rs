@@ -161,7 +161,8 @@ pub struct Open {
     /// only count.
     #[prost(uint32, tag = "7")]
     pub hops: u32,
-    /// The nodes the session passed, as `namespace/name`, the ingress first: a node that finds
+    /// The nodes the session passed, as `namespace/name#INSTANCE` (INSTANCE drawn by each
+    /// process at start), the ingress first: a node that finds
     /// itself here, or a path longer than [`MAX_PATH`](crate::MAX_PATH), refuses the session
     /// (reset `loop`), so no configuration can make a session circle.
     #[prost(string, repeated, tag = "8")]

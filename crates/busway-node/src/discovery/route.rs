@@ -202,9 +202,11 @@ fn relay(
     })
 }
 
+/// Whether `n` is on a session's path (entries `namespace/name#INSTANCE`).
 fn on_path(path: &[String], n: &NodeRecord) -> bool {
-    path.iter()
-        .any(|p| p.split_once('/') == Some((n.namespace.as_str(), n.name.as_str())))
+    path.iter().any(|p| {
+        crate::relay::node_of(p).split_once('/') == Some((n.namespace.as_str(), n.name.as_str()))
+    })
 }
 
 /// Whether `have` contains every pair of `want`.
@@ -457,7 +459,7 @@ mod tests {
         assert_eq!(reach(&v2, &m, &target, &[]), Ok(tcp("10.0.1.1:7100")));
         // A relay the session passed is never used again.
         assert_eq!(
-            reach(&v2, &m, &target, &["prod/r-own".into()]),
+            reach(&v2, &m, &target, &["prod/r-own#0badcafe".into()]),
             Err(Unreachable::NoRoute)
         );
         // A node that is not a relay is not one, whatever its labels.
