@@ -63,6 +63,15 @@ def main():
           f"strays {we['strays']}. Missed (not in every view 5 s after the churn): {ch['missed']}; "
           f"failed writes: ramp {ramp['failed']}, churn {ch['failed']}; keepalive streams broken: "
           f"{ka['broken']}; cycles stuck: {ch['stuck']}.")
+    m = r.get("etcd_metrics") or {}
+    if m:
+        f, c = m["wal_fsync"], m["backend_commit"]
+        print(f"\netcd over the churn (its /metrics): WAL fsync {fmt(int(f['count']))} at mean "
+              f"{fmt(f['mean_ms'])} ms (p50 under {fmt(f['p50_under_ms'])}, p99 under "
+              f"{fmt(f['p99_under_ms'])} ms); backend commit mean {fmt(c['mean_ms'])} ms; sent to "
+              f"clients {fmt(m['sent_bytes_per_s'] / 1024)} KiB/s, received {fmt(m['received_bytes_per_s'] / 1024)} KiB/s; "
+              f"{fmt(m['watch_messages_per_s'])} watch messages/s, {fmt(m['keepalives_received_per_s'])} "
+              f"keepalives received/s; slow watchers at the end {fmt(int(m['slow_watchers']))}.")
     for f in ramp["failures"] + ch["failures"] + ch["missed_detail"]:
         print(f"- {f}")
 

@@ -15,8 +15,8 @@
 //! Phases: the watchers start on an empty prefix; every node joins (the ramp, at most
 //! `--parallel` joins in flight); one more `Discovery` starts to time a snapshot of the full
 //! registry; then for `--secs` nodes leave at random (`--churn` % of them a minute, a Poisson
-//! process) and each comes back after `--away-ms` under a new lease. etcd's CPU is read from
-//! /proc over the churn alone. Everything is bounded: the ramp at 120 s, the churn at `--secs`
+//! process) and each comes back after `--away-ms` under a new lease. etcd's CPU (from /proc)
+//! and its own counters (from its /metrics) are read over the churn alone. Everything is bounded: the ramp at 120 s, the churn at `--secs`
 //! and `--max-cycles`, the drain after it at `--away-ms` + 15 s. One JSON line on stdout.
 
 // The crate's own etcd client, compiled into the example as it is (the crate keeps it
@@ -27,6 +27,7 @@
 mod etcd;
 mod events;
 mod load;
+mod metrics;
 mod node;
 mod procstat;
 mod report;
@@ -53,7 +54,8 @@ pub struct Args {
     /// Watchers, each a `Discovery` of its own.
     #[arg(long, default_value_t = 10)]
     pub watchers: usize,
-    /// Connections the simulated nodes share (0: one each, as real nodes have).
+    /// Connections the simulated nodes share (0: each node its own, opened when it joins and
+    /// dropped when it leaves, as a node's process does).
     #[arg(long, default_value_t = 0)]
     pub conns: usize,
     /// Lease TTL in seconds.

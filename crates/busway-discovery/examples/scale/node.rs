@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::etcd::ops::{delete, get, lease_is, mod_revision_is, put, txn};
-use crate::etcd::{Client, KeepAlives, LeaseKeeper};
+use crate::etcd::{Client, KeepAlives, LeaseKeeper, Options};
 use crate::events::{Events, Kind, Phase, SEQ};
 
 /// Keepalives sent and answered, by every simulated node together.
@@ -29,10 +29,21 @@ pub struct Keepalives {
     pub broken: AtomicU64,
 }
 
-/// What every simulated node shares: the connections, the prefix, the clocks.
+/// How the simulated nodes connect: the values busway-discovery's own connections use
+/// (`src/calls.rs`), HTTP/2 pings every 2 s included, since they are part of a node's load.
+pub const OPTIONS: Options = Options {
+    connect_timeout: Duration::from_secs(1),
+    ping: Duration::from_secs(2),
+    max_message: 32 << 20,
+};
+
+/// What every simulated node shares: etcd, the prefix, the clocks.
 #[derive(Debug)]
 pub struct Sim {
-    pub clients: Vec<Client>,
+    pub endpoint: String,
+    /// Connections the nodes share, by slot; none: each node connects when it joins and
+    /// drops its connection when it leaves, as a node's process does.
+    pub shared: Vec<Client>,
     pub prefix: String,
     pub ttl: i64,
     pub events: Arc<Events>,
@@ -43,6 +54,7 @@ pub struct Sim {
 #[derive(Debug)]
 pub struct Live {
     slot: usize,
+    client: Client,
     lease: i64,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -81,8 +93,13 @@ fn name(slot: usize) -> String {
 }
 
 impl Sim {
-    fn client(&self, slot: usize) -> Client {
-        self.clients[slot % self.clients.len()].clone()
+    async fn client(&self, slot: usize) -> Result<Client, String> {
+        if self.shared.is_empty() {
+            return Client::connect(&self.endpoint, OPTIONS)
+                .await
+                .map_err(|e| format!("connect: {e}"));
+        }
+        Ok(self.shared[slot % self.shared.len()].clone())
     }
 
     fn key(&self, slot: usize) -> String {
@@ -91,7 +108,7 @@ impl Sim {
 
     /// Registers node `slot`, as `Discovery::start` does, and keeps its lease alive.
     pub async fn join(&self, slot: usize, phase: Phase) -> Result<Live, String> {
-        let mut c = self.client(slot);
+        let mut c = self.client(slot).await?;
         let lease = c.lease_grant(self.ttl).await.map_err(|e| e.to_string())?;
         let (keeper, answers) = c
             .lease_keep_alive(lease.id)
@@ -119,6 +136,7 @@ impl Sim {
         ));
         Ok(Live {
             slot,
+            client: c,
             lease: lease.id,
             stop,
             task,
@@ -130,11 +148,20 @@ impl Sim {
     pub async fn leave(&self, live: Live, phase: Phase) -> (usize, Result<(), String>) {
         let _ = live.stop.send(());
         let _ = live.task.await;
-        (live.slot, self.withdraw(live.slot, live.lease, phase).await)
+        let mut c = live.client;
+        (
+            live.slot,
+            self.withdraw(&mut c, live.slot, live.lease, phase).await,
+        )
     }
 
-    async fn withdraw(&self, slot: usize, lease: i64, phase: Phase) -> Result<(), String> {
-        let mut c = self.client(slot);
+    async fn withdraw(
+        &self,
+        c: &mut Client,
+        slot: usize,
+        lease: i64,
+        phase: Phase,
+    ) -> Result<(), String> {
         let key = self.key(slot);
         let seq = self.events.seq();
         self.events.sent(seq, phase, Kind::Leave, &name(slot));

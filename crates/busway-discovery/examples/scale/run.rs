@@ -8,43 +8,38 @@ use busway_discovery::{record_key, Discovery, Settings};
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
-use crate::etcd::{Client, Options};
+use crate::etcd::Client;
 use crate::events::{Events, Kind, Phase};
 use crate::load::{self, Churn};
-use crate::node::{record, Keepalives, Sim};
+use crate::metrics;
+use crate::node::{record, Keepalives, Sim, OPTIONS};
 use crate::procstat::{load1, status_kib, CpuSpan};
 use crate::report::latencies;
 use crate::watcher::{Oddities, Watcher};
 use crate::Args;
 
-/// How the simulated nodes connect: the values busway-discovery's own connections use
-/// (`src/calls.rs`), HTTP/2 pings every 2 s included, since they are part of a node's load.
-const OPTIONS: Options = Options {
-    connect_timeout: Duration::from_secs(1),
-    ping: Duration::from_secs(2),
-    max_message: 32 << 20,
-};
 /// The most the ramp may take.
 const RAMP_LIMIT: Duration = Duration::from_secs(120);
 
 pub async fn run(a: &Args) -> Result<Value, String> {
     let etcd_pid = a.etcd_pid.map(|p| p.to_string());
-    let conns = if a.conns == 0 {
-        a.nodes
-    } else {
-        a.conns.min(a.nodes)
-    };
-    let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
+    let mut shared = Vec::with_capacity(a.conns);
+    for _ in 0..a.conns.min(a.nodes) {
         let c = Client::connect(&a.endpoint, OPTIONS)
             .await
             .map_err(|e| format!("connect {}: {e}", a.endpoint))?;
-        clients.push(c);
+        shared.push(c);
     }
+    let conns = if shared.is_empty() {
+        a.nodes
+    } else {
+        shared.len()
+    };
     let events = Arc::new(Events::new(a.watchers));
     let keepalives = Arc::new(Keepalives::default());
     let sim = Arc::new(Sim {
-        clients,
+        endpoint: a.endpoint.clone(),
+        shared,
         prefix: a.prefix.clone(),
         ttl: i64::try_from(a.ttl).unwrap_or(i64::MAX),
         events: events.clone(),
@@ -78,6 +73,8 @@ pub async fn run(a: &Args) -> Result<Value, String> {
         watchers.iter().all(|w| w.in_view() == whole)
     })
     .await;
+    // The views are replaced before the updates go out: the last arrivals are noted just after.
+    poll(Duration::from_secs(5), || events.pending().is_empty()).await;
     let (ramp_done, _) = events.take_done();
 
     // A node starting into the full registry: its snapshot is what it costs.
@@ -104,6 +101,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
     };
     let (sent0, answered0) = ka(&keepalives);
     let load_before = load1();
+    let etcd_before = metrics::read(&a.endpoint).await;
     let t = Instant::now();
     let churn = Churn {
         rate: a.nodes as f64 * a.churn / 100.0 / 60.0,
@@ -115,6 +113,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
     // What is still on its way gets a few seconds more.
     poll(Duration::from_secs(5), || events.pending().is_empty()).await;
     let span = t.elapsed().as_secs_f64();
+    let etcd_did = etcd_before.between(&metrics::read(&a.endpoint).await, span);
     let (sent1, answered1) = ka(&keepalives);
     let pct = |c: Option<CpuSpan>, pid: &str| c.and_then(|c| c.percent(pid, a.clk_tck));
     let etcd_pct = etcd_pid.as_deref().and_then(|p| pct(etcd_cpu, p));
@@ -172,6 +171,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
             "lagged": odd.lagged.load(Ordering::Relaxed),
         },
         "etcd": {"cpu_pct": etcd_pct.map(round1), "rss_kib": kib("VmRSS"), "hwm_kib": kib("VmHWM")},
+        "etcd_metrics": etcd_did,
         "bench_process": {"cpu_pct": own_pct.map(round1), "rss_kib": status_kib("self", "VmRSS")},
         "load1": {"before": load_before, "after": load1()},
     }))
