@@ -30,10 +30,11 @@ pub struct Keepalives {
 }
 
 /// How the simulated nodes connect: the values busway-discovery's own connections use
-/// (`src/calls.rs`), HTTP/2 pings every 2 s included, since they are part of a node's load.
+/// (`src/calls.rs`), HTTP/2 pings every 6 s included, since they are part of a node's load.
 pub const OPTIONS: Options = Options {
     connect_timeout: Duration::from_secs(1),
-    ping: Duration::from_secs(2),
+    ping_interval: Duration::from_secs(6),
+    ping_timeout: Duration::from_secs(2),
     max_message: 32 << 20,
 };
 
