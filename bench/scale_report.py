@@ -57,7 +57,9 @@ def main():
     print()
     we = r["watchers_end"]
     print(f"Snapshot of {r['snapshot']['records']:,} records by a node starting into the full "
-          f"registry: {fmt(r['snapshot']['ms'])} ms (connect, lease, register, snapshot). "
+          f"registry: {fmt(r['snapshot']['ms'])} ms (connect, lease, register, snapshot); copying a "
+          f"watcher's view of {r['snapshot']['records']:,} records (what each change costs each node): "
+          f"{fmt(r.get('view_copy_us'))} µs. "
           f"Watchers at the end: {we['up']} of {r['watchers']} up, views {sorted(set(we['in_view']))}, "
           f"resets {we['resets']}, lagged {we['lagged']}, rejected {we['rejected']}, "
           f"strays {we['strays']}. Missed (not in every view 5 s after the churn): {ch['missed']}; "

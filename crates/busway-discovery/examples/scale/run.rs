@@ -128,6 +128,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
         .map(|(_, n)| n)
         .sum();
     let in_view: Vec<usize> = watchers.iter().map(Watcher::in_view).collect();
+    let copy_us = watchers.first().map(|w| view_copy(&w.discovery));
     for w in watchers {
         let _ = timeout(Duration::from_secs(3), w.stop()).await;
     }
@@ -147,6 +148,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
             "latency": latencies(&ramp_done, Phase::Ramp, None),
         },
         "snapshot": {"ms": snapshot_ms, "records": probe_saw},
+        "view_copy_us": copy_us,
         "churn": {
             "secs": (span * 10.0).round() / 10.0,
             "leaves": churned.leaves, "joins": churned.joins, "failed": churned.failed,
@@ -175,6 +177,18 @@ pub async fn run(a: &Args) -> Result<Value, String> {
         "bench_process": {"cpu_pct": own_pct.map(round1), "rss_kib": status_kib("self", "VmRSS")},
         "load1": {"before": load_before, "after": load1()},
     }))
+}
+
+/// What one change costs a node's view beyond the change itself, in µs: the view is a map
+/// shared with its readers, so a change while a reader holds it copies the whole map
+/// (`Arc::make_mut` in `src/view.rs`), and the discovery watch channel always holds one.
+fn view_copy(d: &Discovery) -> f64 {
+    let nodes = d.view().borrow().nodes.clone();
+    let t = Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box((*nodes).clone());
+    }
+    (t.elapsed().as_secs_f64() / 20.0 * 1e7).round() / 10.0
 }
 
 fn ms(d: Duration) -> f64 {
