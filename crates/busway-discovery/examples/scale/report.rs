@@ -8,7 +8,7 @@ use crate::events::{percentile, Done, Kind, Phase};
 
 /// The changes of `phase` (of `kind`, or both): until every watcher had each (`all`), until
 /// each watcher had it (`each`, one sample per watcher and change), and until etcd answered
-/// the write (`write`).
+/// the write (`write`), and from that answer to the last watcher (`after_write`).
 pub fn latencies(done: &[Done], phase: Phase, kind: Option<Kind>) -> Value {
     let picked: Vec<&Done> = done
         .iter()
@@ -17,11 +17,17 @@ pub fn latencies(done: &[Done], phase: Phase, kind: Option<Kind>) -> Value {
     let mut all: Vec<Duration> = picked.iter().map(|d| d.all()).collect();
     let mut each: Vec<Duration> = picked.iter().flat_map(|d| d.each.clone()).collect();
     let mut write: Vec<Duration> = picked.iter().filter_map(|d| d.write).collect();
+    // What the fan-out adds to the commit: from etcd's answer to the writer to the last view.
+    let mut after: Vec<Duration> = picked
+        .iter()
+        .filter_map(|d| Some(d.all().saturating_sub(d.write?)))
+        .collect();
     json!({
         "changes": picked.len(),
         "all_ms": spread(&mut all),
         "each_ms": spread(&mut each),
         "write_ms": spread(&mut write),
+        "after_write_ms": spread(&mut after),
     })
 }
 

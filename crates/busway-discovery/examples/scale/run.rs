@@ -128,7 +128,7 @@ pub async fn run(a: &Args) -> Result<Value, String> {
         .map(|(_, n)| n)
         .sum();
     let in_view: Vec<usize> = watchers.iter().map(Watcher::in_view).collect();
-    let copy_us = watchers.first().map(|w| view_copy(&w.discovery));
+    let copy = watchers.first().map(|w| view_copy(&w.discovery));
     for w in watchers {
         let _ = timeout(Duration::from_secs(3), w.stop()).await;
     }
@@ -148,7 +148,8 @@ pub async fn run(a: &Args) -> Result<Value, String> {
             "latency": latencies(&ramp_done, Phase::Ramp, None),
         },
         "snapshot": {"ms": snapshot_ms, "records": probe_saw},
-        "view_copy_us": copy_us,
+        "view_copy": copy.map(|c| c.0),
+        "view_bytes_per_record": copy.and_then(|c| c.1),
         "churn": {
             "secs": (span * 10.0).round() / 10.0,
             "leaves": churned.leaves, "joins": churned.joins, "failed": churned.failed,
@@ -179,16 +180,26 @@ pub async fn run(a: &Args) -> Result<Value, String> {
     }))
 }
 
-/// What one change costs a node's view beyond the change itself, in µs: the view is a map
-/// shared with its readers, so a change while a reader holds it copies the whole map
-/// (`Arc::make_mut` in `src/view.rs`), and the discovery watch channel always holds one.
-fn view_copy(d: &Discovery) -> f64 {
+/// What one change costs a node's view beyond the change itself: the view is a map shared
+/// with its readers, so a change while a reader holds it copies the whole map
+/// (`Arc::make_mut` in `src/view.rs`), and the discovery's watch channel always holds one.
+/// Returns µs per copy and the bytes a record takes in a copy (from this process's RSS while
+/// ten copies are held, so roughly).
+fn view_copy(d: &Discovery) -> (f64, Option<u64>) {
     let nodes = d.view().borrow().nodes.clone();
+    let before = status_kib("self", "VmRSS");
     let t = Instant::now();
-    for _ in 0..20 {
-        std::hint::black_box((*nodes).clone());
-    }
-    (t.elapsed().as_secs_f64() / 20.0 * 1e7).round() / 10.0
+    let copies: Vec<_> = (0..10)
+        .map(|_| std::hint::black_box((*nodes).clone()))
+        .collect();
+    let us = (t.elapsed().as_secs_f64() / 10.0 * 1e7).round() / 10.0;
+    let after = status_kib("self", "VmRSS");
+    let records = (copies.len() * nodes.len().max(1)) as u64;
+    drop(copies);
+    let per = before
+        .zip(after)
+        .map(|(b, a)| a.saturating_sub(b) * 1024 / records);
+    (us, per)
 }
 
 fn ms(d: Duration) -> f64 {
