@@ -9,7 +9,7 @@ use busway_test_support::backends::banner;
 use busway_test_support::etcd::Etcd;
 use busway_test_support::http;
 use busway_test_support::proc::run_to_end;
-use common::discovery::{egress_cfg, greeting, ingress_cfg, names, nodes};
+use common::discovery::{assert_names_within, egress_cfg, greeting, ingress_cfg, names, nodes};
 use common::{metric, wait_for, Proc, TempDir};
 use serde_json::Value;
 
@@ -22,13 +22,7 @@ fn nodes_register_and_a_label_target_reaches_them() {
     let b = banner(b"e1");
     let egress = Proc::run_toml(&dir, "e.toml", &egress_cfg(&etcd, "e1", &b.url()));
     let ingress = Proc::run_toml(&dir, "i.toml", &ingress_cfg(&etcd));
-    assert!(
-        wait_for(Duration::from_secs(5), || names(&ingress)
-            == ["e1", "ingress"]),
-        "{:?}\n{}",
-        names(&ingress),
-        ingress.stderr()
-    );
+    assert_names_within(&ingress, &["e1", "ingress"], Duration::from_secs(5));
     let me: Vec<Value> = nodes(&ingress)
         .into_iter()
         .filter(|n| n["self"] == true)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use busway_test_support::backends::banner;
 use busway_test_support::etcd::Etcd;
 use busway_test_support::sockets::established_peer_ports;
-use common::discovery::{discovery_at, egress_with, greeting, ingress_with, names};
+use common::discovery::{assert_names_within, discovery_at, egress_with, greeting, ingress_with};
 use common::{metric, wait_for, Proc, TempDir};
 use serde_json::Value;
 
@@ -45,13 +45,7 @@ fn a_three_member_cluster_losing_the_member_in_use() {
     let b1 = banner(b"e1");
     let mut e1 = Proc::run_toml(&dir, "e1.toml", &egress_with(&disc, "e1", &b1.url()));
     let ingress = Proc::run_toml(&dir, "i.toml", &ingress_with(&disc));
-    assert!(
-        wait_for(Duration::from_secs(5), || names(&ingress)
-            == ["e1", "ingress"]),
-        "{:?}\n{}",
-        names(&ingress),
-        ingress.stderr()
-    );
+    assert_names_within(&ingress, &["e1", "ingress"], Duration::from_secs(5));
     assert_eq!(greeting(&ingress).as_deref(), Some("e1"));
 
     // The member in use is the first endpoint: the nodes are connected to it.
@@ -103,22 +97,11 @@ fn a_three_member_cluster_losing_the_member_in_use() {
     // is routed to once e1 leaves cleanly.
     let b2 = banner(b"e2");
     let _e2 = Proc::run_toml(&dir, "e2.toml", &egress_with(&disc, "e2", &b2.url()));
-    assert!(
-        wait_for(Duration::from_secs(5), || names(&ingress)
-            == ["e1", "e2", "ingress"]),
-        "{:?}\n{}",
-        names(&ingress),
-        ingress.stderr()
-    );
+    assert_names_within(&ingress, &["e1", "e2", "ingress"], Duration::from_secs(5));
     assert!(held(&etcd, &key("e2")).is_some());
     e1.signal(SIGTERM);
     assert!(e1.wait_exit(Duration::from_secs(10)).is_some());
-    assert!(
-        wait_for(Duration::from_secs(3), || names(&ingress)
-            == ["e2", "ingress"]),
-        "{:?}",
-        names(&ingress)
-    );
+    assert_names_within(&ingress, &["e2", "ingress"], Duration::from_secs(3));
     for _ in 0..4 {
         assert_eq!(greeting(&ingress).as_deref(), Some("e2"));
     }

@@ -7,7 +7,7 @@ use busway_test_support::etcd::Etcd;
 use busway_test_support::http;
 use serde_json::Value;
 
-use super::{connect, Proc, SECRET};
+use super::{connect, wait_for, Proc, SECRET};
 
 /// The `[discovery]` section every node of these tests shares: a short lease, so that a
 /// killed node leaves the views quickly.
@@ -100,4 +100,11 @@ pub fn greeting(p: &Proc) -> Option<String> {
     let mut buf = [0u8; 2];
     std::io::Read::read_exact(&mut c, &mut buf).ok()?;
     Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Waits up to `limit` until the names in `p`'s view are `want` (sorted), else fails the test
+/// with what it has and its log.
+pub fn assert_names_within(p: &Proc, want: &[&str], limit: Duration) {
+    let ok = wait_for(limit, || names(p) == want);
+    assert!(ok, "wanted {want:?}, have {:?}\n{}", names(p), p.stderr());
 }
