@@ -24,8 +24,11 @@ use crate::record::Host;
 pub(crate) const CALL: Duration = Duration::from_secs(2);
 /// The most a TCP connect to one endpoint may take before the next endpoint is tried.
 const CONNECT: Duration = Duration::from_secs(1);
-/// HTTP/2 ping interval and timeout: a silent connection is given up within about 4 s.
-const PING: Duration = Duration::from_secs(2);
+/// HTTP/2 ping interval and timeout: a silent connection is given up within about 8 s. The
+/// interval stays above etcd's default `--grpc-keepalive-min-time` of 5 s: pinged more often
+/// while etcd has nothing to send (a long lease's keepalives are rare), etcd counts each ping a
+/// strike and closes the connection at the third ("too many pings"), every 8 s or so.
+const PING: (Duration, Duration) = (Duration::from_secs(6), Duration::from_secs(2));
 /// The largest gRPC message accepted from etcd. etcd refuses values over its
 /// `--max-request-bytes` (1.5 MiB by default), so one record always fits; a snapshot page that
 /// does not is fetched again in smaller pages.
@@ -35,7 +38,8 @@ const PAGE: i64 = 512;
 /// How every connection to etcd is made.
 const OPTIONS: Options = Options {
     connect_timeout: CONNECT,
-    ping: PING,
+    ping_interval: PING.0,
+    ping_timeout: PING.1,
     max_message: MAX_MESSAGE,
 };
 

@@ -134,3 +134,27 @@ async fn a_three_member_cluster_losing_the_member_in_use() {
     })
     .await;
 }
+
+/// etcd closes a connection that pings it more often than its `--grpc-keepalive-min-time`
+/// (5 s by default) while it sends nothing back ("too many pings"). With a long lease the
+/// keepalive answers are rare, so only the node's pings decide: they must respect that floor,
+/// or the node drops off every few seconds and `busway_discovery_up` flaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lease_keeps_its_connection() {
+    bounded(async {
+        let dir = TempDir::new("disc-out");
+        let etcd = Etcd::start(&dir);
+        let a = Discovery::start(settings(etcd.endpoints(), 30), record("a"))
+            .await
+            .expect("start a");
+        assert!(a.up());
+        // Long enough for four pings at the old 2 s, fewer than one keepalive at 30 s / 3.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(12) {
+            assert!(a.up(), "down after {:?}: {:?}", t.elapsed(), a.last_error());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        a.shutdown().await;
+    })
+    .await;
+}

@@ -176,17 +176,27 @@ impl Etcd {
         self.spawn(0);
     }
 
-    /// Waits up to `limit` until every running member answers `endpoint health`.
-    pub fn wait_healthy(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let running: Vec<String> = self
-            .members
+    /// The client port of member `i`.
+    pub fn client_port(&self, i: usize) -> u16 {
+        self.members[i].client
+    }
+
+    /// The client URLs of the members running now.
+    fn running(&self) -> String {
+        self.members
             .iter()
             .filter(|m| m.child.is_some())
             .map(|m| format!("http://127.0.0.1:{}", m.client))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits up to `limit` until every running member answers `endpoint health`.
+    pub fn wait_healthy(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let running = self.running();
         loop {
-            let (ok, _, _) = self.etcdctl_at(&running.join(","), &["endpoint", "health"]);
+            let (ok, _, _) = self.etcdctl_at(&running, &["endpoint", "health"]);
             if ok {
                 return true;
             }
@@ -207,6 +217,12 @@ impl Etcd {
     /// `etcdctl ARGS` against every member: (success, stdout, stderr).
     pub fn etcdctl(&self, args: &[&str]) -> (bool, String, String) {
         self.etcdctl_at(&self.endpoints().join(","), args)
+    }
+
+    /// `etcdctl ARGS` against the running members only (the survivors, after a kill):
+    /// (success, stdout, stderr).
+    pub fn etcdctl_running(&self, args: &[&str]) -> (bool, String, String) {
+        self.etcdctl_at(&self.running(), args)
     }
 
     fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> (bool, String, String) {

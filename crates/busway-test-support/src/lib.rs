@@ -3,8 +3,9 @@
 //! Tests run the real `busway` binary on loopback with port 0: [`Proc`] starts it, waits for its
 //! `ready` line, records every `listening SERVICE URL` line, and kills it by pid when dropped.
 //! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
-//! admin-API client; [`etcd`] runs a real etcd (one member or a cluster). Everything is plain
-//! `std` (threads, blocking sockets) so tests stay simple.
+//! admin-API client; [`etcd`] runs a real etcd (one member or a cluster); [`sockets`] tells
+//! which TCP peers a process is connected to. Everything is plain `std` (threads, blocking
+//! sockets) so tests stay simple.
 
 pub mod backends;
 pub mod dns;
@@ -12,6 +13,7 @@ pub mod etcd;
 pub mod forward;
 pub mod http;
 pub mod proc;
+pub mod sockets;
 pub mod witness;
 
 pub use proc::{Proc, TempDir};

@@ -9,89 +9,11 @@ use busway_test_support::backends::banner;
 use busway_test_support::etcd::Etcd;
 use busway_test_support::http;
 use busway_test_support::proc::run_to_end;
-use common::{connect, metric, wait_for, Proc, TempDir, SECRET};
+use common::discovery::{assert_names_within, egress_cfg, greeting, ingress_cfg, names, nodes};
+use common::{metric, wait_for, Proc, TempDir};
 use serde_json::Value;
 
 const SIGKILL: i32 = 9;
-
-/// The `[discovery]` section every node of these tests shares: a short lease, so that a
-/// killed node leaves the views quickly.
-fn discovery(etcd: &Etcd) -> String {
-    format!(
-        "[discovery]\netcd = [\"{}\"]\nprefix = \"/it\"\nlease_ttl = \"2s\"\n",
-        etcd.endpoint()
-    )
-}
-
-/// An egress named `name`, labelled app=chat, serving `chat` from `backend`, registered in etcd.
-fn egress_cfg(etcd: &Etcd, name: &str, backend: &str) -> String {
-    format!(
-        r#"
-[node]
-name = "{name}"
-labels = {{ app = "chat" }}
-shutdown_grace = "1s"
-[admin]
-listen = "tcp://127.0.0.1:0"
-[bus]
-listen = ["tcp://127.0.0.1:0"]
-secret = "{SECRET}"
-{}[[service]]
-name = "chat"
-backends = ["{backend}"]
-"#,
-        discovery(etcd)
-    )
-}
-
-/// An ingress whose `chat` goes to every discovered node labelled app=chat.
-fn ingress_cfg(etcd: &Etcd) -> String {
-    format!(
-        r#"
-[node]
-name = "ingress"
-shutdown_grace = "1s"
-[admin]
-listen = "tcp://127.0.0.1:0"
-[bus]
-secret = "{SECRET}"
-{}[[service]]
-name = "chat"
-listen = ["tcp://127.0.0.1:0"]
-peers = ["label:app=chat"]
-connect_timeout = "2s"
-"#,
-        discovery(etcd)
-    )
-}
-
-fn nodes(p: &Proc) -> Vec<Value> {
-    let a = http::get(&p.addr("admin"), "/v1/nodes");
-    assert_eq!(a.status, 200, "{}", a.body);
-    serde_json::from_str::<Value>(&a.body)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn names(p: &Proc) -> Vec<String> {
-    let mut v: Vec<String> = nodes(p)
-        .iter()
-        .map(|n| n["name"].as_str().unwrap_or("").to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-/// The banner the session's backend greets with.
-fn greeting(p: &Proc) -> Option<String> {
-    let mut c = connect(&p.addr("chat"));
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 2];
-    std::io::Read::read_exact(&mut c, &mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
 
 #[test]
 fn nodes_register_and_a_label_target_reaches_them() {
@@ -100,13 +22,7 @@ fn nodes_register_and_a_label_target_reaches_them() {
     let b = banner(b"e1");
     let egress = Proc::run_toml(&dir, "e.toml", &egress_cfg(&etcd, "e1", &b.url()));
     let ingress = Proc::run_toml(&dir, "i.toml", &ingress_cfg(&etcd));
-    assert!(
-        wait_for(Duration::from_secs(5), || names(&ingress)
-            == ["e1", "ingress"]),
-        "{:?}\n{}",
-        names(&ingress),
-        ingress.stderr()
-    );
+    assert_names_within(&ingress, &["e1", "ingress"], Duration::from_secs(5));
     let me: Vec<Value> = nodes(&ingress)
         .into_iter()
         .filter(|n| n["self"] == true)

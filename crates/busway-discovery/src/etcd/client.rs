@@ -20,9 +20,12 @@ use super::Error;
 pub(crate) struct Options {
     /// The most the TCP connect may take.
     pub(crate) connect_timeout: Duration,
-    /// HTTP/2 ping interval, and how long a ping may go unanswered before the connection is
-    /// given up; pinged while idle too, because the watch is idle most of the time.
-    pub(crate) ping: Duration,
+    /// HTTP/2 ping interval; pinged while idle too, because the watch is idle most of the
+    /// time. etcd closes a connection that pings more often than its
+    /// `--grpc-keepalive-min-time` (5 s by default) without being sent anything between.
+    pub(crate) ping_interval: Duration,
+    /// How long a ping may go unanswered before the connection is given up.
+    pub(crate) ping_timeout: Duration,
     /// The largest message accepted from etcd (tonic's default is 4 MiB).
     pub(crate) max_message: usize,
 }
@@ -46,8 +49,8 @@ impl Client {
         }
         let channel = Endpoint::from_shared(endpoint.to_string())?
             .connect_timeout(o.connect_timeout)
-            .http2_keep_alive_interval(o.ping)
-            .keep_alive_timeout(o.ping)
+            .http2_keep_alive_interval(o.ping_interval)
+            .keep_alive_timeout(o.ping_timeout)
             .keep_alive_while_idle(true)
             .connect()
             .await?;

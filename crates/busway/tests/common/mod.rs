@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub use busway_test_support::{backends, forward, http, witness, Proc, TempDir};
 
+pub mod discovery;
 pub mod grpc;
 pub mod peer;
 pub mod pki;
