@@ -216,12 +216,12 @@ async fn set_record_rewrites_under_the_same_lease() {
         .await;
         assert!(rewritten.is_some());
         assert_eq!(get_json(&etcd, PREFIX)[0].2, lease);
-        assert_eq!(d.view().borrow().nodes[d.key()], r);
+        assert_eq!(*d.view().borrow().nodes[d.key()], r);
         // Another name is another key: refused, the record stays.
         d.set_record(record("renamed"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(get_json(&etcd, PREFIX).len(), 1);
-        assert_eq!(d.view().borrow().nodes[d.key()], r);
+        assert_eq!(*d.view().borrow().nodes[d.key()], r);
         d.shutdown().await;
     })
     .await;

@@ -58,7 +58,7 @@ fn puts_add_and_change_deletes_remove() {
         n.put(kv(&ka, &a2.to_json(), 4), &c),
         Some(Update::Add(a2.clone()))
     );
-    assert_eq!(n.view().nodes[&ka], a2);
+    assert_eq!(*n.view().nodes[&ka], a2);
     assert_eq!(
         n.delete(ka.as_bytes()),
         Some(Update::Remove {
@@ -116,12 +116,12 @@ fn events_for_the_own_key_never_replace_the_local_record() {
     other.host.hostname = "elsewhere".into();
     assert_eq!(n.put(kv(&km, &other.to_json(), 2), &c), None);
     assert_eq!(n.delete(km.as_bytes()), None);
-    assert_eq!(n.view().nodes[&km], rec("me"));
+    assert_eq!(*n.view().nodes[&km], rec("me"));
     let mut me2 = rec("me");
     me2.labels.insert("v".into(), "2".into());
     assert_eq!(n.set_own(me2.clone()), Some(Update::Add(me2.clone())));
     assert_eq!(n.set_own(me2.clone()), None);
-    assert_eq!(n.view().nodes[&km], me2);
+    assert_eq!(*n.view().nodes[&km], me2);
 }
 
 #[test]

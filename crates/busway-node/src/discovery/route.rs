@@ -113,6 +113,7 @@ pub(crate) fn find<'v>(view: &'v View, to: &str) -> Option<&'v NodeRecord> {
     view.nodes
         .values()
         .find(|n| n.namespace == ns && n.name == name)
+        .map(|n| &**n)
 }
 
 /// The first node of the view, other than this one and those on `avoid`, that serves
@@ -284,7 +285,7 @@ mod tests {
             nodes: Arc::new(
                 nodes
                     .into_iter()
-                    .map(|n| (format!("/b/nodes/{}/{}", n.namespace, n.name), n))
+                    .map(|n| (format!("/b/nodes/{}/{}", n.namespace, n.name), Arc::new(n)))
                     .collect(),
             ),
             revision: 1,
