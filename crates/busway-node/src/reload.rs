@@ -112,6 +112,8 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
         // and per session.
         gateways: _,
         relay: _,
+        // The cluster is joined at start, its address and group with it: a restart.
+        cluster,
         // Applied: services added, removed and updated in place (see `ServiceState::update`).
         services: _,
     } = old;
@@ -121,6 +123,9 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
     }
     if *discovery != new.discovery {
         keys.push("discovery");
+    }
+    if *cluster != new.cluster {
+        keys.push("cluster");
     }
     if *namespace != new.node.namespace {
         keys.push("node.namespace");
