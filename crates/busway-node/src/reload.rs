@@ -43,9 +43,10 @@ impl ReloadError {
         use crate::node::StartError;
         match e {
             StartError::Bind(b) => ReloadError::Bind(b),
-            StartError::Config(m) | StartError::State(m) | StartError::Discovery(m) => {
-                ReloadError::Unusable(m)
-            }
+            StartError::Config(m)
+            | StartError::State(m)
+            | StartError::Discovery(m)
+            | StartError::Cluster(m) => ReloadError::Unusable(m),
         }
     }
 }
