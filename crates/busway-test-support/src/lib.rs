@@ -3,7 +3,8 @@
 //! Tests run the real `busway` binary on loopback with port 0: [`Proc`] starts it, waits for its
 //! `ready` line, records every `listening SERVICE URL` line, and kills it by pid when dropped.
 //! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
-//! admin-API client; [`etcd`] runs a real etcd (one member or a cluster). Everything is plain
+//! admin-API client; [`etcd`] runs a real etcd (one member or a cluster); [`lab`] builds a LAN
+//! of network namespaces for the cluster's scenario tests. Everything is plain
 //! `std` (threads, blocking sockets) so tests stay simple.
 
 pub mod backends;
@@ -11,6 +12,7 @@ pub mod dns;
 pub mod etcd;
 pub mod forward;
 pub mod http;
+pub mod lab;
 pub mod proc;
 pub mod witness;
 
