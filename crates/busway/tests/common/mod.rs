@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub use busway_test_support::{backends, forward, http, witness, Proc, TempDir};
 
 pub mod grpc;
+pub mod lan;
 pub mod peer;
 pub mod pki;
 
