@@ -267,7 +267,7 @@ impl Lab {
 
     /// Starts a thread in the gateway's namespace that, every `every` until it is stopped,
     /// connects to `SERVICE_IP:port`, sends `ask` and expects an answer that starts with
-    /// `expect`, within [`ATTEMPT`]. A bare connect would not do: the kernel of a frozen
+    /// `expect`, within [`attempt_budget`]. A bare connect would not do: the kernel of a frozen
     /// (SIGSTOP) owner still completes handshakes for its listener.
     pub fn probe(
         &self,
@@ -307,15 +307,25 @@ impl Lab {
     }
 }
 
-/// The budget of one probe: connect, ask, answer.
-pub const ATTEMPT: Duration = Duration::from_millis(100);
+/// The budget of one probe (connect, ask, answer), 100 ms unless `LAB_PROBE_BUDGET_MS` says
+/// otherwise. It is the prober's resolution: an attempt sent to a silent owner costs all of it,
+/// so no gap measures below it plus one interval. Shorter resolves the tightest settings
+/// better, and risks failing attempts that were only slow.
+pub fn attempt_budget() -> Duration {
+    let ms = std::env::var("LAB_PROBE_BUDGET_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    Duration::from_millis(ms)
+}
 
 fn exchange(to: &SocketAddr, ask: &[u8], expect: &[u8]) -> bool {
+    let budget = attempt_budget();
     let start = Instant::now();
-    let Ok(mut s) = TcpStream::connect_timeout(to, ATTEMPT) else {
+    let Ok(mut s) = TcpStream::connect_timeout(to, budget) else {
         return false;
     };
-    let left = ATTEMPT
+    let left = budget
         .saturating_sub(start.elapsed())
         .max(Duration::from_millis(1));
     if s.set_read_timeout(Some(left)).is_err() || s.write_all(ask).is_err() {
@@ -329,7 +339,7 @@ fn exchange(to: &SocketAddr, ask: &[u8], expect: &[u8]) -> bool {
             Ok(0) | Err(_) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
-        if start.elapsed() > ATTEMPT {
+        if start.elapsed() > budget {
             break;
         }
     }

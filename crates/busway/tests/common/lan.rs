@@ -43,6 +43,9 @@ pub struct LanCluster {
     pub procs: Vec<Option<Proc>>,
     pub priorities: Vec<u32>,
     pub advert_interval: &'static str,
+    /// Without `[cluster]`, the service listening on every address: for comparing with another
+    /// program that moves the address (keepalived).
+    pub without_cluster: bool,
 }
 
 impl LanCluster {
@@ -54,13 +57,14 @@ impl LanCluster {
             procs: priorities.iter().map(|_| None).collect(),
             priorities: priorities.to_vec(),
             advert_interval: "200ms",
+            without_cluster: false,
         }
     }
 
     pub fn config(&self, i: usize) -> String {
         let ip = Lab::member_ip(i);
         let state = self.state_dir(i);
-        format!(
+        let text = format!(
             r#"[node]
 name = "m{i}"
 state_dir = "{state}"
@@ -88,7 +92,15 @@ backends = ["tcp://127.0.0.1:9901"]
             state = state.display(),
             prio = self.priorities[i - 1],
             ai = self.advert_interval,
-        )
+        );
+        if !self.without_cluster {
+            return text;
+        }
+        let start = text.find("[cluster]").expect("a cluster section");
+        let end = text.find("[[service]]").expect("a service");
+        let listen = format!("tcp://{SERVICE_IP}:{SERVICE_PORT}");
+        format!("{}{}", &text[..start], &text[end..])
+            .replace(&listen, &format!("tcp://0.0.0.0:{SERVICE_PORT}"))
     }
 
     pub fn state_dir(&self, i: usize) -> PathBuf {
