@@ -70,6 +70,7 @@ pub fn parse_ini(text: &str, file: &str, role: Role) -> Result<NodeConfig, Confi
         discovery: None,
         gateways: vec![],
         relay: Default::default(),
+        cluster: None,
         services,
     })
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct NodeConfig {
     pub gateways: Vec<GatewayConfig>,
     /// `[relay]` (CONTRACT section 6); disabled when absent.
     pub relay: RelayConfig,
+    /// `[cluster]` (CONTRACT section 7); `None`: this node holds no shared service address.
+    pub cluster: Option<ClusterConfig>,
     pub services: Vec<ServiceConfig>,
 }
 
@@ -390,4 +393,46 @@ pub struct RelayConfig {
 pub struct AdvertisedRelay {
     pub labels: BTreeMap<String, String>,
     pub name: Option<String>,
+}
+
+/// `[cluster]`: the LAN cluster that shares one service address (CONTRACT section 7).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// The interface the service address is added to and the group is joined on.
+    pub interface: String,
+    /// The shared service address. IPv4 only: it is announced by gratuitous ARP.
+    pub service_ip: Ipv4Addr,
+    /// Its prefix length (`/24` in `"198.18.0.100/24"`; `/32` when none is written).
+    pub prefix_len: u8,
+    /// The multicast group and port of the adverts.
+    pub group: SocketAddrV4,
+    /// Higher wins the election.
+    pub priority: u32,
+    pub advert_interval: Duration,
+    /// Adverts missed before a member is suspected (and probed).
+    pub dead_after: u32,
+    /// Signs every advert (HMAC).
+    pub secret: Secret,
+    pub mdns: bool,
+    pub lan_balance: bool,
+    pub backend: ClusterBackend,
+}
+
+/// How the owner of the service address is elected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClusterBackend {
+    /// Signed adverts on the multicast group.
+    #[default]
+    Multicast,
+    /// A lease in `[discovery]`'s etcd.
+    Etcd,
+}
+
+impl ClusterBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterBackend::Multicast => "multicast",
+            ClusterBackend::Etcd => "etcd",
+        }
+    }
 }

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::duration::format_duration;
-use crate::model::{Address, NodeConfig, RelayConfig, Secret, ServiceConfig, Targets, TlsConfig};
+use crate::model::{
+    Address, ClusterConfig, NodeConfig, RelayConfig, Secret, ServiceConfig, Targets, TlsConfig,
+};
 
 /// Renders `cfg` as TOML. See the module docs for what "normalised" means.
 pub fn render_toml(cfg: &NodeConfig) -> String {
@@ -117,10 +119,32 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         }
     }
 
+    if let Some(c) = &cfg.cluster {
+        cluster(o, c);
+    }
+
     for s in &cfg.services {
         service(o, s);
     }
     out
+}
+
+fn cluster(o: &mut String, c: &ClusterConfig) {
+    line(o, "\n[cluster]");
+    kv(o, "interface", &string(&c.interface));
+    kv(
+        o,
+        "service_ip",
+        &string(&format!("{}/{}", c.service_ip, c.prefix_len)),
+    );
+    kv(o, "group", &string(&c.group.to_string()));
+    kv(o, "priority", &c.priority.to_string());
+    kv(o, "advert_interval", &duration(c.advert_interval));
+    kv(o, "dead_after", &c.dead_after.to_string());
+    kv(o, "secret", &redacted(&c.secret));
+    kv(o, "mdns", &c.mdns.to_string());
+    kv(o, "lan_balance", &c.lan_balance.to_string());
+    kv(o, "backend", &string(c.backend.as_str()));
 }
 
 fn service(o: &mut String, s: &ServiceConfig) {

@@ -9,6 +9,7 @@ use crate::defaults::{self, MIN_SECRET_LEN};
 use crate::error::ConfigError;
 use crate::model::{AdminConfig, BusConfig, BusListener, DnsConfig, NodeConfig, Secret};
 use crate::secret::resolve_secret;
+use crate::toml_cluster::cluster;
 use crate::toml_discovery::discovery;
 use crate::toml_node::node;
 use crate::toml_relay::{gateways, relay};
@@ -32,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "discovery",
     "gateway",
     "relay",
+    "cluster",
     "service",
 ];
 
@@ -41,8 +43,10 @@ pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
     let doc = DeTable::parse(text).map_err(|e| syntax_error(&src, &e))?;
     let root = Table::root(&src, &doc);
     top_level_keys(&root)?;
+    let node = node(&root)?;
     let cfg = NodeConfig {
-        node: node(&root)?,
+        cluster: cluster(&root, &node, env)?,
+        node,
         admin: admin(&root, env)?,
         bus: bus(&root, env)?,
         dns: dns(&root)?,

@@ -229,11 +229,14 @@ fn unknown_keys_are_errors_everywhere() {
 }
 
 #[test]
-fn later_sections_are_not_yet_supported() {
-    assert_err("[cluster]\n", 1, "cluster", "not yet supported");
-    // The first problem in file order is the one reported.
+fn the_first_bad_section_in_file_order_is_reported() {
     assert_err("[nodes]\n[cluster]\n", 1, "nodes", "unknown key `nodes`");
-    assert_err("[cluster]\n[nodes]\n", 1, "cluster", "not yet supported");
+    assert_err(
+        "[clusters]\n[nodes]\n",
+        1,
+        "clusters",
+        "unknown key `clusters`",
+    );
 }
 
 #[test]

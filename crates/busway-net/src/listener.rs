@@ -103,10 +103,39 @@ impl Listener {
 /// proxy is for; the kernel caps this at `net.core.somaxconn`.
 const BACKLOG: i32 = 4096;
 
+/// Addresses listeners may bind before the host has them (IP_FREEBIND): the LAN cluster's
+/// service address, which only its owner holds (CONTRACT section 7). Process-wide because the
+/// address is the node's, not a listener's, and every listener of it, bound at start or by a
+/// reload, needs the same; any other address still fails to bind when it is not local, so a
+/// typo is still an error.
+static FREEBIND: std::sync::RwLock<Vec<std::net::IpAddr>> = std::sync::RwLock::new(Vec::new());
+
+/// Lets listeners bind `ip` whether or not it is on an interface yet.
+pub fn allow_freebind(ip: std::net::IpAddr) {
+    let mut v = FREEBIND.write().unwrap_or_else(|e| e.into_inner());
+    if !v.contains(&ip) {
+        v.push(ip);
+    }
+}
+
+fn freebind(ip: std::net::IpAddr) -> bool {
+    FREEBIND
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&ip)
+}
+
 fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    if freebind(addr.ip()) {
+        if addr.is_ipv6() {
+            s.set_freebind_v6(true)?;
+        } else {
+            s.set_freebind_v4(true)?;
+        }
+    }
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }

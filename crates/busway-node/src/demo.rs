@@ -38,6 +38,7 @@ fn node(name: &str, secret: &Secret) -> NodeConfig {
         },
         discovery: None,
         gateways: vec![],
+        cluster: None,
         relay: Default::default(),
         dns: DnsConfig {
             servers: vec![],

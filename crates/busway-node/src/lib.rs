@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod bus;
+pub mod cluster;
 pub mod demo;
 pub mod discovery;
 pub mod fanout;

@@ -37,6 +37,10 @@ pub enum StartError {
     /// Discovery refused to start (exit 1): another live process holds this node's record.
     #[error("{0}")]
     Discovery(String),
+    /// `[cluster]` cannot run (exit 1): a missing privilege (named), no such interface, a
+    /// group that cannot be joined.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl StartError {
@@ -44,7 +48,10 @@ impl StartError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StartError::Config(_) => 2,
-            StartError::Bind(_) | StartError::State(_) | StartError::Discovery(_) => 1,
+            StartError::Bind(_)
+            | StartError::State(_)
+            | StartError::Discovery(_)
+            | StartError::Cluster(_) => 1,
         }
     }
 }
@@ -105,6 +112,8 @@ pub struct Node {
     pub(crate) resumption: Arc<busway_proto::Resumption>,
     /// `[discovery]`: the registration and the view, set once the bus listeners are bound.
     pub(crate) discovery: std::sync::OnceLock<Arc<crate::discovery::NodeDiscovery>>,
+    /// `[cluster]`: the member this node is, set once the bus listeners are bound.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::NodeCluster>>,
 }
 
 /// Listeners bound but not yet serving.
@@ -188,6 +197,10 @@ impl Node {
                 .map_err(StartError::State)?,
             None => Default::default(),
         };
+        // Before binding: the privileges, and IP_FREEBIND for listeners of the service address.
+        if let Some(c) = &cfg.cluster {
+            crate::cluster::preflight(c).map_err(StartError::Cluster)?;
+        }
         let bound = bind_all(services, cfg.bus.listen.clone()).await?;
         let admin = match &cfg.admin {
             Some(a) => match Listener::bind(&a.listen).await {
@@ -233,6 +246,7 @@ impl Node {
             tokens,
             resumption,
             discovery: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         });
         let me = Arc::downgrade(&node);
         node.pools
@@ -265,6 +279,14 @@ impl Node {
             }
             Ok(None) => {}
             Err(e) => return Err(StartError::Discovery(e)),
+        }
+        let bus_url = node.bus_urls().into_iter().next().unwrap_or_default();
+        match crate::cluster::NodeCluster::start(&cfg, bus_url).await {
+            Ok(Some(c)) => {
+                let _ = node.cluster.set(c);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(StartError::Cluster(e)),
         }
         node.warm_up().await;
         crate::peers::spawn(&node);
@@ -512,6 +534,11 @@ impl Node {
         self.discovery.get()
     }
 
+    /// `[cluster]` as started, if the node has it.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::NodeCluster>> {
+        self.cluster.get()
+    }
+
     /// The URLs of the bus listeners bound now, with their real ports, in address order.
     pub(crate) fn bus_urls(&self) -> Vec<String> {
         let g = self.bus_listeners.lock().unwrap_or_else(|e| e.into_inner());
@@ -560,6 +587,10 @@ impl Node {
     /// writes them afterwards, so the wait for transports is what keeps those bytes from being
     /// dropped when the process exits.
     pub async fn shutdown(&self, grace: Duration) {
+        // The service address first: another member takes it at once while this one drains.
+        if let Some(c) = self.cluster() {
+            c.leave().await;
+        }
         // Out of the view first, so other nodes stop sending new sessions here.
         if let Some(d) = self.discovery() {
             d.shutdown().await;

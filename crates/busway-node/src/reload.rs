@@ -43,9 +43,10 @@ impl ReloadError {
         use crate::node::StartError;
         match e {
             StartError::Bind(b) => ReloadError::Bind(b),
-            StartError::Config(m) | StartError::State(m) | StartError::Discovery(m) => {
-                ReloadError::Unusable(m)
-            }
+            StartError::Config(m)
+            | StartError::State(m)
+            | StartError::Discovery(m)
+            | StartError::Cluster(m) => ReloadError::Unusable(m),
         }
     }
 }
@@ -112,6 +113,8 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
         // and per session.
         gateways: _,
         relay: _,
+        // The cluster is joined at start, its address and group with it: a restart.
+        cluster,
         // Applied: services added, removed and updated in place (see `ServiceState::update`).
         services: _,
     } = old;
@@ -121,6 +124,9 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
     }
     if *discovery != new.discovery {
         keys.push("discovery");
+    }
+    if *cluster != new.cluster {
+        keys.push("cluster");
     }
     if *namespace != new.node.namespace {
         keys.push("node.namespace");

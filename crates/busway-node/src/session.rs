@@ -510,6 +510,7 @@ mod tests {
             dns: DnsConfig::default(),
             discovery: None,
             gateways: vec![],
+            cluster: None,
             relay: Default::default(),
             services: vec![service(Targets::Backends(vec![target]), Mode::OneToOne)],
         };

@@ -4,14 +4,16 @@
 //! `ready` line, records every `listening SERVICE URL` line, and kills it by pid when dropped.
 //! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
 //! admin-API client; [`etcd`] runs a real etcd (one member or a cluster); [`sockets`] tells
-//! which TCP peers a process is connected to. Everything is plain `std` (threads, blocking
-//! sockets) so tests stay simple.
+//! which TCP peers a process is connected to; [`lab`] builds a LAN of network namespaces for
+//! the cluster's scenario tests. Everything is plain `std` (threads, blocking sockets) so tests
+//! stay simple.
 
 pub mod backends;
 pub mod dns;
 pub mod etcd;
 pub mod forward;
 pub mod http;
+pub mod lab;
 pub mod proc;
 pub mod sockets;
 pub mod witness;

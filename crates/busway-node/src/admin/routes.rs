@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ pub(super) fn router(node: Arc<Node>) -> Router {
         .route("/v1/peers", get(list_peers))
         .route("/v1/reload", post(reload))
         .route("/v1/nodes", get(list_nodes))
-        .route("/v1/cluster", any(no_cluster))
+        .route("/v1/cluster", get(cluster))
         .merge(super::grpc::routes())
         .merge(super::tokens::routes())
         .fallback(not_found)
@@ -137,8 +137,12 @@ async fn list_nodes(State(node): State<Arc<Node>>) -> Response {
     }
 }
 
-async fn no_cluster() -> Response {
-    reply::error(StatusCode::NOT_FOUND, "this node has no [cluster] section")
+/// `GET /v1/cluster` (CONTRACT section 7).
+async fn cluster(State(node): State<Arc<Node>>) -> Response {
+    match node.cluster() {
+        Some(c) => reply::json(StatusCode::OK, &c.view()),
+        None => reply::error(StatusCode::NOT_FOUND, "this node has no [cluster] section"),
+    }
 }
 
 /// 404 for everything else, naming what is missing: an unknown service, a service that is

@@ -36,6 +36,9 @@ impl Collector for NodeCollector {
         };
         encode_peers(&mut encoder, &node.transports.all())?;
         encode_dns(&mut encoder, &node.services())?;
+        if let Some(c) = node.cluster() {
+            crate::cluster::prom::encode(&mut encoder, c)?;
+        }
         match node.discovery() {
             Some(d) => encode_discovery(&mut encoder, d),
             None => Ok(()),

@@ -11,6 +11,7 @@ pub use busway_test_support::{backends, forward, http, witness, Proc, TempDir};
 
 pub mod discovery;
 pub mod grpc;
+pub mod lan;
 pub mod peer;
 pub mod pki;
 

@@ -1,0 +1,195 @@
+//! A busway cluster in the namespace lab: one real busway process per member namespace, each
+//! with a service listening on the shared address (IP_FREEBIND) and its admin API on its own
+//! loopback, reached from a thread inside that namespace.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use busway_test_support::lab::{Lab, PREFIX, SERVICE_IP};
+use busway_test_support::proc::busway_bin;
+use busway_test_support::{http, Proc, TempDir};
+use serde_json::Value;
+
+/// What the gateway's prober asks through the service (which carries it to the member's own
+/// admin API), and the start of the answer that proves a live busway served it.
+pub const ASK: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n";
+pub const ANSWER: &[u8] = b"HTTP/1.1 200";
+
+/// The port the members' service listens on at the service address.
+pub const SERVICE_PORT: u16 = 7000;
+pub const CLUSTER_SECRET: &str = "lab-cluster-secret-0123456789";
+
+/// Whether the lab can be built here. Where it cannot, says why and the test returns early;
+/// under CI that is a failure instead, since CI runs as root and the lab tests are required
+/// there.
+pub fn available() -> bool {
+    match busway_test_support::lab::unavailable() {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => panic!("the cluster lab {why}"),
+        Some(why) => {
+            eprintln!("skipped: the cluster lab {why}");
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LanCluster {
+    pub lab: Lab,
+    pub dir: TempDir,
+    /// Member `i` at index `i - 1`; `None` while it is not running.
+    pub procs: Vec<Option<Proc>>,
+    pub priorities: Vec<u32>,
+    pub advert_interval: &'static str,
+    /// Without `[cluster]`, the service listening on every address: for comparing with another
+    /// program that moves the address (keepalived).
+    pub without_cluster: bool,
+}
+
+impl LanCluster {
+    /// A lab of `priorities.len()` members; none started yet.
+    pub fn new(tag: &str, priorities: &[u32]) -> LanCluster {
+        LanCluster {
+            lab: Lab::new(tag, priorities.len()),
+            dir: TempDir::new(&format!("lan-{tag}")),
+            procs: priorities.iter().map(|_| None).collect(),
+            priorities: priorities.to_vec(),
+            advert_interval: "200ms",
+            without_cluster: false,
+        }
+    }
+
+    pub fn config(&self, i: usize) -> String {
+        let ip = Lab::member_ip(i);
+        let state = self.state_dir(i);
+        let text = format!(
+            r#"[node]
+name = "m{i}"
+state_dir = "{state}"
+shutdown_grace = "1s"
+
+[admin]
+listen = "tcp://127.0.0.1:9901"
+
+[bus]
+listen = ["tcp://{ip}:7100"]
+secret = "lab-bus-secret-0123456789"
+
+[cluster]
+interface = "eth0"
+service_ip = "{SERVICE_IP}/{PREFIX}"
+priority = {prio}
+advert_interval = "{ai}"
+secret = "{CLUSTER_SECRET}"
+
+[[service]]
+name = "web"
+listen = ["tcp://{SERVICE_IP}:{SERVICE_PORT}"]
+backends = ["tcp://127.0.0.1:9901"]
+"#,
+            state = state.display(),
+            prio = self.priorities[i - 1],
+            ai = self.advert_interval,
+        );
+        if !self.without_cluster {
+            return text;
+        }
+        let start = text.find("[cluster]").expect("a cluster section");
+        let end = text.find("[[service]]").expect("a service");
+        let listen = format!("tcp://{SERVICE_IP}:{SERVICE_PORT}");
+        format!("{}{}", &text[..start], &text[end..])
+            .replace(&listen, &format!("tcp://0.0.0.0:{SERVICE_PORT}"))
+    }
+
+    pub fn state_dir(&self, i: usize) -> PathBuf {
+        let d = self.dir.path(&format!("m{i}"));
+        std::fs::create_dir_all(&d).expect("state dir");
+        d
+    }
+
+    /// Starts member `i` and waits for its `ready`.
+    pub fn start(&mut self, i: usize) {
+        let file = self.dir.write(&format!("m{i}.toml"), &self.config(i));
+        let bin = busway_bin();
+        let args = [
+            "netns",
+            "exec",
+            &self.lab.member(i),
+            bin.to_str().expect("utf-8 path"),
+            "run",
+            "-c",
+            file.to_str().expect("utf-8 path"),
+        ];
+        let p = Proc::start_bin(std::path::Path::new("ip"), &args, &[("RUST_LOG", "info")]);
+        self.procs[i - 1] = Some(p);
+    }
+
+    pub fn proc(&self, i: usize) -> &Proc {
+        self.procs[i - 1].as_ref().expect("member running")
+    }
+
+    /// SIGKILL, reaped.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i - 1].take() {
+            p.kill();
+        }
+    }
+
+    /// `GET PATH` on member `i`'s admin API.
+    pub fn admin(&self, i: usize, path: &str) -> http::Answer {
+        let path = path.to_string();
+        Lab::within(&self.lab.member(i), move || {
+            http::get("127.0.0.1:9901", &path)
+        })
+    }
+
+    pub fn view(&self, i: usize) -> Value {
+        let a = self.admin(i, "/v1/cluster");
+        assert_eq!(a.status, 200, "{}", a.body);
+        serde_json::from_str(&a.body).expect("cluster JSON")
+    }
+
+    /// One sample of member `i`'s `/metrics`, by full series name.
+    pub fn metric(&self, i: usize, series: &str) -> Option<f64> {
+        let body = self.admin(i, "/metrics").body;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Waits up to `limit` until exactly `member` holds the service address.
+    pub fn wait_sole_holder(&self, member: usize, limit: Duration) -> bool {
+        wait(limit, || self.lab.holders() == [member])
+    }
+
+    /// Waits up to `limit` until exactly one member holds the address; that member.
+    pub fn wait_one_holder(&self, limit: Duration) -> Option<usize> {
+        let mut who = None;
+        wait(limit, || {
+            let h = self.lab.holders();
+            who = (h.len() == 1).then(|| h[0]);
+            who.is_some()
+        });
+        who
+    }
+
+    /// Waits until member `i`'s view names `owner` as the owner.
+    pub fn wait_owner_seen(&self, i: usize, owner: &str, limit: Duration) -> bool {
+        wait(limit, || self.view(i)["owner"] == owner)
+    }
+}
+
+/// Polls `f` every 20 ms for up to `limit`.
+pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
