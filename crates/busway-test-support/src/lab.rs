@@ -491,7 +491,8 @@ mod tests {
             (at(340), true),
         ];
         assert_eq!(longest_gap(&log, at(30)), Some(Duration::from_millis(280)));
-        assert_eq!(longest_gap(&log, at(310)), Some(Duration::from_millis(20)));
+        // The failure at 320 ms began after the success at 300 ms and ended at 340 ms.
+        assert_eq!(longest_gap(&log, at(310)), Some(Duration::from_millis(40)));
         assert_eq!(longest_gap(&log[..4], at(30)), None, "never recovered");
         assert_eq!(longest_gap(&log[..2], at(0)), None, "nothing failed");
     }

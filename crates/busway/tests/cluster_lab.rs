@@ -208,7 +208,10 @@ fn forged_adverts_are_ignored_and_counted() {
                 && m("replay") >= replays
         });
         assert!(ok, "m{i}: {}", c.admin(i, "/metrics").body);
-        let logged = c.proc(i).stderr().matches("datagram ignored").count();
+        // The counters move before the log reader has the lines: wait for them a little.
+        let logged = || c.proc(i).stderr().matches("datagram ignored").count();
+        wait(Duration::from_secs(3), || logged() >= 3);
+        let logged = logged();
         assert!((3..=8).contains(&logged), "m{i} logged {logged} rejections");
     }
     assert_eq!(c.lab.holders(), [1], "nothing forged was obeyed");
