@@ -4,6 +4,7 @@
 //! This is the one place a stream's state lives. The application reaches it only through the
 //! connection's stream API (`app.rs`), so there is nothing to mirror and nothing to lose.
 
+use crate::carrier::CarrierRecv;
 use crate::config::Side;
 use crate::idmap::{id_map, IdMap};
 use crate::recv::RecvBuf;
@@ -33,6 +34,10 @@ pub(crate) struct Stream {
     /// The peer reset the stream; kept until the application has seen it. Boxed: rare, and
     /// every stream carries the field.
     pub reset: Option<Box<(ResetCode, String)>>,
+    /// Set for a carrier of a multi-link session (`Open.link`): what arrived, with the
+    /// session's offsets, instead of `recv`. A carrier has no stream credit of its own: the
+    /// session's window and acknowledgements bound it.
+    pub carrier: Option<Box<CarrierRecv>>,
 }
 
 impl Stream {
@@ -48,6 +53,15 @@ impl Stream {
             recv: RecvBuf::default(),
             unreleased: 0,
             reset: None,
+            carrier: None,
+        }
+    }
+
+    /// A carrier stream: no stream credit either way, pieces kept with their offsets.
+    pub fn carrier() -> Stream {
+        Stream {
+            carrier: Some(Box::default()),
+            ..Stream::new(0, 0)
         }
     }
 
@@ -97,7 +111,8 @@ impl Stream {
 
     /// Bytes this stream holds against the transport window: unread plus unreleased.
     pub fn held(&self) -> u64 {
-        self.recv.len() as u64 + self.unreleased
+        let carried = self.carrier.as_ref().map_or(0, |c| c.len());
+        (self.recv.len() + carried) as u64 + self.unreleased
     }
 }
 
