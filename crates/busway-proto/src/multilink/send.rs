@@ -203,7 +203,7 @@ impl SendHalf {
             let n = (written - s).min(block_end(s) - s).min(max as u64) as usize;
             let payload = self.buf.slice(s, n.min(MAX_DATA_PAYLOAD));
             self.frontier += payload.len() as u64;
-            self.block_link = (self.frontier % BLOCK != 0).then_some(link);
+            self.block_link = (!self.frontier.is_multiple_of(BLOCK)).then_some(link);
             return Some(self.sent_piece(link, s, payload, new_block));
         }
         if self.fin && self.fin_on.is_none() && !self.fin_acked {

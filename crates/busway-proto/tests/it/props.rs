@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use busway_proto::frame::Body;
 use busway_proto::{
-    decode, encode, Accept, Auth, Challenge, Config, Connection, Data, Event, Frame, GoAway, Hello,
-    Open, Ping, Pong, Reset, Side, Window,
+    decode, encode, Accept, Ack, Auth, Challenge, Config, Connection, Data, Event, Frame, GoAway,
+    Hello, Link, Open, Ping, Pong, Reset, Side, Window,
 };
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -64,19 +64,30 @@ fn body() -> impl Strategy<Value = Body> {
             text(),
             text(),
             labels(),
-            any::<u32>()
+            any::<u32>(),
+            proptest::option::of((blob(20), any::<bool>()))
         )
             .prop_map(
-                |(stream, service, session_id, client, mode, labels, hops)| Body::Open(Open {
-                    stream,
-                    service,
-                    session_id,
-                    client,
-                    mode,
-                    labels,
-                    hops,
-                })
+                |(stream, service, session_id, client, mode, labels, hops, link)| Body::Open(
+                    Open {
+                        stream,
+                        service,
+                        session_id,
+                        client,
+                        mode,
+                        labels,
+                        hops,
+                        link: link.map(|(session, join)| Link { session, join }),
+                    }
+                )
             ),
+        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(stream, offset, fin)| Body::Ack(
+            Ack {
+                stream,
+                offset,
+                fin
+            }
+        )),
         (any::<u64>(), any::<u64>(), blob(3000), any::<bool>()).prop_map(
             |(stream, offset, payload, fin)| Body::Data(Data {
                 stream,
