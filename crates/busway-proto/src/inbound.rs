@@ -159,63 +159,45 @@ impl Connection {
             self.out.add_conn_credit(w.credit);
             return Ok(());
         }
-        match self.streams.lookup(w.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "window for stream {} that was never opened",
-                w.stream
-            ))),
-            Lookup::Closed => Ok(()),
-            Lookup::Live(s) => {
-                s.send_credit = s.send_credit.saturating_add(w.credit.into());
-                if !s.send_fin && w.credit > 0 {
-                    self.events.push_back(Event::Writable { id: w.stream });
-                }
-                Ok(())
+        if let Some(s) = self.streams.target(w.stream, "window for")? {
+            s.send_credit = s.send_credit.saturating_add(w.credit.into());
+            if !s.send_fin && w.credit > 0 {
+                self.events.push_back(Event::Writable { id: w.stream });
             }
         }
+        Ok(())
     }
 
     /// A multi-link session's acknowledgement: kept (the highest) until the session takes it
     /// and judges it; only a carrier is acknowledged.
     fn on_ack(&mut self, a: Ack) -> Result<(), ProtoError> {
-        match self.streams.lookup(a.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "ack for stream {} that was never opened",
+        let Some(s) = self.streams.target(a.stream, "ack for")? else {
+            return Ok(());
+        };
+        let Some(c) = s.carrier.as_mut() else {
+            return Err(ProtoError::Protocol(format!(
+                "ack for stream {}, which is not a carrier",
                 a.stream
-            ))),
-            Lookup::Closed => Ok(()),
-            Lookup::Live(s) => {
-                let Some(c) = s.carrier.as_mut() else {
-                    return Err(ProtoError::Protocol(format!(
-                        "ack for stream {}, which is not a carrier",
-                        a.stream
-                    )));
-                };
-                if s.reset.is_none() {
-                    c.ack = Some(match c.ack {
-                        Some((offset, fin)) => (offset.max(a.offset), fin || a.fin),
-                        None => (a.offset, a.fin),
-                    });
-                    self.events.push_back(Event::Writable { id: a.stream });
-                }
-                Ok(())
-            }
+            )));
+        };
+        if s.reset.is_none() {
+            c.ack = Some(match c.ack {
+                Some((offset, fin)) => (offset.max(a.offset), fin || a.fin),
+                None => (a.offset, a.fin),
+            });
+            self.events.push_back(Event::Writable { id: a.stream });
         }
+        Ok(())
     }
 
     fn on_reset(&mut self, r: Reset) -> Result<(), ProtoError> {
-        match self.streams.lookup(r.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "reset of stream {} that was never opened",
-                r.stream
-            ))),
-            Lookup::Closed => Ok(()),
-            Lookup::Live(s) if s.reset.is_some() => Ok(()),
-            Lookup::Live(_) => {
+        match self.streams.target(r.stream, "reset of")? {
+            Some(s) if s.reset.is_none() => {
                 let reason = crate::clip(&r.reason, crate::MAX_REASON_LEN).to_owned();
                 self.on_peer_reset(r.stream, ResetCode::from_u32(r.code), reason);
-                Ok(())
             }
+            _ => {}
         }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::carrier::CarrierRecv;
 use crate::config::Side;
+use crate::error::ProtoError;
 use crate::idmap::{id_map, IdMap};
 use crate::recv::RecvBuf;
 use crate::reset::ResetCode;
@@ -200,6 +201,18 @@ impl Streams {
     /// the acceptor's windows.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Stream)> {
         self.map.iter_mut().map(|(id, s)| (*id, s))
+    }
+
+    /// The live stream a control frame (`what`: "window for", "reset of"…) names: `None` for
+    /// a straggler crossing a reset, fatal for an id never opened.
+    pub fn target(&mut self, id: u64, what: &str) -> Result<Option<&mut Stream>, ProtoError> {
+        match self.lookup(id) {
+            Lookup::Live(s) => Ok(Some(s)),
+            Lookup::Closed => Ok(None),
+            Lookup::Never => Err(ProtoError::Protocol(format!(
+                "{what} stream {id} that was never opened"
+            ))),
+        }
     }
 
     pub fn lookup(&mut self, id: u64) -> Lookup<'_> {
