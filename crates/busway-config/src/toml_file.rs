@@ -131,6 +131,7 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
         "listen",
         "secret",
         "connections_per_peer",
+        "multilink",
         "anonymous",
         "token",
         "resumption",
@@ -182,6 +183,9 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
                     format!("must be between 1 and {max}, got {}", n.value),
                 )
             })?;
+    }
+    if let Some(b) = t.boolean("multilink")? {
+        bus.multilink = b.value;
     }
     if let Some(b) = t.boolean("anonymous")? {
         bus.anonymous = b.value;
