@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod forward;
 pub mod http;
 pub mod proc;
+pub mod rst;
 pub mod witness;
 
 pub use proc::{Proc, TempDir};
