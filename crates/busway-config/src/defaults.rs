@@ -40,6 +40,7 @@ pub(crate) fn bus() -> BusConfig {
         secret: None,
         also_accepted: Vec::new(),
         connections_per_peer: CONNECTIONS_PER_PEER,
+        multilink: false,
         anonymous: false,
         token: None,
         resumption: true,

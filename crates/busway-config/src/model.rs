@@ -72,6 +72,10 @@ pub struct BusConfig {
     pub also_accepted: Vec<Secret>,
     /// Transports kept open to each peer (at least 1).
     pub connections_per_peer: u32,
+    /// Spread each session over every transport to its peer, so it survives losing all of them
+    /// but one (CONTRACT section 6, "Several links"). Needs `connections_per_peer` > 1 and the
+    /// peer's `multilink` too; otherwise a session lives on one transport.
+    pub multilink: bool,
     /// Also accept transports that prove nothing (trust level `anonymous`, CONTRACT section 10).
     pub anonymous: bool,
     /// A token issued by a peer's admin API, presented instead of a secret when dialling.

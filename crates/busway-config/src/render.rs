@@ -72,6 +72,7 @@ pub fn render_toml(cfg: &NodeConfig) -> String {
         "connections_per_peer",
         &cfg.bus.connections_per_peer.to_string(),
     );
+    kv(o, "multilink", &cfg.bus.multilink.to_string());
     kv(o, "anonymous", &cfg.bus.anonymous.to_string());
     if let Some(t) = &cfg.bus.token {
         kv(o, "token", &redacted(t));

@@ -147,6 +147,7 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
         "listen",
         "secret",
         "connections_per_peer",
+        "multilink",
         "anonymous",
         "token",
         "resumption",
@@ -198,6 +199,9 @@ fn bus(root: &Table<'_, '_>, env: Env<'_>) -> Res<BusConfig> {
                     format!("must be between 1 and {max}, got {}", n.value),
                 )
             })?;
+    }
+    if let Some(b) = t.boolean("multilink")? {
+        bus.multilink = b.value;
     }
     if let Some(b) = t.boolean("anonymous")? {
         bus.anonymous = b.value;

@@ -39,6 +39,7 @@ token = "tok-secret-value"
 listen = ["tcp://127.0.0.1:7100", "unix:///run/busway/bus.sock"]
 secret = "bus-secret-value"
 connections_per_peer = 3
+multilink = true
 
 [dns]
 servers = ["127.0.0.1:53", "[::1]:53"]
@@ -74,6 +75,7 @@ fn defaults_round_trip_and_are_written_out() {
         "namespace = \"default\"",
         "shutdown_grace = \"10s\"",
         "connections_per_peer = 1",
+        "multilink = false",
         "min_ttl = \"1s\"",
         "mode = \"one-to-one\"",
         "balance = \"round-robin\"",

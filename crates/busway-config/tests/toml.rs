@@ -21,6 +21,7 @@ fn empty_file_gives_every_node_default() {
     assert!(c.bus.listen.is_empty());
     assert!(c.bus.secret.is_none());
     assert_eq!(c.bus.connections_per_peer, 1);
+    assert!(!c.bus.multilink);
     assert!(c.dns.servers.is_empty());
     assert_eq!(c.dns.min_ttl, Duration::from_secs(1));
     assert!(c.services.is_empty());
@@ -73,6 +74,7 @@ token = "tok"
 listen = ["tcp://127.0.0.1:7100", "unix:///run/busway/bus.sock"]
 secret = "sec-0123456789abcdef"
 connections_per_peer = 4
+multilink = true
 
 [dns]
 servers = ["127.0.0.1:53", "[::1]:5353"]
@@ -122,6 +124,7 @@ balance = "random"
         Some("sec-0123456789abcdef")
     );
     assert_eq!(c.bus.connections_per_peer, 4);
+    assert!(c.bus.multilink);
     assert_eq!(
         c.dns.servers,
         vec![
@@ -265,6 +268,12 @@ fn wrong_types_are_reported() {
         2,
         "bus.connections_per_peer",
         "integer",
+    );
+    assert_err(
+        "[bus]\nmultilink = \"yes\"\n",
+        2,
+        "bus.multilink",
+        "true or false",
     );
     assert_err(
         "[node]\nshutdown_grace = 10\n",

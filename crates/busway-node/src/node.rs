@@ -447,7 +447,12 @@ impl Node {
         let t = Transport::new(client, Side::Acceptor, proto);
         self.transports.add(&t);
         let n = self.clone();
+        let multis = self.pools.ctx().multis.clone();
         let on_open: OnOpen = Arc::new(move |opened| {
+            // A multi-link session's later carriers join it here and start nothing.
+            let Some(opened) = multis.route(opened) else {
+                return;
+            };
             let pinned = pin.read().unwrap_or_else(|e| e.into_inner()).clone();
             tokio::spawn(bus_session(n.clone(), opened, pinned));
         });

@@ -93,6 +93,9 @@ pub(crate) fn restart_keys(old: &NodeConfig, new: &NodeConfig) -> Vec<&'static s
                 also_accepted: _,
                 // Applied: pools grow, or drain their surplus transports.
                 connections_per_peer: _,
+                // Applied: new transports announce it (or no longer do); sessions opened from
+                // then on spread over the transports that both ends announced it on.
+                multilink: _,
                 // Applied: read by every transport when it starts.
                 anonymous: _,
                 token: _,

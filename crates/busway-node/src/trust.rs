@@ -71,6 +71,7 @@ pub(crate) fn proto_config(
         tokens: Some(Arc::new(Book(tokens.clone()))),
         resumption: resumption.filter(|_| cfg.bus.resumption).cloned(),
         handshake_timeout: cfg.bus.handshake_timeout,
+        multilink: cfg.bus.multilink,
         ..busway_proto::Config::default()
     })
 }

@@ -23,6 +23,15 @@ impl Connection {
     /// far enough (wait for [`crate::Event::Established`]); `Closed` once the transport failed
     /// or either side said GoAway.
     pub fn open(&mut self, p: OpenParams) -> Result<u64, StreamError> {
+        self.open_stream(p, None)
+    }
+
+    /// [`Connection::open`], for a plain stream (`link: None`) or a multi-link carrier.
+    pub(crate) fn open_stream(
+        &mut self,
+        p: OpenParams,
+        link: Option<crate::frame::Link>,
+    ) -> Result<u64, StreamError> {
         if !self.can_open() {
             let over = self.error.is_some() || self.local_goaway || self.peer_goaway;
             return Err(if over {
@@ -42,16 +51,21 @@ impl Connection {
             hops: u32::try_from(p.path.len()).unwrap_or(u32::MAX),
             path: p.path,
             to: p.to,
+            link,
         };
+        let carrier = open.link.is_some();
         let frame = Frame::new(Body::Open(open));
         if crate::codec::encoded_len(&frame) > self.peer_max_frame() {
             return Err(StreamError::Misuse(
                 "open frame larger than the peer accepts",
             ));
         }
-        let id = self
-            .streams
-            .open_local(Stream::new(send_credit, self.config.stream_window));
+        let stream = if carrier {
+            Stream::carrier()
+        } else {
+            Stream::new(send_credit, self.config.stream_window)
+        };
+        let id = self.streams.open_local(stream);
         if let Some(body) = frame.body {
             self.out.push_control(body);
         }
@@ -63,6 +77,9 @@ impl Connection {
     /// [`Connection::release`]d.
     pub fn read(&mut self, id: u64, max: usize) -> Result<Option<Bytes>, StreamError> {
         let s = self.live_stream(id)?;
+        if s.carrier.is_some() {
+            return Err(StreamError::Misuse("read on a carrier: use read_piece"));
+        }
         if let Some(r) = &s.reset {
             return Err(StreamError::Reset {
                 code: r.0,
@@ -97,7 +114,11 @@ impl Connection {
     pub fn capacity(&mut self, id: u64) -> Result<usize, StreamError> {
         let max_chunk = self.max_chunk;
         let s = self.writable_stream(id)?;
-        let credit = (s.send_credit as usize).min(max_chunk.max(1) * 4);
+        // A carrier has no stream credit: the session's window paces it.
+        let credit = match s.carrier {
+            Some(_) => max_chunk.max(1) * 4,
+            None => (s.send_credit as usize).min(max_chunk.max(1) * 4),
+        };
         if credit == 0 || !self.out.has_room() {
             return Err(StreamError::Blocked);
         }
@@ -111,6 +132,9 @@ impl Connection {
     pub fn write(&mut self, id: u64, data: &mut Bytes) -> Result<usize, StreamError> {
         let max_chunk = self.max_chunk.max(1);
         let s = self.writable_stream(id)?;
+        if s.carrier.is_some() {
+            return Err(StreamError::Misuse("write on a carrier: use send_piece"));
+        }
         let n = (s.send_credit as usize).min(data.len());
         if n == 0 {
             return if data.is_empty() {
@@ -140,6 +164,11 @@ impl Connection {
     /// Half-closes stream `id`: the peer reads its fin after every byte written before.
     pub fn finish(&mut self, id: u64) -> Result<(), StreamError> {
         let s = self.writable_stream(id)?;
+        if s.carrier.is_some() {
+            return Err(StreamError::Misuse(
+                "finish on a carrier: send a piece with fin",
+            ));
+        }
         s.send_fin = true;
         let offset = s.send_offset;
         self.out.push_data(Data {
@@ -202,7 +231,8 @@ impl Connection {
         let Some(s) = self.streams.get_mut(id) else {
             return;
         };
-        let held = s.recv.clear() as u64 + std::mem::take(&mut s.unreleased);
+        let carried = s.carrier.as_mut().map_or(0, |c| c.clear());
+        let held = (s.recv.clear() + carried) as u64 + std::mem::take(&mut s.unreleased);
         s.reset = Some(Box::new((code, reason)));
         self.out.purge(id);
         self.return_conn_credit(held);
@@ -210,14 +240,14 @@ impl Connection {
         self.events.push_back(Event::Writable { id });
     }
 
-    fn live_stream(&mut self, id: u64) -> Result<&mut Stream, StreamError> {
+    pub(crate) fn live_stream(&mut self, id: u64) -> Result<&mut Stream, StreamError> {
         if self.error.is_some() {
             return Err(StreamError::Closed);
         }
         self.streams.get_mut(id).ok_or(StreamError::Closed)
     }
 
-    fn writable_stream(&mut self, id: u64) -> Result<&mut Stream, StreamError> {
+    pub(crate) fn writable_stream(&mut self, id: u64) -> Result<&mut Stream, StreamError> {
         let s = self.live_stream(id)?;
         if let Some(r) = &s.reset {
             return Err(StreamError::Reset {

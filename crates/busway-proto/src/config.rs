@@ -62,6 +62,9 @@ pub struct Config {
     pub dead_after: u32,
     /// How long the handshake may take, counted from [`crate::Connection::new`].
     pub handshake_timeout: Duration,
+    /// Announce [`crate::CAP_MULTILINK`]: carrier streams of multi-link sessions may be opened
+    /// both ways once the peer announced it too.
+    pub multilink: bool,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             ping_interval: Duration::from_millis(500),
             dead_after: 3,
             handshake_timeout: Duration::from_secs(5),
+            multilink: false,
         }
     }
 }
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("ping_interval", &self.ping_interval)
             .field("dead_after", &self.dead_after)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("multilink", &self.multilink)
             .finish()
     }
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 /// the codec still accepts it so that adding frame types later is not a breaking change.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Frame {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub body: Option<Body>,
 }
 
@@ -46,6 +46,8 @@ pub enum Body {
     Accept(Accept),
     #[prost(message, tag = "12")]
     Ticket(Ticket),
+    #[prost(message, tag = "13")]
+    Ack(Ack),
 }
 
 /// The initiator's first frame, always in clear. It names nobody: no node name, namespace or
@@ -172,6 +174,24 @@ pub struct Open {
     /// the service.
     #[prost(string, tag = "9")]
     pub to: String,
+    /// Present when the stream is one link of a multi-link session (docs/PROTOCOL.md, 9): a
+    /// carrier, whose Data offsets are the session's and which is acknowledged by [`Ack`].
+    /// Only between two nodes that both announced [`crate::CAP_MULTILINK`].
+    #[prost(message, optional, tag = "16")]
+    pub link: Option<Link>,
+}
+
+/// Which multi-link session a carrier stream belongs to.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Link {
+    /// The session's key, [`crate::LINK_KEY_LEN`] random bytes the opener chose: the same on
+    /// every carrier of the session, unique among the sessions between the two nodes.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub session: bytes::Bytes,
+    /// This carrier joins a session already opened on another transport; it never creates one
+    /// (a late join for a session that has ended is refused, not a new session).
+    #[prost(bool, tag = "2")]
+    pub join: bool,
 }
 
 /// Stream bytes. `payload` is a slice of the receive buffer, not a copy.
@@ -196,6 +216,21 @@ pub struct Window {
     pub stream: u64,
     #[prost(uint32, tag = "2")]
     pub credit: u32,
+}
+
+/// A multi-link session's acknowledgement, on any of its carriers: the receiving application
+/// has released every byte below `offset` (so the sender may forget them, and may have bytes
+/// up to `offset` + the receiver's `stream_window` outstanding), and with `fin` it also has the
+/// sender's fin.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ack {
+    /// The carrier stream on this transport.
+    #[prost(uint64, tag = "1")]
+    pub stream: u64,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(bool, tag = "3")]
+    pub fin: bool,
 }
 
 /// Abort one stream; `code` is a [`crate::ResetCode`].
@@ -253,6 +288,7 @@ impl Frame {
             Some(Body::GoAway(_)) => "go_away",
             Some(Body::Accept(_)) => "accept",
             Some(Body::Ticket(_)) => "ticket",
+            Some(Body::Ack(_)) => "ack",
         }
     }
 

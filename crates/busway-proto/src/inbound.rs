@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::carrier::{max_runs, LINK_KEY_LEN};
 use crate::connection::{Connection, MAX_STREAMS};
 use crate::error::ProtoError;
 use crate::event::Event;
-use crate::frame::{Body, Data, Open, Reset, Window};
+use crate::frame::{Ack, Body, Data, Open, Reset, Window};
 use crate::reset::ResetCode;
 use crate::stream::{Lookup, Stream};
 use crate::MAX_DATA_PAYLOAD;
@@ -27,6 +28,7 @@ impl Connection {
             Some(Body::Data(d)) => self.on_data(d),
             Some(Body::Window(w)) => self.on_window(w),
             Some(Body::Reset(r)) => self.on_reset(r),
+            Some(Body::Ack(a)) => self.on_ack(a),
             Some(Body::Ping(p)) => {
                 self.pings_seen += 1;
                 self.out.push_pong(p.timepoint_us);
@@ -75,9 +77,27 @@ impl Connection {
             }));
             return Ok(());
         }
-        let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
-        self.streams
-            .insert(id, Stream::new(send_credit, self.config.stream_window));
+        let stream = match &open.link {
+            Some(link) => {
+                if !self.multilink() {
+                    return Err(ProtoError::Protocol(format!(
+                        "open of carrier {id} without multilink negotiated"
+                    )));
+                }
+                if link.session.len() != LINK_KEY_LEN {
+                    return Err(ProtoError::Protocol(format!(
+                        "open of carrier {id} with a session key of {} bytes",
+                        link.session.len()
+                    )));
+                }
+                Stream::carrier()
+            }
+            None => {
+                let send_credit = self.peer.as_ref().map_or(0, |p| p.stream_window);
+                Stream::new(send_credit, self.config.stream_window)
+            }
+        };
+        self.streams.insert(id, stream);
         self.events.push_back(Event::Opened { id, open });
         Ok(())
     }
@@ -96,6 +116,7 @@ impl Connection {
             )));
         }
         self.conn_recv_credit -= len as u64;
+        let runs = max_runs(self.config.stream_window);
         let straggler = match self.streams.lookup(d.stream) {
             Lookup::Never => {
                 return Err(ProtoError::Protocol(format!(
@@ -104,6 +125,14 @@ impl Connection {
                 )))
             }
             Lookup::Closed => true,
+            Lookup::Live(s) if s.carrier.is_some() => match s.carrier.as_mut() {
+                Some(c) if s.reset.is_none() => {
+                    c.push(d.offset, d.payload, d.fin, runs)
+                        .map_err(|e| ProtoError::Protocol(format!("carrier {}: {e}", d.stream)))?;
+                    false
+                }
+                _ => true,
+            },
             Lookup::Live(s) => {
                 s.on_data(d.offset, len, d.fin)
                     .map_err(|e| ProtoError::Protocol(format!("stream {}: {e}", d.stream)))?;
@@ -130,35 +159,45 @@ impl Connection {
             self.out.add_conn_credit(w.credit);
             return Ok(());
         }
-        match self.streams.lookup(w.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "window for stream {} that was never opened",
-                w.stream
-            ))),
-            Lookup::Closed => Ok(()),
-            Lookup::Live(s) => {
-                s.send_credit = s.send_credit.saturating_add(w.credit.into());
-                if !s.send_fin && w.credit > 0 {
-                    self.events.push_back(Event::Writable { id: w.stream });
-                }
-                Ok(())
+        if let Some(s) = self.streams.target(w.stream, "window for")? {
+            s.send_credit = s.send_credit.saturating_add(w.credit.into());
+            if !s.send_fin && w.credit > 0 {
+                self.events.push_back(Event::Writable { id: w.stream });
             }
         }
+        Ok(())
+    }
+
+    /// A multi-link session's acknowledgement: kept (the highest) until the session takes it
+    /// and judges it; only a carrier is acknowledged.
+    fn on_ack(&mut self, a: Ack) -> Result<(), ProtoError> {
+        let Some(s) = self.streams.target(a.stream, "ack for")? else {
+            return Ok(());
+        };
+        let Some(c) = s.carrier.as_mut() else {
+            return Err(ProtoError::Protocol(format!(
+                "ack for stream {}, which is not a carrier",
+                a.stream
+            )));
+        };
+        if s.reset.is_none() {
+            c.ack = Some(match c.ack {
+                Some((offset, fin)) => (offset.max(a.offset), fin || a.fin),
+                None => (a.offset, a.fin),
+            });
+            self.events.push_back(Event::Writable { id: a.stream });
+        }
+        Ok(())
     }
 
     fn on_reset(&mut self, r: Reset) -> Result<(), ProtoError> {
-        match self.streams.lookup(r.stream) {
-            Lookup::Never => Err(ProtoError::Protocol(format!(
-                "reset of stream {} that was never opened",
-                r.stream
-            ))),
-            Lookup::Closed => Ok(()),
-            Lookup::Live(s) if s.reset.is_some() => Ok(()),
-            Lookup::Live(_) => {
+        match self.streams.target(r.stream, "reset of")? {
+            Some(s) if s.reset.is_none() => {
                 let reason = crate::clip(&r.reason, crate::MAX_REASON_LEN).to_owned();
                 self.on_peer_reset(r.stream, ResetCode::from_u32(r.code), reason);
-                Ok(())
             }
+            _ => {}
         }
+        Ok(())
     }
 }

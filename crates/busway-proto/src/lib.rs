@@ -9,6 +9,8 @@
 
 mod accept;
 mod app;
+mod carrier;
+mod carrier_api;
 mod codec;
 mod config;
 mod connection;
@@ -20,6 +22,7 @@ mod handshake;
 pub mod idmap;
 mod inbound;
 pub mod mac;
+mod multilink;
 mod outbox;
 mod recv;
 mod reset;
@@ -31,6 +34,7 @@ mod ticket_held;
 mod trust;
 mod wire;
 
+pub use carrier::{max_runs, Piece, BLOCK, CAP_MULTILINK, LINK_KEY_LEN};
 pub use codec::{check, decode, encode, encoded_len, DecodeError, CHECK_LEN};
 pub use config::{Config, OpenParams, PeerInfo, Side};
 pub use connection::{
@@ -40,14 +44,15 @@ pub use connection::{
 pub use error::{ProtoError, StreamError};
 pub use event::Event;
 pub use frame::{
-    Accept, Auth, Body, Challenge, Data, Frame, GoAway, Hello, Info, Open, Ping, Pong, Reset,
-    Window,
+    Accept, Ack, Auth, Body, Challenge, Data, Frame, GoAway, Hello, Info, Link, Open, Ping, Pong,
+    Reset, Window,
 };
 pub use handshake::{
     HANDSHAKE_VERSION, MAX_EARLY_STREAMS, MAX_NONCE_LEN, MAX_TOKEN_ID_LEN, MIN_CONN_WINDOW,
     MIN_MAX_FRAME, MIN_NONCE_LEN, MIN_STREAM_WINDOW,
 };
 pub use mac::MAC_LEN;
+pub use multilink::{LinkId, MultiStream};
 
 /// A short public name of a shared secret (8 bytes of an HMAC keyed by it): what
 /// [`Connection::verified_by`] reports, so a node can tell after a reload whether the secret

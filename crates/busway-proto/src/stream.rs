@@ -4,7 +4,9 @@
 //! This is the one place a stream's state lives. The application reaches it only through the
 //! connection's stream API (`app.rs`), so there is nothing to mirror and nothing to lose.
 
+use crate::carrier::CarrierRecv;
 use crate::config::Side;
+use crate::error::ProtoError;
 use crate::idmap::{id_map, IdMap};
 use crate::recv::RecvBuf;
 use crate::reset::ResetCode;
@@ -33,6 +35,10 @@ pub(crate) struct Stream {
     /// The peer reset the stream; kept until the application has seen it. Boxed: rare, and
     /// every stream carries the field.
     pub reset: Option<Box<(ResetCode, String)>>,
+    /// Set for a carrier of a multi-link session (`Open.link`): what arrived, with the
+    /// session's offsets, instead of `recv`. A carrier has no stream credit of its own: the
+    /// session's window and acknowledgements bound it.
+    pub carrier: Option<Box<CarrierRecv>>,
 }
 
 impl Stream {
@@ -48,6 +54,15 @@ impl Stream {
             recv: RecvBuf::default(),
             unreleased: 0,
             reset: None,
+            carrier: None,
+        }
+    }
+
+    /// A carrier stream: no stream credit either way, pieces kept with their offsets.
+    pub fn carrier() -> Stream {
+        Stream {
+            carrier: Some(Box::default()),
+            ..Stream::new(0, 0)
         }
     }
 
@@ -97,7 +112,8 @@ impl Stream {
 
     /// Bytes this stream holds against the transport window: unread plus unreleased.
     pub fn held(&self) -> u64 {
-        self.recv.len() as u64 + self.unreleased
+        let carried = self.carrier.as_ref().map_or(0, |c| c.len());
+        (self.recv.len() + carried) as u64 + self.unreleased
     }
 }
 
@@ -185,6 +201,18 @@ impl Streams {
     /// the acceptor's windows.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Stream)> {
         self.map.iter_mut().map(|(id, s)| (*id, s))
+    }
+
+    /// The live stream a control frame (`what`: "window for", "reset of"…) names: `None` for
+    /// a straggler crossing a reset, fatal for an id never opened.
+    pub fn target(&mut self, id: u64, what: &str) -> Result<Option<&mut Stream>, ProtoError> {
+        match self.lookup(id) {
+            Lookup::Live(s) => Ok(Some(s)),
+            Lookup::Closed => Ok(None),
+            Lookup::Never => Err(ProtoError::Protocol(format!(
+                "{what} stream {id} that was never opened"
+            ))),
+        }
     }
 
     pub fn lookup(&mut self, id: u64) -> Lookup<'_> {

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod http;
 pub mod lab;
 pub mod proc;
+pub mod rst;
 pub mod sockets;
 pub mod witness;
 

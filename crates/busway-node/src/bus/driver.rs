@@ -232,6 +232,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             if !g.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 g.driver = Some(cx.waker().clone());
             }
+            if let Some(e) = g.conn.error() {
+                // Failed outside the read path (a multi-link session found the peer's frames
+                // impossible): what is left to send is its GoAway, written on the way out.
+                return Err(Closed::Proto(e.clone()));
+            }
             let kicked = std::mem::take(&mut g.driver_kicked);
             if kicked && !self.yielded {
                 return Ok((None, false));

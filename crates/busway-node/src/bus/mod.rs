@@ -3,7 +3,8 @@
 //! - [`transport`] is one transport's shared state: the sans-IO [`busway_proto::Connection`]
 //!   behind one lock, with the wakers of the sessions waiting on it.
 //! - [`driver`] runs one transport: it alone touches the socket.
-//! - [`stream`] is a session's handle on one stream.
+//! - [`stream`] is a session's handle on one stream; [`multi`] spreads a session over every
+//!   transport to its peer (`[bus] multilink`).
 //! - [`pool`] keeps `connections_per_peer` transports open to one peer; each comes from one
 //!   slot's [`dial`] loop, which redials with backoff; [`tickets`] holds the resumption
 //!   tickets the peer gave it, for 0-RTT redials, and [`held`] saves them across a restart.
@@ -14,6 +15,7 @@ pub(crate) mod accept;
 mod dial;
 pub mod driver;
 pub mod held;
+pub mod multi;
 pub mod pool;
 pub mod stream;
 pub mod tickets;

@@ -49,6 +49,8 @@ pub struct BusCtx {
     accepted: AtomicU32,
     /// The host name a peer endpoint was configured under, for TLS's server name.
     peer_host: OnceLock<PeerHost>,
+    /// The multi-link sessions this node accepted, for their other carriers to join.
+    pub multis: Arc<super::multi::Registry>,
 }
 
 /// Finds the host name a peer endpoint was configured under (see [`BusCtx::peer_host`]).
@@ -88,6 +90,7 @@ impl BusCtx {
             max_transports: AtomicU32::new(u32::MAX),
             accepted: AtomicU32::new(0),
             peer_host: OnceLock::new(),
+            multis: Arc::default(),
         }
     }
 
@@ -324,16 +327,22 @@ impl PeerPool {
     }
 
     /// Opens a stream on the least-loaded usable transport, waiting up to `deadline` while the
-    /// pool is pending.
+    /// pool is pending. With more than one slot and multilink on both ends, the session spreads
+    /// over every transport of the pool ([`super::multi`]).
     pub async fn open(
-        &self,
+        self: &Arc<Self>,
         params: OpenParams,
         deadline: tokio::time::Instant,
     ) -> Result<BusStream, String> {
         let mut changed = self.changed.subscribe();
         loop {
             if let Some(t) = self.best() {
-                match t.open(params.clone()) {
+                let opened = if self.size() > 1 && t.multilink() {
+                    super::multi::open(self, &t, params.clone())
+                } else {
+                    t.open(params.clone())
+                };
+                match opened {
                     Ok(s) => return Ok(s),
                     // It closed or began draining since we looked: look again.
                     Err(e) => {

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use busway_proto::{ResetCode, StreamError};
 use bytes::Bytes;
 
+use super::multi::MultiSession;
 use super::transport::{Inner, Transport};
 
 /// How a stream ended, when it did not end with a fin.
@@ -26,17 +27,43 @@ pub enum StreamEnd {
     Closed(String),
 }
 
-/// One stream of a transport, owned by one session.
+/// One stream of a transport, owned by one session — or a multi-link session over several
+/// transports ([`super::multi`]), which answers the same calls; `t` and `id` are then its
+/// first carrier.
 #[derive(Debug)]
 pub struct BusStream {
     t: Arc<Transport>,
     id: u64,
+    multi: Option<Arc<MultiSession>>,
 }
 
 impl BusStream {
     pub(crate) fn new(t: Arc<Transport>, id: u64) -> BusStream {
         t.streams.fetch_add(1, Ordering::Relaxed);
-        BusStream { t, id }
+        BusStream { t, id, multi: None }
+    }
+
+    /// The handle of a multi-link session whose first carrier is `id` on `t`.
+    pub(crate) fn multi(t: Arc<Transport>, id: u64, session: Arc<MultiSession>) -> BusStream {
+        t.streams.fetch_add(1, Ordering::Relaxed);
+        BusStream {
+            t,
+            id,
+            multi: Some(session),
+        }
+    }
+
+    /// The transport and stream id, the handle given up without stopping the stream (a carrier
+    /// of a multi-link session is owned by its session instead).
+    pub(crate) fn into_parts(mut self) -> (Arc<Transport>, u64) {
+        // Id 0 is never a stream's (it names the transport): `Drop` then leaves the stream be.
+        let id = std::mem::take(&mut self.id);
+        (self.t.clone(), id)
+    }
+
+    /// Whether the session is spread over several transports.
+    pub fn is_multi(&self) -> bool {
+        self.multi.is_some()
     }
 
     pub fn id(&self) -> u64 {
@@ -54,6 +81,9 @@ impl BusStream {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<Result<Option<Bytes>, StreamEnd>> {
+        if let Some(m) = &self.multi {
+            return m.poll_read(cx, max);
+        }
         let mut g = self.t.lock();
         match g.conn.read(self.id, max) {
             Ok(r) => Poll::Ready(Ok(r)),
@@ -74,6 +104,9 @@ impl BusStream {
 
     /// `n` bytes read earlier are written out: the peer may send that much more.
     pub fn release(&self, n: usize) {
+        if let Some(m) = &self.multi {
+            return m.release(n);
+        }
         if n > 0 {
             self.t.with(|g| g.conn.release(self.id, n));
         }
@@ -82,6 +115,9 @@ impl BusStream {
     /// How many bytes may be written now; waits while the peer's credit is used up or the
     /// transport's send backlog is full.
     pub fn poll_capacity(&self, cx: &mut Context<'_>) -> Poll<Result<usize, StreamEnd>> {
+        if let Some(m) = &self.multi {
+            return m.poll_capacity(cx);
+        }
         let mut g = self.t.lock();
         if let Some(why) = &g.closed {
             return Poll::Ready(Err(StreamEnd::Closed(why.to_string())));
@@ -102,6 +138,9 @@ impl BusStream {
 
     /// Capacity right now, without waiting (0 when blocked).
     pub fn capacity_now(&self) -> Result<usize, StreamEnd> {
+        if let Some(m) = &self.multi {
+            return m.capacity_now();
+        }
         let mut g = self.t.lock();
         if let Some(why) = &g.closed {
             return Err(StreamEnd::Closed(why.to_string()));
@@ -116,6 +155,9 @@ impl BusStream {
     /// Writes the front of `data` as far as credit allows, without waiting; returns how much.
     /// A caller that asked [`BusStream::capacity`] first may write that much at once.
     pub fn write_now(&self, data: &mut Bytes) -> Result<usize, StreamEnd> {
+        if let Some(m) = &self.multi {
+            return m.write_now(data);
+        }
         self.t.with(|g| {
             if let Some(why) = &g.closed {
                 return Err(StreamEnd::Closed(why.to_string()));
@@ -155,6 +197,9 @@ impl BusStream {
 
     /// Half-closes: the peer reads its fin after every byte written before.
     pub fn finish(&self) -> Result<(), StreamEnd> {
+        if let Some(m) = &self.multi {
+            return m.finish();
+        }
         self.t.with(|g| {
             if let Some(why) = &g.closed {
                 return Err(StreamEnd::Closed(why.to_string()));
@@ -165,6 +210,9 @@ impl BusStream {
 
     /// Aborts the stream both ways with a reason the other node logs.
     pub fn reset(&self, code: ResetCode, reason: &str) {
+        if let Some(m) = &self.multi {
+            return m.reset(code, reason);
+        }
         self.t.with(|g| g.conn.reset(self.id, code, reason));
     }
 }
@@ -172,7 +220,13 @@ impl BusStream {
 impl Drop for BusStream {
     fn drop(&mut self) {
         self.t.streams.fetch_sub(1, Ordering::Relaxed);
+        if let Some(m) = &self.multi {
+            return m.handle_dropped();
+        }
         let id = self.id;
+        if id == 0 {
+            return;
+        }
         self.t.with(|g| {
             g.conn.stop(id);
             g.wakers.remove(&id);

@@ -222,6 +222,11 @@ impl Transport {
         Duration::from_micros(self.rtt_us.load(Ordering::Relaxed))
     }
 
+    /// Whether both ends announced multilink: sessions may have a carrier here.
+    pub fn multilink(&self) -> bool {
+        self.lock().conn.multilink()
+    }
+
     /// Which end of the transport this node is.
     pub fn side(&self) -> Side {
         self.lock().conn.side()

@@ -61,7 +61,7 @@ pub(crate) fn info(config: &Config, for_anonymous: bool) -> Vec<u8> {
         node: config.node.clone(),
         namespace,
         labels,
-        capabilities: Vec::new(),
+        capabilities: crate::carrier::capabilities(config),
         max_frame: MAX_FRAME_LEN as u32,
         stream_window: config.stream_window,
         conn_window: config.conn_window,

@@ -57,7 +57,7 @@ impl Peer {
     }
 
     /// Moves everything ready into `wire`; returns whether anything was written.
-    fn flush(&mut self) -> bool {
+    pub fn flush(&mut self) -> bool {
         let before = self.wire.len();
         self.conn.transmit(&mut self.wire);
         self.sent_log.extend_from_slice(&self.wire[before..]);

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use busway_proto::frame::Body;
 use busway_proto::{
-    decode, encode, Accept, Auth, Challenge, Config, Connection, Data, Event, Frame, GoAway, Hello,
-    Open, Ping, Pong, Reset, Side, Window,
+    decode, encode, Accept, Ack, Auth, Challenge, Config, Connection, Data, Event, Frame, GoAway,
+    Hello, Link, Open, Ping, Pong, Reset, Side, Window,
 };
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -67,11 +67,12 @@ fn body() -> impl Strategy<Value = Body> {
             (
                 any::<u32>(),
                 proptest::collection::vec(text(), 0..4),
-                text()
+                text(),
+                proptest::option::of((blob(20), any::<bool>()))
             )
         )
             .prop_map(
-                |(stream, service, session_id, client, mode, labels, (hops, path, to))| {
+                |(stream, service, session_id, client, mode, labels, (hops, path, to, link))| {
                     Body::Open(Open {
                         stream,
                         service,
@@ -82,9 +83,17 @@ fn body() -> impl Strategy<Value = Body> {
                         hops,
                         path,
                         to,
+                        link: link.map(|(session, join)| Link { session, join }),
                     })
                 }
             ),
+        (any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(stream, offset, fin)| Body::Ack(
+            Ack {
+                stream,
+                offset,
+                fin
+            }
+        )),
         (any::<u64>(), any::<u64>(), blob(3000), any::<bool>()).prop_map(
             |(stream, offset, payload, fin)| Body::Data(Data {
                 stream,
