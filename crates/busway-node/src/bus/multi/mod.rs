@@ -53,6 +53,9 @@ pub(crate) struct Joiner {
     pub pool: Weak<PeerPool>,
     pub params: OpenParams,
     pub key: [u8; LINK_KEY_LEN],
+    /// The pool's [`PeerPool::version`] when its transports were last looked at: they are
+    /// looked at again only once it changed.
+    pub seen: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -112,7 +115,11 @@ impl MultiSession {
         max: usize,
     ) -> Poll<Result<Option<Bytes>, StreamEnd>> {
         let mut g = self.lock();
-        let wake = service::service(&mut g, cx.waker());
+        // Bytes in order already: the carriers can wait for the next call that finds none.
+        let wake = match g.ms.is_readable() {
+            true => Vec::new(),
+            false => service::service(&mut g, cx.waker()),
+        };
         let r = match g.ms.read(max) {
             Ok(None) => {
                 g.fin_read = true;
@@ -138,7 +145,11 @@ impl MultiSession {
     /// has not acknowledged.
     pub fn poll_capacity(&self, cx: &mut Context<'_>) -> Poll<Result<usize, StreamEnd>> {
         let mut g = self.lock();
-        let wake = service::service(&mut g, cx.waker());
+        // Room already: only a full window needs the acknowledgements on the carriers.
+        let wake = match (g.ms.capacity(), &g.end) {
+            (1.., None) => Vec::new(),
+            _ => service::service(&mut g, cx.waker()),
+        };
         let r = match (&g.end, g.ms.capacity()) {
             (Some(e), _) => Poll::Ready(Err(e.clone())),
             (None, 0) => Poll::Pending,
@@ -187,11 +198,14 @@ impl MultiSession {
         service::abort(&mut g, code, reason);
     }
 
-    /// Changes the session's state, then services it (with the waker of the last service),
-    /// so what the change made ready goes out now.
+    /// Changes the session's state, then services it (with the waker of the last service)
+    /// if that left something to send, so it goes out now.
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut g = self.lock();
         let r = f(&mut g);
+        if !g.ms.wants_send() {
+            return r;
+        }
         let waker = g.waker.clone().unwrap_or_else(|| Waker::noop().clone());
         let wake = service::service(&mut g, &waker);
         drop(g);
