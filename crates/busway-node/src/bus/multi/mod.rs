@@ -40,6 +40,14 @@ pub const LINGER: Duration = Duration::from_secs(10);
 /// The most [`MultiSession::poll_capacity`] offers at once, as a plain stream does.
 const MAX_OFFER: usize = 256 * 1024;
 
+/// Carriers a session takes at once: one per transport, and no more transports than a pool
+/// keeps (`connections_per_peer` is at most 64).
+const MAX_CARRIERS: usize = 64;
+
+/// Carriers a session takes in its life, lost ones included: a peer cannot make it keep a slot
+/// per join without end.
+const MAX_JOINS: usize = 1024;
+
 /// A session's stream on one transport.
 #[derive(Debug)]
 pub(crate) struct Carrier {
@@ -250,9 +258,18 @@ impl MultiSession {
     /// A carrier on another transport joined (accepting end).
     pub(crate) fn join(&self, c: Carrier) {
         let mut g = self.lock();
-        if g.done || g.end.is_some() {
+        let refusal = if g.done || g.end.is_some() {
+            Some("session over")
+        } else if g.links.iter().flatten().any(|l| Arc::ptr_eq(&l.t, &c.t)) {
+            Some("the session has a carrier on this transport")
+        } else if g.links.iter().flatten().count() >= MAX_CARRIERS || g.links.len() >= MAX_JOINS {
+            Some("too many carriers")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             drop(g);
-            c.t.with(|tg| tg.conn.reset(c.id, ResetCode::Refused, "session over"));
+            c.t.with(|tg| tg.conn.reset(c.id, ResetCode::Refused, why));
             return;
         }
         let link = g.links.len();
