@@ -112,3 +112,91 @@ fn without_multilink_the_same_reset_ends_the_session() {
         "what came is exact"
     );
 }
+
+/// A peer that breaks the multi-link rules at a node (CONTRACT section 6, bad input): a second
+/// carrier on a transport the session has one on, and a join for no session, are refused and
+/// harm nothing; an acknowledgement of bytes the node never sent costs the peer its transport,
+/// logged and counted as `protocol`.
+#[test]
+fn a_peer_breaking_the_multilink_rules_is_refused_then_closed() {
+    use busway_proto::{Config, OpenParams, Piece, ResetCode, StreamError};
+    use common::peer::FakePeer;
+
+    let backend = backends::echo();
+    let dir = TempDir::new("multilink-hostile");
+    let egress = Proc::run_toml(
+        &dir,
+        "e.toml",
+        &egress_toml(&backend.url(), "").replace("[bus]\n", "[bus]\nmultilink = true\n"),
+    );
+    let cfg = Config {
+        node: "hostile".into(),
+        secret: Some(SECRET.as_bytes().to_vec()),
+        multilink: true,
+        ..Config::default()
+    };
+    let bus = busway_test_support::hostport(&egress.url("bus"));
+    let mut p = FakePeer::established(&bus, cfg);
+    assert!(p.conn.multilink(), "the node announced multilink");
+    let params = OpenParams {
+        service: "chat".into(),
+        ..OpenParams::default()
+    };
+    let first = p.conn.open_carrier(params.clone(), [5; 16], false).unwrap();
+    p.flush();
+    // The node acknowledges a new session at once: it exists there.
+    assert!(
+        wait_for(Duration::from_secs(3), || {
+            p.exchange();
+            p.conn.take_ack(first) == Some((0, false))
+        }),
+        "{}",
+        egress.stderr()
+    );
+    let twice = p.conn.open_carrier(params.clone(), [5; 16], true).unwrap();
+    let stranger = p.conn.open_carrier(params, [6; 16], true).unwrap();
+    p.flush();
+    for id in [twice, stranger] {
+        let refused = |p: &mut FakePeer| {
+            p.exchange();
+            matches!(
+                p.conn.read_piece(id, 10),
+                Err(StreamError::Reset {
+                    code: ResetCode::Refused,
+                    ..
+                })
+            )
+        };
+        assert!(wait_for(Duration::from_secs(3), || refused(&mut p)), "{id}");
+    }
+    // The session itself still works: the backend's echo comes back on its carrier.
+    let ping = Piece {
+        offset: 0,
+        payload: bytes::Bytes::from_static(b"ping"),
+        fin: false,
+    };
+    p.conn.send_piece(first, ping).unwrap();
+    p.flush();
+    let mut echoed = Vec::new();
+    assert!(wait_for(Duration::from_secs(3), || {
+        p.exchange();
+        while let Ok(piece) = p.conn.read_piece(first, usize::MAX) {
+            echoed.extend_from_slice(&piece.payload);
+        }
+        echoed == b"ping"
+    }));
+    // The node sent 4 bytes: acknowledging 1,000 is a lie that costs the transport.
+    p.conn.send_ack(first, 1000, false).unwrap();
+    p.flush();
+    assert!(p.closed_within(Duration::from_secs(3)).is_some());
+    let log = egress.stderr();
+    assert!(log.contains("the peer broke the protocol"), "{log}");
+    assert!(
+        log.contains("acknowledgement of 1000 bytes when 4 were sent"),
+        "{log}"
+    );
+    assert!(wait_for(Duration::from_secs(2), || metric(
+        &egress.addr("admin"),
+        "busway_frames_rejected_total{reason=\"protocol\"}"
+    ) == Some(1.0)));
+}

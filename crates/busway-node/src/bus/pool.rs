@@ -296,6 +296,11 @@ impl PeerPool {
             .cloned()
     }
 
+    /// Bumped whenever a transport of the pool or a dial loop's phase changes.
+    pub fn version(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
     /// A transport was listed or moved on in its handshake: sessions waiting look again.
     pub(super) fn changed(&self) {
         self.changed.send_modify(|v| *v += 1);

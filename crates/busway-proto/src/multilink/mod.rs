@@ -129,7 +129,7 @@ impl MultiStream {
 
     /// Whether [`MultiStream::poll_piece`] or [`MultiStream::poll_ack`] may have something.
     pub fn wants_send(&self) -> bool {
-        self.send.wants_send() || !self.ack_to.is_empty()
+        self.send.wants_send() || !self.ack_to.is_empty() || self.recv.ack_due()
     }
 
     /// The next piece to send and its transport, given how many bytes each transport takes

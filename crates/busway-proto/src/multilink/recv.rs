@@ -269,6 +269,14 @@ impl RecvHalf {
         self.released += n;
     }
 
+    /// Whether [`RecvHalf::poll_ack`] has one to give.
+    pub fn ack_due(&self) -> bool {
+        let owed = self.released - self.ack_sent;
+        (self.fin_at == Some(self.released) && !self.fin_acked)
+            || (owed > 0 && owed >= (self.window / 4).max(1))
+            || self.again.is_some()
+    }
+
     /// The acknowledgement to send now, if one is worth it: a quarter of the window released
     /// since the last, the fin once every byte before it was released, or one asked for again.
     pub fn poll_ack(&mut self) -> Option<AckOut> {

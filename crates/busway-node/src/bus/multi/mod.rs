@@ -40,6 +40,14 @@ pub const LINGER: Duration = Duration::from_secs(10);
 /// The most [`MultiSession::poll_capacity`] offers at once, as a plain stream does.
 const MAX_OFFER: usize = 256 * 1024;
 
+/// Carriers a session takes at once: one per transport, and no more transports than a pool
+/// keeps (`connections_per_peer` is at most 64).
+const MAX_CARRIERS: usize = 64;
+
+/// Carriers a session takes in its life, lost ones included: a peer cannot make it keep a slot
+/// per join without end.
+const MAX_JOINS: usize = 1024;
+
 /// A session's stream on one transport.
 #[derive(Debug)]
 pub(crate) struct Carrier {
@@ -53,6 +61,9 @@ pub(crate) struct Joiner {
     pub pool: Weak<PeerPool>,
     pub params: OpenParams,
     pub key: [u8; LINK_KEY_LEN],
+    /// The pool's [`PeerPool::version`] when its transports were last looked at: they are
+    /// looked at again only once it changed.
+    pub seen: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -112,7 +123,11 @@ impl MultiSession {
         max: usize,
     ) -> Poll<Result<Option<Bytes>, StreamEnd>> {
         let mut g = self.lock();
-        let wake = service::service(&mut g, cx.waker());
+        // Bytes in order already: the carriers can wait for the next call that finds none.
+        let wake = match g.ms.is_readable() {
+            true => Vec::new(),
+            false => service::service(&mut g, cx.waker()),
+        };
         let r = match g.ms.read(max) {
             Ok(None) => {
                 g.fin_read = true;
@@ -138,7 +153,11 @@ impl MultiSession {
     /// has not acknowledged.
     pub fn poll_capacity(&self, cx: &mut Context<'_>) -> Poll<Result<usize, StreamEnd>> {
         let mut g = self.lock();
-        let wake = service::service(&mut g, cx.waker());
+        // Room already: only a full window needs the acknowledgements on the carriers.
+        let wake = match (g.ms.capacity(), &g.end) {
+            (1.., None) => Vec::new(),
+            _ => service::service(&mut g, cx.waker()),
+        };
         let r = match (&g.end, g.ms.capacity()) {
             (Some(e), _) => Poll::Ready(Err(e.clone())),
             (None, 0) => Poll::Pending,
@@ -187,11 +206,14 @@ impl MultiSession {
         service::abort(&mut g, code, reason);
     }
 
-    /// Changes the session's state, then services it (with the waker of the last service),
-    /// so what the change made ready goes out now.
+    /// Changes the session's state, then services it (with the waker of the last service)
+    /// if that left something to send, so it goes out now.
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         let mut g = self.lock();
         let r = f(&mut g);
+        if !g.ms.wants_send() {
+            return r;
+        }
         let waker = g.waker.clone().unwrap_or_else(|| Waker::noop().clone());
         let wake = service::service(&mut g, &waker);
         drop(g);
@@ -236,9 +258,18 @@ impl MultiSession {
     /// A carrier on another transport joined (accepting end).
     pub(crate) fn join(&self, c: Carrier) {
         let mut g = self.lock();
-        if g.done || g.end.is_some() {
+        let refusal = if g.done || g.end.is_some() {
+            Some("session over")
+        } else if g.links.iter().flatten().any(|l| Arc::ptr_eq(&l.t, &c.t)) {
+            Some("the session has a carrier on this transport")
+        } else if g.links.iter().flatten().count() >= MAX_CARRIERS || g.links.len() >= MAX_JOINS {
+            Some("too many carriers")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             drop(g);
-            c.t.with(|tg| tg.conn.reset(c.id, ResetCode::Refused, "session over"));
+            c.t.with(|tg| tg.conn.reset(c.id, ResetCode::Refused, why));
             return;
         }
         let link = g.links.len();

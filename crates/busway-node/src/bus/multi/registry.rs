@@ -117,6 +117,7 @@ pub(crate) fn open(
         pool: Arc::downgrade(pool),
         params,
         key,
+        seen: None,
     };
     let ms = MultiStream::open(ours, theirs, 0);
     let session = Arc::new(MultiSession::new(

@@ -160,12 +160,17 @@ fn join(g: &mut Inner) {
     let Inner {
         ms, links, joiner, ..
     } = g;
-    let Some(j) = joiner.as_ref().filter(|_| ms.is_confirmed()) else {
+    let Some(j) = joiner.as_mut().filter(|_| ms.is_confirmed()) else {
         return;
     };
     let Some(pool) = j.pool.upgrade() else {
         return;
     };
+    let version = pool.version();
+    if j.seen == Some(version) {
+        return;
+    }
+    j.seen = Some(version);
     let fresh: Vec<Arc<Transport>> = pool
         .live()
         .iter()
