@@ -11,20 +11,13 @@ use std::time::Duration;
 use busway_test_support::backends::{banner, pattern};
 use busway_test_support::etcd::Etcd;
 use busway_test_support::http;
+use common::discovery::{discovery, nodes};
 use common::{connect, metric, wait_for, Proc, TempDir, SECRET};
 
 /// A backend that speaks first (`hi`), then echoes until EOF and half-closes back: a session
 /// through it shows server-speaks-first, bytes both ways and half-close at once.
 fn greeting_echo() -> String {
     banner(b"hi").url()
-}
-
-/// The `[discovery]` section of every node here.
-fn discovery(etcd: &Etcd) -> String {
-    format!(
-        "[discovery]\netcd = [\"{}\"]\nprefix = \"/relay\"\nlease_ttl = \"2s\"\n",
-        etcd.endpoint()
-    )
 }
 
 /// A node `namespace/name` with `extra` sections, a bus listener and an admin API.
@@ -50,20 +43,11 @@ secret = "{SECRET}"
 const CHAT_EGRESS: &str = "[[service]]\nname = \"chat\"\nbackends = [\"BACKEND\"]\n";
 const CHAT_INGRESS: &str = "[[service]]\nname = \"chat\"\nlisten = [\"tcp://127.0.0.1:0\"]\npeers = [\"label:app=chat\"]\nconnect_timeout = \"2s\"\n";
 
-/// How many nodes `p` sees.
-fn seen(p: &Proc) -> usize {
-    let a = http::get(&p.addr("admin"), "/v1/nodes");
-    serde_json::from_str::<serde_json::Value>(&a.body)
-        .ok()
-        .and_then(|v| v.as_array().map(|a| a.len()))
-        .unwrap_or(0)
-}
-
 fn wait_seen(p: &Proc, n: usize) {
     assert!(
-        wait_for(Duration::from_secs(10), || seen(p) == n),
+        wait_for(Duration::from_secs(10), || nodes(p).len() == n),
         "{} nodes in view, not {n}\n{}",
-        seen(p),
+        nodes(p).len(),
         p.stderr()
     );
 }
@@ -136,7 +120,7 @@ fn two_namespaces_joined_by_a_gateway_and_only_for_the_nodes_it_matches() {
     wait_seen(&other, 3);
 
     // The record publishes the gateway as configured.
-    let out = etcd.ctl(&["get", "/relay/nodes/edge/e1", "--print-value-only"]);
+    let out = etcd.ctl(&["get", "/it/nodes/edge/e1", "--print-value-only"]);
     let rec: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(rec["gateways"][0]["address"], format!("unix://{sock}"));
     assert_eq!(rec["gateways"][0]["priority"], 5);
@@ -245,28 +229,9 @@ fn a_loop_of_relays_is_refused() {
     let dir = TempDir::new("loop");
     let r1_sock = dir.path("r1.sock");
     let r2_sock = dir.path("r2.sock");
+    let unix = |p: &std::path::Path| format!("unix://{}", p.display());
     let relay = |name: &str, me: &std::path::Path, next: &std::path::Path| {
-        format!(
-            r#"
-[node]
-name = "{name}"
-shutdown_grace = "1s"
-[admin]
-listen = "tcp://127.0.0.1:0"
-[bus]
-listen = ["unix://{}"]
-secret = "{SECRET}"
-[relay]
-enabled = true
-[[service]]
-name = "chat"
-listen = ["tcp://127.0.0.1:0"]
-peers = ["unix://{}"]
-connect_timeout = "2s"
-"#,
-            me.display(),
-            next.display()
-        )
+        static_relay(name, &unix(me), &unix(next))
     };
     let r1 = Proc::run_toml(&dir, "r1.toml", &relay("r1", &r1_sock, &r2_sock));
     let r2 = Proc::run_toml(&dir, "r2.toml", &relay("r2", &r2_sock, &r1_sock));
@@ -323,25 +288,7 @@ fn a_relay_buffers_nothing_for_a_client_that_does_not_read() {
     let relay = Proc::run_toml(
         &dir,
         "r.toml",
-        &format!(
-            r#"
-[node]
-name = "relay"
-shutdown_grace = "1s"
-[admin]
-listen = "tcp://127.0.0.1:0"
-[bus]
-listen = ["tcp://127.0.0.1:0"]
-secret = "{SECRET}"
-[relay]
-enabled = true
-[[service]]
-name = "chat"
-listen = ["tcp://127.0.0.1:0"]
-peers = ["{}"]
-"#,
-            egress.url("bus")
-        ),
+        &static_relay("relay", "tcp://127.0.0.1:0", &egress.url("bus")),
     );
     let ingress = Proc::run_toml(&dir, "i.toml", &common::ingress_toml(&relay.url("bus"), ""));
     common::wait_peer_up(&ingress.addr("admin"));
@@ -382,4 +329,28 @@ peers = ["{}"]
         got == pattern(TOTAL),
         "the bytes arrived changed or out of order"
     );
+}
+
+/// A relay with no registry, listening for the bus at `bus`, that carries `chat` on to `peer`
+/// through a service of its own of that name.
+fn static_relay(name: &str, bus: &str, peer: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "{name}"
+shutdown_grace = "1s"
+[admin]
+listen = "tcp://127.0.0.1:0"
+[bus]
+listen = ["{bus}"]
+secret = "{SECRET}"
+[relay]
+enabled = true
+[[service]]
+name = "chat"
+listen = ["tcp://127.0.0.1:0"]
+peers = ["{peer}"]
+connect_timeout = "2s"
+"#
+    )
 }
