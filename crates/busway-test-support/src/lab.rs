@@ -17,8 +17,10 @@
 //!
 //! A lab is torn down by name when dropped (every namespace deleted, which deletes its veths),
 //! and any lab left by a crashed run with the same tag is removed before a new one is built.
-//! Labs are built one at a time ([`Lab::new`] holds a process-wide lock for the lab's life):
-//! the timings measured in them must not share two cores with another lab's.
+//! Labs are built one at a time ([`Lab::new`] holds a process-wide lock for the lab's life,
+//! and `.config/nextest.toml` puts the lab's test binaries in a group of one thread, since
+//! nextest runs each test in its own process): the timings measured in them must not share two
+//! cores with another lab's.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -336,10 +336,17 @@ fn the_lab_drops_the_share_it_is_asked_to() {
         return;
     }
     let lab = Lab::new("ls", 2);
-    lab.lossy(1, 5.0);
     const N: usize = 20_000;
     let to = std::net::SocketAddr::from((Lab::member_ip(2), 9999));
     let rx = UdpSocketIn::bind(&lab.member(2), to);
+    // m1 learns m2's MAC before the loss is on: a lost ARP request is retried only after 1 s,
+    // and everything sent meanwhile would be dropped by the neighbour queue, not the classifier.
+    Lab::within(&lab.member(1), move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(&WARM_UP.to_be_bytes(), to).unwrap();
+    });
+    assert!(rx.warmed(), "the warm-up datagram never arrived");
+    lab.lossy(1, 5.0);
     Lab::within(&lab.member(1), move || {
         let s = UdpSocket::bind("0.0.0.0:0").unwrap();
         for i in 0..N {
@@ -357,14 +364,22 @@ fn the_lab_drops_the_share_it_is_asked_to() {
     lab.lossy(1, 0.0);
 }
 
-/// A receiver on a thread inside a namespace, counting datagrams until 1 s of silence.
-struct UdpSocketIn(std::thread::JoinHandle<usize>);
+/// What the loss test sends before the loss is on; never counted.
+const WARM_UP: u32 = u32::MAX;
+
+/// A receiver on a thread inside a namespace: it reports the warm-up datagram, then counts
+/// the others until 1 s of silence.
+struct UdpSocketIn {
+    warmed: std::sync::mpsc::Receiver<()>,
+    counted: std::thread::JoinHandle<usize>,
+}
 
 impl UdpSocketIn {
     fn bind(ns: &str, at: std::net::SocketAddr) -> UdpSocketIn {
         let ns = ns.to_string();
         let (tx, ready) = std::sync::mpsc::channel();
-        let h = std::thread::spawn(move || {
+        let (warm_tx, warmed) = std::sync::mpsc::channel();
+        let counted = std::thread::spawn(move || {
             Lab::within(&ns, move || {
                 let s = UdpSocket::bind(at).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -372,18 +387,27 @@ impl UdpSocketIn {
                 let mut n = 0;
                 let mut buf = [0u8; 16];
                 // Bounded: ends at the first second without a datagram.
-                while s.recv(&mut buf).is_ok() {
-                    n += 1;
+                while let Ok(len) = s.recv(&mut buf) {
+                    if buf[..len] == WARM_UP.to_be_bytes() {
+                        let _ = warm_tx.send(());
+                    } else {
+                        n += 1;
+                    }
                 }
                 n
             })
         });
         ready.recv().unwrap();
-        UdpSocketIn(h)
+        UdpSocketIn { warmed, counted }
+    }
+
+    /// Whether the warm-up datagram arrived within a second.
+    fn warmed(&self) -> bool {
+        self.warmed.recv_timeout(Duration::from_secs(1)).is_ok()
     }
 
     fn finish(self) -> usize {
-        self.0.join().unwrap()
+        self.counted.join().unwrap()
     }
 }
 
