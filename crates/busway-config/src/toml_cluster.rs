@@ -133,14 +133,12 @@ pub(crate) fn cluster(
         .map_err(|e| at(secret.line, &secret.key, e))?;
 
     let mdns = t.boolean("mdns")?;
-    let lan_balance = t.boolean("lan_balance")?;
-    for b in [&mdns, &lan_balance].into_iter().flatten() {
-        if b.value {
-            let feature = format!("{} = true", b.key.trim_start_matches("cluster."));
-            return Err(unsupported::cluster_feature(file, b.line, &b.key, &feature));
-        }
+    if let Some(b) = mdns.as_ref().filter(|b| b.value) {
+        let feature = format!("{} = true", b.key.trim_start_matches("cluster."));
+        return Err(unsupported::cluster_feature(file, b.line, &b.key, &feature));
     }
-    let (mdns, lan_balance) = (false, false);
+    let mdns = false;
+    let lan_balance = t.boolean("lan_balance")?.is_some_and(|b| b.value);
     let backend = match t.string("backend")? {
         None => ClusterBackend::Multicast,
         Some(b) => match b.value.as_str() {

@@ -13,9 +13,8 @@ use crate::model::Address;
 /// and 7 are read).
 pub(crate) const SECTIONS: &[&str] = &[];
 
-/// The `[cluster]` features this version does not run: mDNS (`mdns = true`), carrying sessions
-/// over the bus to other members (`lan_balance = true`) and the etcd lease
-/// (`backend = "etcd"`). `feature` says which, as the operator wrote it.
+/// The `[cluster]` features this version does not run: mDNS (`mdns = true`) and the etcd
+/// lease (`backend = "etcd"`). `feature` says which, as the operator wrote it.
 pub(crate) fn cluster_feature(
     file: &str,
     line: Option<usize>,

@@ -194,12 +194,6 @@ fn features_not_run_yet_are_refused() {
         "`mdns = true` is not yet supported",
     );
     assert_err(
-        &with("lan_balance = true"),
-        5,
-        "cluster.lan_balance",
-        "`lan_balance = true` is not yet supported",
-    );
-    assert_err(
         &with("backend = \"etcd\""),
         5,
         "cluster.backend",
@@ -209,6 +203,20 @@ fn features_not_run_yet_are_refused() {
     assert!(parse(&with("mdns = false\nlan_balance = false"))
         .cluster
         .is_some());
+}
+
+#[test]
+fn lan_balance_is_read() {
+    let c = parse(&with("lan_balance = true"))
+        .cluster
+        .expect("a cluster");
+    assert!(c.lan_balance);
+    assert!(
+        !parse(&with("lan_balance = false"))
+            .cluster
+            .unwrap()
+            .lan_balance
+    );
 }
 
 #[test]

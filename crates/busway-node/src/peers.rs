@@ -30,6 +30,9 @@ impl Node {
         if let Some(d) = self.discovery() {
             used.extend(d.relay_endpoints());
         }
+        if let Some(c) = self.cluster() {
+            used.extend(c.lan_endpoints());
+        }
         used
     }
 

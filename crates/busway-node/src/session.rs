@@ -46,18 +46,68 @@ pub async fn client_session(node: Arc<Node>, svc: Arc<ServiceState>, conn: Conn,
         Targets::Peers(_) if fan => Box::pin(ingress_fan(&node, &s, End::Sock(&conn))).await,
         Targets::Backends(_) if fan => Box::pin(backends_fan(&node, &s, End::Sock(&conn))).await,
         Targets::Peers(_) => ingress(&node, &s, &conn).await,
-        Targets::Backends(_) => match connect_backend(&s.cfg, &s.targets).await {
-            Ok((backend, ep)) => {
-                let (client, target) = (End::Sock(&conn), End::Sock(&backend));
-                s.carry(&node, &ep, client, target).await
+        Targets::Backends(_) => {
+            // Boxed: balanced sessions are the owner's only, and inline they would grow every
+            // session.
+            let member = match lan_member(&node, &conn, &s) {
+                Some(m) => Box::pin(to_member(&node, &s, &conn, m)).await,
+                None => None,
+            };
+            match member {
+                Some(outcome) => outcome,
+                None => backend(&node, &s, &conn).await,
             }
-            Err(e) => {
-                tracing::warn!(service = %svc.name, session = %entry.id, error = %e, "no backend for the session");
-                e.outcome()
-            }
-        },
+        }
     };
     svc.metrics.finished(outcome);
+}
+
+/// Connects a client of the service's own listener to one of its backends and pumps.
+async fn backend(node: &Node, s: &Begun, conn: &Conn) -> &'static str {
+    match connect_backend(&s.cfg, &s.targets).await {
+        Ok((backend, ep)) => {
+            let (client, target) = (End::Sock(conn), End::Sock(&backend));
+            s.carry(node, &ep, client, target).await
+        }
+        Err(e) => {
+            tracing::warn!(service = %s.cfg.name, session = %s.ticket.entry.id, error = %e, "no backend for the session");
+            e.outcome()
+        }
+    }
+}
+
+/// With `lan_balance`, the bus endpoint of the member that serves this client instead of this
+/// node (see `cluster::lan`).
+fn lan_member(node: &Node, conn: &Conn, s: &Begun) -> Option<busway_net::EndpointAddr> {
+    node.cluster()?.lan_member(conn, &s.ticket.entry.client)
+}
+
+/// Carries a client of the service address over the bus to the member `lan_balance` chose.
+/// `None` when no stream to it could be opened (its bus is down, or it did not come up within
+/// `connect_timeout`): the session is then served here, since this node serves the service too.
+async fn to_member(
+    node: &Node,
+    s: &Begun,
+    conn: &Conn,
+    member: busway_net::EndpointAddr,
+) -> Option<&'static str> {
+    if node.pools.state(&member) == PoolState::Down {
+        return None;
+    }
+    let ep = Endpoint::new(member);
+    let deadline = tokio::time::Instant::now() + s.cfg.connect_timeout;
+    match node
+        .pools
+        .get(&ep.addr)
+        .open(s.open_params(node, &ep), deadline)
+        .await
+    {
+        Ok(stream) => Some(s.carry(node, &ep, End::Sock(conn), End::Bus(&stream)).await),
+        Err(e) => {
+            tracing::warn!(service = %s.cfg.name, member = %ep.addr, error = %e, "lan_balance: cannot reach the member; serving the session here");
+            None
+        }
+    }
 }
 
 /// Admits a client of one of `svc`'s listeners under the service's limits, or counts and logs

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -442,4 +443,70 @@ fn five_percent_loss_for_a_minute_moves_nothing() {
         .filter_map(|i| c.metric(i, "busway_cluster_probes_total"))
         .sum();
     eprintln!("60 s at 5 %: {suspicions} suspicions, {probes} probes, no takeover");
+}
+
+/// `lan_balance = true`: the owner carries sessions at the service address over the bus to a
+/// member chosen by the client's address and port, itself included. Each session asks the
+/// member that served it for `/v1/cluster`, whose `self` names it.
+#[test]
+fn lan_balance_spreads_sessions_over_all_members() {
+    if !available() {
+        return;
+    }
+    let mut c = LanCluster::new("lb", &[300, 200, 100]);
+    c.lan_balance = true;
+    for i in 1..=3 {
+        c.start(i);
+    }
+    assert!(c.wait_sole_holder(1, Duration::from_secs(5)));
+    assert!(
+        wait(Duration::from_secs(5), || c.view(1)["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 3)),
+        "the owner never saw three members: {}",
+        c.view(1)
+    );
+    const SESSIONS: usize = 60;
+    // Each client port twice: the choice is stable while membership is.
+    let ports = (0..SESSIONS / 2).map(|i| 41_000 + i as u16);
+    let ports: Vec<u16> = ports.clone().chain(ports).collect();
+    let served: Vec<String> = Lab::within(&c.lab.gateway(), move || {
+        ports.into_iter().map(served_by).collect()
+    });
+    let (first, second) = served.split_at(SESSIONS / 2);
+    assert_eq!(first, second, "the same client port went to another member");
+    let count = |m: &str| served.iter().filter(|s| *s == m).count();
+    let counts: Vec<usize> = ["m1", "m2", "m3"].iter().map(|m| count(m)).collect();
+    eprintln!("sessions served by m1, m2, m3: {counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), SESSIONS, "{served:?}");
+    for (i, n) in counts.iter().enumerate() {
+        assert!(*n >= SESSIONS / 10, "m{} served {n} of {SESSIONS}", i + 1);
+    }
+    // The owner counts the carried sessions as its own, with the member's bus as the target.
+    let sessions = c.metric(1, "busway_sessions_total{service=\"web\",outcome=\"ok\"}");
+    assert!(sessions.unwrap_or(0.0) >= SESSIONS as f64, "{sessions:?}");
+}
+
+/// From the gateway's `port`: which member's busway served a session at the service address.
+fn served_by(port: u16) -> String {
+    use socket2::{Domain, Socket, Type};
+    let to = std::net::SocketAddr::from((busway_test_support::lab::SERVICE_IP, SERVICE_PORT));
+    let from = std::net::SocketAddr::from((busway_test_support::lab::GATEWAY, port));
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    // The second use of a port meets its first session's TIME_WAIT on neither side: the owner
+    // closed first, and the kernel takes a new SYN over its own TIME_WAIT.
+    sock.set_reuse_address(true).unwrap();
+    sock.bind(&from.into()).unwrap();
+    sock.connect_timeout(&to.into(), Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("connect from port {port}: {e}"));
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /v1/cluster HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    v["self"].as_str().unwrap_or_default().to_string()
 }

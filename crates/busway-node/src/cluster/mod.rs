@@ -4,6 +4,7 @@
 //! - [`caps`]: the privileges checked before anything is bound;
 //! - [`iface`]: the interface's index, MAC and own address;
 //! - [`socket`]: the group socket; [`netlink`]: the service address; [`garp`]: gratuitous ARP;
+//! - [`lan`]: which member serves a session with `lan_balance`;
 //! - [`persist`]: the history in `state_dir`; [`driver`]: the loop that feeds the machine and
 //!   carries out what it asks; [`prom`]: the section 7 metrics.
 
@@ -11,6 +12,7 @@ mod caps;
 mod driver;
 mod garp;
 mod iface;
+mod lan;
 mod netlink;
 mod persist;
 pub(crate) mod prom;
@@ -30,6 +32,8 @@ pub struct NodeCluster {
     /// Set to stop the driver: it leaves the cluster (removing the address) and says so.
     stop: watch::Sender<bool>,
     done: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set with `lan_balance = true`.
+    lan: Option<lan::LanBalance>,
 }
 
 /// Checks what must hold before anything is bound: the privileges, and an interface with an
@@ -106,6 +110,9 @@ impl NodeCluster {
             machine: Mutex::new(machine),
             stop,
             done: Mutex::new(None),
+            lan: c.lan_balance.then_some(lan::LanBalance {
+                service_ip: c.service_ip,
+            }),
         });
         let mut d = driver::Driver {
             cluster: me.clone(),

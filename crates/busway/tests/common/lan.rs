@@ -46,6 +46,8 @@ pub struct LanCluster {
     /// Without `[cluster]`, the service listening on every address: for comparing with another
     /// program that moves the address (keepalived).
     pub without_cluster: bool,
+    /// `lan_balance = true` in every member's `[cluster]`.
+    pub lan_balance: bool,
 }
 
 impl LanCluster {
@@ -58,6 +60,7 @@ impl LanCluster {
             priorities: priorities.to_vec(),
             advert_interval: "200ms",
             without_cluster: false,
+            lan_balance: false,
         }
     }
 
@@ -83,6 +86,7 @@ service_ip = "{SERVICE_IP}/{PREFIX}"
 priority = {prio}
 advert_interval = "{ai}"
 secret = "{CLUSTER_SECRET}"
+lan_balance = {lan}
 
 [[service]]
 name = "web"
@@ -92,6 +96,7 @@ backends = ["tcp://127.0.0.1:9901"]
             state = state.display(),
             prio = self.priorities[i - 1],
             ai = self.advert_interval,
+            lan = self.lan_balance,
         );
         if !self.without_cluster {
             return text;
