@@ -22,6 +22,10 @@
 //! nextest runs each test in its own process): the timings measured in them must not share two
 //! cores with another lab's.
 
+mod watch;
+
+pub use watch::{arp_entry, arp_lag, Mac, Timeline};
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::AsFd;

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use busway_test_support::lab::{longest_gap, Lab};
+use busway_test_support::lab::{arp_lag, longest_gap, Lab};
 use common::lan::{available, wait, LanCluster, ANSWER, ASK, SERVICE_PORT};
 
 const PROBE_EVERY: Duration = Duration::from_millis(20);
@@ -33,10 +33,22 @@ fn three(tag: &str) -> LanCluster {
     c
 }
 
+/// How long clients went unserved after a fault, and how long after m2 took the address the
+/// gateway's ARP entry gave m2's MAC.
+struct Takeover {
+    gap: Duration,
+    arp: Duration,
+}
+
+/// The contract's bound on the gateway following the new owner.
+const ARP_FOLLOWS: Duration = Duration::from_millis(100);
+
 /// Runs `fault` while the gateway probes, and returns the longest time clients were not
-/// served after it, once they are served again (waiting up to 5 s for that).
-fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Duration {
+/// served after it, once they are served again (waiting up to 5 s for that), with the
+/// gateway's ARP lag behind m2's takeover.
+fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Takeover {
     let prober = c.lab.probe(SERVICE_PORT, PROBE_EVERY, ASK, ANSWER);
+    let (arp, held, mac) = (c.lab.watch_arp(), c.lab.watch_holder(2), c.lab.mac(2));
     std::thread::sleep(Duration::from_millis(400));
     let at = Instant::now();
     fault();
@@ -45,11 +57,12 @@ fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Duration {
         c.lab.holds(2) && at.elapsed() > TAKEOVER * 2
     });
     let log = prober.finish();
+    let (arp, held) = (arp.finish(), held.finish());
     assert!(
         log.iter().filter(|(_, ok)| *ok).count() > 10,
         "the prober never connected"
     );
-    longest_gap(&log, at).unwrap_or_else(|| {
+    let gap = longest_gap(&log, at).unwrap_or_else(|| {
         let tail: Vec<(u128, bool)> = log
             .iter()
             .filter(|(t, _)| *t >= at)
@@ -59,7 +72,23 @@ fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Duration {
             "clients were not served again: holders {:?}, attempts after the fault {tail:?}",
             c.lab.holders()
         )
-    })
+    });
+    let arp = arp_lag(&held, &arp, mac, at).unwrap_or_else(|| {
+        panic!("the gateway never followed m2 ({mac:02x?}): ARP {arp:?}, m2 held {held:?}")
+    });
+    Takeover { gap, arp }
+}
+
+/// Asserts the takeover's bounds: clients served again within 1 s, the gateway's ARP entry
+/// on the new owner within 100 ms of its taking the address.
+fn assert_takeover(what: &str, t: &Takeover) {
+    eprintln!(
+        "{what}: clients unserved for {} ms; the gateway followed {} ms after the takeover",
+        t.gap.as_millis(),
+        t.arp.as_millis()
+    );
+    assert!(t.gap <= TAKEOVER, "gap {:?}", t.gap);
+    assert!(t.arp <= ARP_FOLLOWS, "ARP followed after {:?}", t.arp);
 }
 
 #[test]
@@ -68,9 +97,7 @@ fn kill_9_of_the_owner_moves_the_address_within_a_second() {
         return;
     }
     let mut c = three("k9");
-    let gap = gap_after(&c, || c.proc(1).signal(9));
-    eprintln!("kill -9: clients unserved for {} ms", gap.as_millis());
-    assert!(gap <= TAKEOVER, "gap {gap:?}");
+    assert_takeover("kill -9", &gap_after(&c, || c.proc(1).signal(9)));
     assert!(c.lab.holds(2), "m2 ranks next");
     assert!(!c.lab.holds(3));
     assert!(c.wait_owner_seen(3, "m2", Duration::from_secs(1)));
@@ -87,15 +114,18 @@ fn link_down_then_up() {
         return;
     }
     let c = three("ld");
-    let gap = gap_after(&c, || c.lab.link(1, false));
-    eprintln!("link down: clients unserved for {} ms", gap.as_millis());
-    assert!(gap <= TAKEOVER, "gap {gap:?}");
+    assert_takeover("link down", &gap_after(&c, || c.lab.link(1, false)));
     c.lab.link(1, true);
     // m1 returns with the higher priority and takes the address back; m2 gives it up.
     assert!(
         c.wait_sole_holder(1, Duration::from_secs(3)),
         "after link up: {:?}",
         c.lab.holders()
+    );
+    let m1 = c.lab.mac(1);
+    assert!(
+        wait(Duration::from_millis(300), || c.lab.arp() == Some(m1)),
+        "the gateway did not follow m1 back"
     );
     stays_single(&c, Duration::from_secs(1));
 }
@@ -106,9 +136,7 @@ fn sigstop_then_sigcont() {
         return;
     }
     let c = three("st");
-    let gap = gap_after(&c, || c.proc(1).signal(SIGSTOP));
-    eprintln!("SIGSTOP: clients unserved for {} ms", gap.as_millis());
-    assert!(gap <= TAKEOVER, "gap {gap:?}");
+    assert_takeover("SIGSTOP", &gap_after(&c, || c.proc(1).signal(SIGSTOP)));
     c.proc(1).signal(SIGCONT);
     let one = c.wait_one_holder(Duration::from_secs(3));
     assert!(one.is_some(), "after SIGCONT: {:?}", c.lab.holders());
@@ -125,9 +153,7 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
         return;
     }
     let c = three("pt");
-    let gap = gap_after(&c, || c.lab.isolate(1));
-    eprintln!("partition: clients unserved for {} ms", gap.as_millis());
-    assert!(gap <= TAKEOVER, "gap {gap:?}");
+    assert_takeover("partition", &gap_after(&c, || c.lab.isolate(1)));
     // Both sides hold it now: m1 cannot hear that m2 took over.
     assert!(c.lab.holds(1) && c.lab.holds(2), "{:?}", c.lab.holders());
     let healed = Instant::now();
@@ -135,6 +161,15 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
     let one = c.wait_one_holder(Duration::from_secs(2));
     eprintln!("heal: one holder after {} ms", healed.elapsed().as_millis());
     assert_eq!(one, Some(1), "{:?}", c.lab.holders());
+    // m1 announces itself again, so the gateway follows it back.
+    let m1 = c.lab.mac(1);
+    assert!(
+        wait(Duration::from_millis(300), || c.lab.arp() == Some(m1)),
+        "the gateway still sends to {:02x?}, not m1's {m1:02x?}; m1: {}\nm2: {}",
+        c.lab.arp(),
+        c.proc(1).stderr(),
+        c.proc(2).stderr()
+    );
     stays_single(&c, Duration::from_secs(2));
 }
 

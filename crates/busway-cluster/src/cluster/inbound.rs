@@ -108,6 +108,13 @@ impl Cluster {
                     node: h.node.clone(),
                     incarnation: h.incarnation,
                 });
+                // A member that is not booting comes back from the other side of a partition,
+                // where another owner may have held the address and pointed the gateway's ARP
+                // cache at itself. It may have yielded before its owner advert reached this
+                // node, so no conflict is ever heard: announce again anyway.
+                if !joining && self.state == State::Owner {
+                    self.start_garp(now);
+                }
             }
         }
         // A booting node hears the owner at once instead of after an interval.

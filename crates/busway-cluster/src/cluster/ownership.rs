@@ -172,7 +172,7 @@ impl Cluster {
         self.send_advert(now);
     }
 
-    fn start_garp(&mut self, now: Instant) {
+    pub(super) fn start_garp(&mut self, now: Instant) {
         let mut b = Burst::new(now);
         if b.fire(now) {
             self.out.push_back(Output::SendGratuitousArp);

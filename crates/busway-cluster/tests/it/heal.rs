@@ -80,6 +80,11 @@ fn a_partitioned_owner_with_higher_priority_keeps_it_after_the_heal() {
     lan.run_for(Duration::from_secs(2));
     assert_eq!(lan.owner(), 0, "priority first, whatever the history says");
     assert_eq!(lan.nodes[1].removes.len(), 1);
+    // Whether or not a heard b as an owner before b yielded, it announces itself again: the
+    // gateway's cache named b.
+    let after: Vec<_> = lan.nodes[0].garps.iter().filter(|g| **g > heal).collect();
+    assert!(!after.is_empty(), "no ARP from a after the heal");
+    assert!(*after[0] - heal <= lan.timing.advert_interval + 2 * LATENCY);
     let late = lan
         .not_one_holder
         .iter()
