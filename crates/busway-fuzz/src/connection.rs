@@ -26,26 +26,7 @@ use busway_proto::{
 };
 use bytes::{Bytes, BytesMut};
 
-/// Reads the script: one byte at a time, zero once it runs out.
-struct Script<'a>(&'a [u8]);
-
-impl Script<'_> {
-    fn byte(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from(self.byte()) << 8 | u16::from(self.byte())
-    }
-    fn done(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+use crate::script::Script;
 
 const STREAM_WINDOW: u32 = 16 * 1024;
 const CONN_WINDOW: u32 = 64 * 1024;

@@ -18,6 +18,8 @@ pub mod connection;
 pub mod decode;
 pub mod ini;
 mod invariants;
+pub mod multilink;
+mod script;
 pub mod toml;
 
 /// One fuzz target: its name (the cargo-fuzz bin and the corpus directory) and its body.
@@ -48,5 +50,9 @@ pub const TARGETS: &[Target] = &[
     Target {
         name: "connection",
         run: connection::run,
+    },
+    Target {
+        name: "multilink",
+        run: multilink::run,
     },
 ];
