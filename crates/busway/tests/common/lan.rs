@@ -48,6 +48,8 @@ pub struct LanCluster {
     pub without_cluster: bool,
     /// `lan_balance = true` in every member's `[cluster]`.
     pub lan_balance: bool,
+    /// `dead_after` in every member's `[cluster]`.
+    pub dead_after: u32,
 }
 
 impl LanCluster {
@@ -61,6 +63,7 @@ impl LanCluster {
             advert_interval: "200ms",
             without_cluster: false,
             lan_balance: false,
+            dead_after: 3,
         }
     }
 
@@ -87,6 +90,7 @@ priority = {prio}
 advert_interval = "{ai}"
 secret = "{CLUSTER_SECRET}"
 lan_balance = {lan}
+dead_after = {dead}
 
 [[service]]
 name = "web"
@@ -97,6 +101,7 @@ backends = ["tcp://127.0.0.1:9901"]
             prio = self.priorities[i - 1],
             ai = self.advert_interval,
             lan = self.lan_balance,
+            dead = self.dead_after,
         );
         if !self.without_cluster {
             return text;
