@@ -10,7 +10,7 @@
 mod caps;
 mod driver;
 mod garp;
-mod iface;
+pub(crate) mod iface;
 mod netlink;
 mod persist;
 pub(crate) mod prom;
