@@ -65,7 +65,7 @@ pub(super) fn apply(
                     ignored(ty, &r.fullname, Ignored::Full, log);
                     return false;
                 }
-                tracing::info!(service_type = %ty, instance = %name, endpoint = %ep, "mdns: bus peer found");
+                tracing::info!(service_type = %shown(ty), instance = %name, endpoint = %ep, "mdns: bus peer found");
                 instances.insert(name, ep);
                 true
             }
@@ -77,7 +77,7 @@ pub(super) fn apply(
             };
             let gone = instances.remove(&name).is_some();
             if gone {
-                tracing::info!(service_type = %ty, instance = %name, "mdns: bus peer gone");
+                tracing::info!(service_type = %shown(ty), instance = %name, "mdns: bus peer gone");
             }
             gone
         }
@@ -88,10 +88,16 @@ pub(super) fn apply(
 /// Logs an ignored answer, at most once a second per reason; never a change.
 fn ignored(ty: &str, fullname: &str, why: Ignored, log: &HandshakeLog) -> bool {
     if let Some(suppressed) = log.admit(why.label()) {
+        // Debug-quoted: the name is anyone's text, control characters included.
         let name = busway_proto::clip(fullname, 128);
-        tracing::warn!(service_type = %ty, %name, reason = why.label(), suppressed, "mdns: answer ignored");
+        tracing::warn!(service_type = %shown(ty), ?name, reason = why.label(), suppressed, "mdns: answer ignored");
     }
     false
+}
+
+/// A service type as the configuration writes it (without the root dot).
+fn shown(ty: &str) -> &str {
+    ty.strip_suffix('.').unwrap_or(ty)
 }
 
 /// The instance's node name and the endpoint to dial it at. Of several IPv4 addresses the
@@ -173,38 +179,27 @@ mod tests {
     fn answers_become_peers_and_hostile_ones_are_ignored() {
         let log = HandshakeLog::default();
         let mut set = Instances::new();
-        let mut apply = |e| apply(TY, "me", &mut set, e, &log);
-        assert!(apply(answer("m1", "198.18.0.21,198.18.0.11", 7100)));
+        let mut put = |e| apply(TY, "me", &mut set, e, &log);
+        assert!(put(answer("m1", "198.18.0.21,198.18.0.11", 7100)));
         assert!(
-            !apply(answer("m1", "198.18.0.11,198.18.0.21", 7100)),
+            !put(answer("m1", "198.18.0.11,198.18.0.21", 7100)),
             "the same"
         );
-        assert!(!apply(answer("me", "198.18.0.10", 7100)), "itself");
-        assert!(!apply(answer("m2", "198.18.0.12", 0)), "port 0");
+        assert!(!put(answer("me", "198.18.0.10", 7100)), "itself");
+        assert!(!put(answer("m2", "198.18.0.12", 0)), "port 0");
+        assert!(!put(answer("m 2", "198.18.0.12", 7100)), "not a node name");
         assert!(
-            !apply(answer("m 2", "198.18.0.12", 7100)),
-            "not a node name"
-        );
-        assert!(
-            !apply(answer("m3", "224.0.0.251,0.0.0.0", 7100)),
+            !put(answer("m3", "224.0.0.251,0.0.0.0", 7100)),
             "no host address"
         );
-        assert!(!apply(answer("m4", "fd00::4", 7100)), "IPv6 only");
-        assert!(apply(answer("m1", "198.18.0.31", 7200)), "moved");
-        assert!(!apply(ServiceEvent::ServiceRemoved(
-            TY.into(),
-            "m9._busway._tcp.local.".into()
-        )));
-        assert!(!apply(ServiceEvent::SearchStarted(TY.into())));
-        drop(apply);
+        assert!(!put(answer("m4", "fd00::4", 7100)), "IPv6 only");
+        assert!(put(answer("m1", "198.18.0.31", 7200)), "moved");
+        let removed = |n: &str| ServiceEvent::ServiceRemoved(TY.into(), format!("{n}.{TY}"));
+        assert!(!put(removed("m9")), "never found");
+        assert!(!put(ServiceEvent::SearchStarted(TY.into())));
         assert_eq!(set.len(), 1);
         assert_eq!(set["m1"], tcp([198, 18, 0, 31], 7200));
-        let mut apply = |e| super::apply(TY, "me", &mut set, e, &log);
-        assert!(apply(ServiceEvent::ServiceRemoved(
-            TY.into(),
-            "m1._busway._tcp.local.".into()
-        )));
-        drop(apply);
+        assert!(apply(TY, "me", &mut set, removed("m1"), &log));
         assert!(set.is_empty());
     }
 

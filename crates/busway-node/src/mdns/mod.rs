@@ -211,7 +211,8 @@ impl NodeMdns {
         let Some(d) = lock(&self.daemon).take() else {
             return;
         };
-        if let Some(name) = lock(&self.advertised).take() {
+        let advertised = lock(&self.advertised).take();
+        if let Some(name) = advertised {
             match d.unregister(&name) {
                 Ok(rx) => {
                     let done = tokio::time::timeout(SHUTDOWN_BOUND, rx.recv_async()).await;
