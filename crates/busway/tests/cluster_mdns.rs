@@ -22,6 +22,7 @@ const BUS_PORT: u16 = 7100;
 /// The bound on a clean stop's leaving: the goodbye is sent before the node drains, and
 /// browsers drop a record one second after its goodbye.
 const LEAVES_WITHIN: Duration = Duration::from_secs(4);
+const SIGHUP: i32 = 1;
 
 /// The lab's member configuration with `mdns = true`; member 1 also has a service whose peers
 /// are found by mDNS, to show that a member leaves itself out.
@@ -167,6 +168,29 @@ fn mdns_discovery_between_namespaces() {
         targets(&gw, "web")
     );
     assert!(serve_all(&gw, &[2]).contains("m2"));
+
+    // A reload that drops the gateway's mdns: target stops its browse; one that brings it
+    // back starts another, which finds every member again.
+    let m3 = format!("tcp://{}:{BUS_PORT}", Lab::member_ip(3));
+    c.dir.write(
+        "gw.toml",
+        &GATEWAY_NODE.replace("mdns:_busway._tcp.local", &m3),
+    );
+    node.signal(SIGHUP);
+    assert!(
+        wait(Duration::from_secs(5), || targets(&gw, "web")
+            == bus_urls(&[3])),
+        "after the reload without mdns: {:?}",
+        targets(&gw, "web")
+    );
+    c.dir.write("gw.toml", GATEWAY_NODE);
+    node.signal(SIGHUP);
+    assert!(
+        wait(Duration::from_secs(10), || targets(&gw, "web") == all),
+        "after the reload with mdns: again: {:?}",
+        targets(&gw, "web")
+    );
+    assert_eq!(node.stderr().matches("mdns: browsing").count(), 2);
 
     // Forged answers from the gateway's namespace: instances at port 0, and instances whose
     // name is no node name, FORGED of each; none becomes a target, and the log says so at most
