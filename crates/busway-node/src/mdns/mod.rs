@@ -43,6 +43,8 @@ pub struct NodeMdns {
     /// its own end from a newer browse of the same type).
     browsing: Mutex<HashMap<String, u64>>,
     started: std::sync::atomic::AtomicU64,
+    /// Set by [`NodeMdns::shutdown`]: no daemon is created again, no browse restarted.
+    closed: std::sync::atomic::AtomicBool,
     /// Bumped whenever `found` changes.
     changes: watch::Sender<u64>,
     /// Ignored answers, logged at most once a second per reason.
@@ -65,6 +67,9 @@ impl NodeMdns {
         let mut d = lock(&self.daemon);
         if let Some(d) = &*d {
             return Ok(d.clone());
+        }
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("mdns: the node is stopping".into());
         }
         let new = ServiceDaemon::new().map_err(|e| format!("mdns: cannot start: {e}"))?;
         let mut kinds = Vec::new();
@@ -122,6 +127,9 @@ impl NodeMdns {
     /// Starts a browse for every type in `wanted` not browsed yet, and stops those no target
     /// names any more (their instances go with them).
     fn browse_wanted(self: &Arc<Self>, cfg: &NodeConfig, wanted: HashSet<String>) {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let stale: Vec<String> = lock(&self.browsing)
             .keys()
             .filter(|t| !wanted.contains(*t))
@@ -208,6 +216,10 @@ impl NodeMdns {
     /// Sends the goodbyes of what this node advertises (others drop it within a second) and
     /// stops the daemon, within [`SHUTDOWN_BOUND`] each.
     pub(crate) async fn shutdown(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // The browses end with the daemon: as asked, not to be started again.
+        lock(&self.browsing).clear();
         let Some(d) = lock(&self.daemon).take() else {
             return;
         };
