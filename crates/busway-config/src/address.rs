@@ -16,6 +16,8 @@ use crate::model::Address;
 const MAX_DNS_NAME: usize = 253;
 /// Longest DNS label (RFC 1035).
 const MAX_DNS_LABEL: usize = 63;
+/// Longest DNS-SD service name, without its `_` (RFC 6335 section 5.1).
+const MAX_SERVICE_NAME: usize = 15;
 /// `sun_path` is 108 bytes on Linux, one of which is the terminating NUL.
 const MAX_UNIX_PATH: usize = 107;
 
@@ -55,8 +57,7 @@ impl FromStr for Address {
             return labels(rest).map(Address::Label);
         }
         if let Some(rest) = s.strip_prefix("mdns:") {
-            dns_name(rest).map_err(|e| format!("invalid mDNS name \"{rest}\": {e}"))?;
-            return Ok(Address::Mdns(rest.to_string()));
+            return mdns_type(rest).map(|()| Address::Mdns(rest.to_string()));
         }
         Err(match s.split_once("://") {
             Some((scheme, _)) => format!("unknown scheme \"{scheme}\", expected {SCHEMES}"),
@@ -202,6 +203,31 @@ fn srv_name(name: &str) -> Result<(), String> {
     }
     if labels.next().is_none() {
         return Err(bad("the domain is missing"));
+    }
+    Ok(())
+}
+
+/// `_service._tcp.local` or `_service._udp.local`: the DNS-SD service type an `mdns:` target
+/// browses (RFC 6763 section 7), written without the trailing dot. Anything else would only
+/// fail later, in the mDNS library, after `ready`.
+fn mdns_type(name: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        format!("invalid mDNS service type \"{name}\": {why}, expected _service._tcp.local or _service._udp.local")
+    };
+    dns_name(name).map_err(|e| bad(&e))?;
+    let Some(service) = name
+        .strip_suffix("._tcp.local")
+        .or_else(|| name.strip_suffix("._udp.local"))
+    else {
+        return Err(bad("it must end in ._tcp.local or ._udp.local"));
+    };
+    if service.len() < 2 || !service.starts_with('_') || service.contains('.') {
+        return Err(bad("the service is one label that starts with '_'"));
+    }
+    if service.len() > MAX_SERVICE_NAME + 1 {
+        return Err(bad(&format!(
+            "a service name is at most {MAX_SERVICE_NAME} characters (RFC 6335)"
+        )));
     }
     Ok(())
 }

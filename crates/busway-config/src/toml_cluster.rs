@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::defaults::MIN_SECRET_LEN;
 use crate::error::ConfigError;
-use crate::model::{ClusterBackend, ClusterConfig, NodeSection};
+use crate::model::{Address, ClusterBackend, ClusterConfig, NodeConfig, NodeSection};
 use crate::secret::resolve_secret;
 use crate::toml_file::Env;
 use crate::toml_table::Table;
@@ -132,12 +132,7 @@ pub(crate) fn cluster(
         })
         .map_err(|e| at(secret.line, &secret.key, e))?;
 
-    let mdns = t.boolean("mdns")?;
-    if let Some(b) = mdns.as_ref().filter(|b| b.value) {
-        let feature = format!("{} = true", b.key.trim_start_matches("cluster."));
-        return Err(unsupported::cluster_feature(file, b.line, &b.key, &feature));
-    }
-    let mdns = false;
+    let mdns = t.boolean("mdns")?.is_some_and(|b| b.value);
     let lan_balance = t.boolean("lan_balance")?.is_some_and(|b| b.value);
     let backend = match t.string("backend")? {
         None => ClusterBackend::Multicast,
@@ -186,6 +181,33 @@ pub(crate) fn cluster(
         lan_balance,
         backend,
     }))
+}
+
+/// `mdns = true` advertises the node's bus port, so the node needs a `tcp://` bus listener
+/// (a Unix socket has no port to put in an SRV record). Checked once `[bus]` is read.
+pub(crate) fn mdns_needs(root: &Table<'_, '_>, cfg: &NodeConfig) -> Res<()> {
+    if !cfg.cluster.as_ref().is_some_and(|c| c.mdns) {
+        return Ok(());
+    }
+    let tcp = cfg
+        .bus
+        .listen
+        .iter()
+        .any(|l| matches!(l.address, Address::Tcp { .. }));
+    if tcp {
+        return Ok(());
+    }
+    let at = root
+        .table("cluster")?
+        .map(|t| t.boolean("mdns"))
+        .transpose()?
+        .flatten();
+    Err(ConfigError::new(
+        root.src.file,
+        at.as_ref().and_then(|b| b.line),
+        at.as_ref().map_or("cluster.mdns", |b| b.key.as_str()),
+        "`mdns = true` advertises the bus port: it needs a tcp:// address in bus.listen",
+    ))
 }
 
 /// A name Linux accepts for an interface.

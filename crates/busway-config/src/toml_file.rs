@@ -56,6 +56,7 @@ pub(crate) fn parse(text: &str, file: &str, env: Env<'_>) -> Res<NodeConfig> {
         services: services(&root)?,
     };
     bus_tls_needs(&root, &cfg)?;
+    crate::toml_cluster::mdns_needs(&root, &cfg)?;
     Ok(cfg)
 }
 

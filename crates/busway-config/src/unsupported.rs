@@ -13,8 +13,8 @@ use crate::model::Address;
 /// and 7 are read).
 pub(crate) const SECTIONS: &[&str] = &[];
 
-/// The `[cluster]` features this version does not run: mDNS (`mdns = true`) and the etcd
-/// lease (`backend = "etcd"`). `feature` says which, as the operator wrote it.
+/// The `[cluster]` features this version does not run: the etcd lease (`backend = "etcd"`).
+/// `feature` says which, as the operator wrote it.
 pub(crate) fn cluster_feature(
     file: &str,
     line: Option<usize>,
@@ -43,22 +43,6 @@ pub(crate) fn check_service(file: &str, service: &ServiceDraft) -> Result<(), Co
             format!(
                 "{} mirrors are not supported (use tcp:// or unix://)",
                 scheme(&m.value)
-            ),
-        );
-    }
-
-    // Targets found by a discovery this version does not run.
-    if let Some(t) = service
-        .targets
-        .iter()
-        .find(|t| matches!(t.value, Address::Mdns(_)))
-    {
-        return err(
-            t.line,
-            &t.key,
-            format!(
-                "{} targets are not yet supported (use tcp://, unix://, srv://, grpc:// or label:)",
-                scheme(&t.value)
             ),
         );
     }

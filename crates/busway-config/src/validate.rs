@@ -71,6 +71,7 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
             "a service with peers is an ingress and needs `listen` addresses for its clients",
         );
     }
+    mdns_targets(file, &s)?;
     let grpc = grpc_rules(file, &s)?;
     // CONTRACT section 3: several entries as written (before DNS) mean fan-out by default.
     let mode = match &s.mode {
@@ -99,6 +100,28 @@ pub(crate) fn finish_service(file: &str, s: ServiceDraft) -> Result<ServiceConfi
         grpc,
         limits: s.limits,
     })
+}
+
+/// `mdns:` targets find busway nodes (their bus listeners, CONTRACT section 7), which only an
+/// ingress dials: a backend found by multicast DNS would be a socket of unknown protocol
+/// reached without the bus, so they are refused in `backends` rather than guessed at.
+fn mdns_targets(file: &str, s: &ServiceDraft) -> Result<(), ConfigError> {
+    if s.kind == TargetKind::Peers {
+        return Ok(());
+    }
+    match s
+        .targets
+        .iter()
+        .find(|t| matches!(t.value, Address::Mdns(_)))
+    {
+        Some(t) => Err(ConfigError::new(
+            file,
+            t.line,
+            &t.key,
+            "mdns: targets are busway nodes found by multicast DNS: list them in `peers`, not `backends`",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A gRPC gateway service: every backend is a `grpc://` upstream, and the keys that only make

@@ -186,13 +186,30 @@ fn secrets_are_checked_and_never_shown() {
 }
 
 #[test]
-fn features_not_run_yet_are_refused() {
+fn mdns_is_read_and_needs_a_tcp_bus_listener() {
+    let bus = |listen: &str| format!("[bus]\nlisten = [\"{listen}\"]\n{}", with("mdns = true"));
+    let cfg = parse(&bus("tcp://198.18.0.11:7100"));
+    assert!(cfg.cluster.as_ref().unwrap().mdns);
+    let rendered = busway_config::render_toml(&cfg);
+    assert!(rendered.contains("mdns = true"), "{rendered}");
+    assert!(parse(&rendered).cluster.unwrap().mdns);
+    // A Unix bus listener has no port for the SRV record; no bus listener at all neither.
+    assert_err(
+        &bus("unix:///run/busway/bus.sock"),
+        7,
+        "cluster.mdns",
+        "needs a tcp:// address in bus.listen",
+    );
     assert_err(
         &with("mdns = true"),
         5,
         "cluster.mdns",
-        "`mdns = true` is not yet supported",
+        "needs a tcp:// address in bus.listen",
     );
+}
+
+#[test]
+fn features_not_run_yet_are_refused() {
     assert_err(
         &with("backend = \"etcd\""),
         5,

@@ -459,7 +459,7 @@ fn service_rules() {
 }
 
 #[test]
-fn socket_mirrors_only_and_discovery_targets_not_yet() {
+fn socket_mirrors_only_and_discovered_targets_only_as_peers() {
     let svc = "[[service]]\nname = \"x\"\nlisten = [\"tcp://127.0.0.1:0\"]\n";
     assert_err(
         &format!("{svc}backends = [\"tcp://a:1\"]\nmirror = [\"srv://_m._tcp.x\"]\n"),
@@ -474,7 +474,7 @@ fn socket_mirrors_only_and_discovery_targets_not_yet() {
         ),
         (
             "mdns:_busway._tcp.local",
-            "mdns: targets are not yet supported",
+            "mdns: targets are busway nodes found by multicast DNS: list them in `peers`",
         ),
     ] {
         assert_err(

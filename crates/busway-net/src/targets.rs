@@ -89,8 +89,9 @@ impl TargetSet {
                     r.endpoints.push(Endpoint::new(ep));
                     r.valid_until = Some(Instant::now() + Duration::from_secs(1 << 30));
                 }
-                // Discovery sets these (`set_discovered`); DNS never looks them up.
-                if matches!(a, Address::Label(_)) {
+                // Discovery and mDNS set these (`set_discovered`, `set_mdns`); DNS never
+                // looks them up.
+                if matches!(a, Address::Label(_) | Address::Mdns(_)) {
                     r.valid_until = Some(Instant::now() + Duration::from_secs(1 << 30));
                 }
                 Entry {
@@ -262,21 +263,56 @@ impl TargetSet {
         &self,
         found: impl Fn(&std::collections::BTreeMap<String, String>) -> Vec<(EndpointAddr, Arc<str>)>,
     ) {
+        self.set_found(|a| match a {
+            Address::Label(sel) => Some(
+                found(sel)
+                    .into_iter()
+                    .map(|(ep, to)| (ep, 0, 0, Some(to)))
+                    .collect(),
+            ),
+            _ => None,
+        });
+    }
+
+    /// The service types of the set's `mdns:` entries, for whoever browses multicast DNS.
+    pub fn mdns_types(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|e| match &e.address {
+                Address::Mdns(ty) => Some(ty.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sets the endpoints of every `mdns:` entry: `found(service_type)` lists the bus
+    /// endpoints of the instances the browse has resolved now. They are plain bus peers (the
+    /// node dialled is the node meant, no relay in between), kept and retired as
+    /// [`Self::set_discovered`] does.
+    pub fn set_mdns(&self, found: impl Fn(&str) -> Vec<EndpointAddr>) {
+        self.set_found(|a| match a {
+            Address::Mdns(ty) => Some(found(ty).into_iter().map(|ep| (ep, 0, 0, None)).collect()),
+            _ => None,
+        });
+    }
+
+    /// Replaces the endpoints of every entry `found` answers for, unless they are the same as
+    /// before (a follower calls this on every change of its view, most of which change nothing
+    /// here).
+    fn set_found(&self, found: impl Fn(&Address) -> Option<Vec<Found>>) {
         for e in &self.entries {
-            let Address::Label(sel) = &e.address else {
+            let Some(eps) = found(&e.address) else {
                 continue;
             };
-            let eps = found(sel);
             let r = lock(&e.resolved);
             if r.endpoints.len() == eps.len()
-                && r.endpoints
-                    .iter()
-                    .zip(&eps)
-                    .all(|(a, (addr, to))| &a.addr == addr && a.to.as_ref() == Some(to))
+                && r.endpoints.iter().zip(&eps).all(|(a, (addr, p, w, to))| {
+                    &a.addr == addr && a.priority == *p && a.weight == *w && &a.to == to
+                })
             {
                 continue;
             }
-            self.replace(e, r, eps.into_iter().map(|(ep, to)| (ep, 0, 0, Some(to))));
+            self.replace(e, r, eps.into_iter());
         }
     }
 
@@ -319,6 +355,7 @@ impl TargetSet {
                 if r.endpoints.is_empty() {
                     Some(r.error.clone().unwrap_or_else(|| match &e.address {
                         Address::Label(_) => format!("{} selects no discovered node", e.address),
+                        Address::Mdns(_) => format!("{} has found no bus peer", e.address),
                         _ => format!("{} is not resolved yet", e.address),
                     }))
                 } else {
@@ -514,6 +551,47 @@ mod tests {
         assert_eq!(both.len(), 2);
         assert!(Arc::ptr_eq(&both[0], &first[0]), "a kept its identity");
         assert_eq!(both[1].to.as_deref(), Some("edge/c"));
+    }
+
+    #[test]
+    fn mdns_entries_take_what_the_browse_resolved() {
+        let set = TargetSet::new(
+            &[
+                Address::Mdns("_busway._tcp.local".into()),
+                Address::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 7001,
+                },
+            ],
+            Resolver::new(&DnsConfig::default()),
+        );
+        assert!(!set.needs_refresh(), "DNS never looks an mdns: entry up");
+        assert_eq!(set.mdns_types(), vec!["_busway._tcp.local".to_string()]);
+        assert!(set.problems()[0].contains("has found no bus peer"));
+        let m1 = EndpointAddr::Tcp(([198, 18, 0, 11], 7100).into());
+        let m2 = EndpointAddr::Tcp(([198, 18, 0, 12], 7100).into());
+        let mut changes = set.changes();
+        changes.mark_unchanged();
+        set.set_mdns(|ty| {
+            assert_eq!(ty, "_busway._tcp.local");
+            vec![m1.clone(), m2.clone()]
+        });
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        let first = set.endpoints();
+        assert_eq!(first.len(), 3, "two found and the literal");
+        assert!(first.iter().all(|e| e.to.is_none()), "plain bus peers");
+        // Label followers leave mdns: entries alone, and the same answer changes nothing.
+        set.set_discovered(|_| unreachable!("no label: entry"));
+        set.set_mdns(|_| vec![m1.clone(), m2.clone()]);
+        assert!(!changes.has_changed().unwrap());
+        // m2 goes: m1 keeps its identity, m2 is retired, the literal stays.
+        set.set_mdns(|_| vec![m1.clone()]);
+        assert!(changes.has_changed().unwrap());
+        let now = set.endpoints();
+        assert_eq!(now.len(), 2);
+        assert!(Arc::ptr_eq(&now[0], &first[0]));
+        assert!(first[1].is_retired() && !first[2].is_retired());
     }
 
     /// A set of `HOST:PORT` addresses, resolving through `dns`.

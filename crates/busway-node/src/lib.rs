@@ -18,6 +18,7 @@ pub mod fanout;
 mod grpc_session;
 pub mod limits;
 pub mod listen;
+mod mdns;
 pub mod metrics;
 pub mod mirror;
 pub mod node;

@@ -114,6 +114,8 @@ pub struct Node {
     pub(crate) discovery: std::sync::OnceLock<Arc<crate::discovery::NodeDiscovery>>,
     /// `[cluster]`: the member this node is, set once the bus listeners are bound.
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::NodeCluster>>,
+    /// Multicast DNS: a member's records and the browses of `mdns:` targets.
+    pub(crate) mdns: Arc<crate::mdns::NodeMdns>,
 }
 
 /// Listeners bound but not yet serving.
@@ -247,6 +249,7 @@ impl Node {
             resumption,
             discovery: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
+            mdns: Arc::default(),
         });
         let me = Arc::downgrade(&node);
         node.pools
@@ -288,6 +291,7 @@ impl Node {
             Ok(None) => {}
             Err(e) => return Err(StartError::Cluster(e)),
         }
+        crate::mdns::start(&node).map_err(StartError::Cluster)?;
         node.warm_up().await;
         crate::peers::spawn(&node);
         crate::trust::spawn_token_watch(&node);
@@ -592,7 +596,9 @@ impl Node {
     /// writes them afterwards, so the wait for transports is what keeps those bytes from being
     /// dropped when the process exits.
     pub async fn shutdown(&self, grace: Duration) {
-        // The service address first: another member takes it at once while this one drains.
+        // The mDNS goodbye first: browsers drop this node within a second.
+        self.mdns.shutdown().await;
+        // The service address next: another member takes it at once while this one drains.
         if let Some(c) = self.cluster() {
             c.leave().await;
         }

@@ -102,7 +102,7 @@ fn rejects_bad_unix_paths() {
 }
 
 #[test]
-fn rejects_bad_srv_label_and_mdns() {
+fn rejects_bad_srv_and_label() {
     assert!(err("srv://chat._tcp.example.com").contains("first label"));
     assert!(err("srv://_chat.tcp.example.com").contains("second label"));
     assert!(err("srv://_chat._tcp").contains("domain is missing"));
@@ -110,7 +110,32 @@ fn rejects_bad_srv_label_and_mdns() {
     assert!(err("label:app").contains("not KEY=VALUE"));
     assert!(err("label:app=").contains("non-empty"));
     assert!(err("label:a=1,a=2").contains("twice"));
-    assert!(err("mdns:").contains("invalid mDNS name"));
+}
+
+#[test]
+fn mdns_targets_are_service_types_on_local() {
+    assert_eq!(
+        parse("mdns:_busway._udp.local"),
+        Address::Mdns("_busway._udp.local".into())
+    );
+    assert!(err("mdns:").contains("empty name"));
+    for bad in [
+        "mdns:_busway._tcp.example.com",
+        "mdns:_busway._sctp.local",
+        "mdns:_busway._tcp.local.",
+        "mdns:busway.local",
+    ] {
+        assert!(err(bad).contains("invalid mDNS service type"), "{bad}");
+    }
+    for bad in [
+        "mdns:busway._tcp.local",
+        "mdns:_._tcp.local",
+        "mdns:a._busway._tcp.local",
+    ] {
+        assert!(err(bad).contains("starts with '_'"), "{bad}");
+    }
+    assert!(parse("mdns:_fifteen-chars-a._tcp.local").to_string().len() > 20);
+    assert!(err("mdns:_sixteen-chars-ab._tcp.local").contains("at most 15"));
 }
 
 #[test]

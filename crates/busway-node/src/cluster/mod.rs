@@ -11,7 +11,7 @@
 mod caps;
 mod driver;
 mod garp;
-mod iface;
+pub(crate) mod iface;
 mod lan;
 mod netlink;
 mod persist;

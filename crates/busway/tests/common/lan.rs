@@ -121,19 +121,32 @@ backends = ["tcp://127.0.0.1:9901"]
 
     /// Starts member `i` and waits for its `ready`.
     pub fn start(&mut self, i: usize) {
-        let file = self.dir.write(&format!("m{i}.toml"), &self.config(i));
+        let text = self.config(i);
+        self.start_with(i, &text);
+    }
+
+    /// Starts member `i` from `text` (a variation of [`Self::config`]) and waits for its
+    /// `ready`.
+    pub fn start_with(&mut self, i: usize, text: &str) {
+        let p = self.run_in(&self.lab.member(i), &format!("m{i}.toml"), text);
+        self.procs[i - 1] = Some(p);
+    }
+
+    /// Runs `busway run` inside namespace `ns` from `text`, written to `file` in the lab's
+    /// directory, and waits for its `ready`.
+    pub fn run_in(&self, ns: &str, file: &str, text: &str) -> Proc {
+        let file = self.dir.write(file, text);
         let bin = busway_bin();
         let args = [
             "netns",
             "exec",
-            &self.lab.member(i),
+            ns,
             bin.to_str().expect("utf-8 path"),
             "run",
             "-c",
             file.to_str().expect("utf-8 path"),
         ];
-        let p = Proc::start_bin(std::path::Path::new("ip"), &args, &[("RUST_LOG", "info")]);
-        self.procs[i - 1] = Some(p);
+        Proc::start_bin(std::path::Path::new("ip"), &args, &[("RUST_LOG", "info")])
     }
 
     pub fn proc(&self, i: usize) -> &Proc {
