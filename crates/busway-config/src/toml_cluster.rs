@@ -145,14 +145,15 @@ pub(crate) fn cluster(
         None => ClusterBackend::Multicast,
         Some(b) => match b.value.as_str() {
             "multicast" => ClusterBackend::Multicast,
-            "etcd" => {
-                return Err(unsupported::cluster_feature(
-                    file,
+            // The election runs in `[discovery]`'s etcd, under its prefix and lease_ttl.
+            "etcd" if root.table("discovery")?.is_none() => {
+                return Err(at(
                     b.line,
                     &b.key,
-                    "backend = \"etcd\"",
+                    "`backend = \"etcd\"` elects the owner through an etcd lease: it needs a [discovery] section naming the etcd endpoints".into(),
                 ))
             }
+            "etcd" => ClusterBackend::Etcd,
             other => {
                 return Err(at(
                     b.line,

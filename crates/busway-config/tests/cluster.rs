@@ -199,16 +199,38 @@ fn features_not_run_yet_are_refused() {
         "cluster.lan_balance",
         "`lan_balance = true` is not yet supported",
     );
-    assert_err(
-        &with("backend = \"etcd\""),
-        5,
-        "cluster.backend",
-        "`backend = \"etcd\"` is not yet supported",
-    );
     // Written out as off, they are fine.
     assert!(parse(&with("mdns = false\nlan_balance = false"))
         .cluster
         .is_some());
+}
+
+#[test]
+fn the_etcd_backend_needs_discovery() {
+    assert_err(
+        &with("backend = \"etcd\""),
+        5,
+        "cluster.backend",
+        "needs a [discovery] section",
+    );
+    let text = format!(
+        "{}[discovery]\netcd = \"http://198.18.0.1:2379\"\nlease_ttl = \"1s\"\n",
+        with("backend = \"etcd\"")
+    );
+    let cfg = parse(&text);
+    assert_eq!(cfg.cluster.as_ref().unwrap().backend, ClusterBackend::Etcd);
+    let rendered = busway_config::render_toml(&cfg);
+    assert!(rendered.contains("backend = \"etcd\""), "{rendered}");
+    assert_eq!(
+        parse(&rendered).cluster.unwrap().backend,
+        ClusterBackend::Etcd
+    );
+    assert_err(
+        &with("backend = \"raft\""),
+        5,
+        "cluster.backend",
+        "expected multicast or etcd",
+    );
 }
 
 #[test]

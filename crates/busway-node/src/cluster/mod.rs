@@ -5,12 +5,18 @@
 //! - [`iface`]: the interface's index, MAC and own address;
 //! - [`socket`]: the group socket; [`netlink`]: the service address; [`garp`]: gratuitous ARP;
 //! - [`persist`]: the history in `state_dir`; [`driver`]: the loop that feeds the machine and
-//!   carries out what it asks; [`prom`]: the section 7 metrics.
+//!   carries out what it asks; [`prom`]: the section 7 metrics;
+//! - [`address`]: the address and ARP steps both backends' owners take;
+//! - [`etcd_owner`]: `backend = "etcd"`, the owner elected through an etcd lease;
+//! - [`member`]: either backend, as the node holds it.
 
+mod address;
 mod caps;
 mod driver;
+mod etcd_owner;
 mod garp;
 mod iface;
+mod member;
 mod netlink;
 mod persist;
 pub(crate) mod prom;
@@ -22,6 +28,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use busway_cluster::{Boot, Cluster, ClusterView, Config, Metrics, Timing};
 use busway_config::{ClusterConfig, NodeConfig};
 use tokio::sync::watch;
+
+pub use member::ClusterMember;
 
 /// A running cluster member.
 #[derive(Debug)]
@@ -111,11 +119,13 @@ impl NodeCluster {
             cluster: me.clone(),
             sock,
             group: c.group.into(),
-            netlink: nl,
-            garp: arp,
+            address: address::Address {
+                netlink: nl,
+                garp: arp,
+                interface: c.interface.clone(),
+                service_ip: c.service_ip,
+            },
             state_dir: dir,
-            interface: c.interface.clone(),
-            service_ip: c.service_ip,
         };
         // The leftover address goes now, before `ready`; the hello goes out with it.
         d.carry_out().await;
