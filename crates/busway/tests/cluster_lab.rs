@@ -8,10 +8,9 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use busway_test_support::lab::{longest_gap, Lab};
-use common::lan::{available, wait, LanCluster, ANSWER, ASK, SERVICE_PORT};
+use busway_test_support::lab::Lab;
+use common::lan::{available, gap_after, wait, LanCluster, SERVICE_PORT};
 
-const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// The contract's bound on a silent death: clients are served again within 1 s.
 const TAKEOVER: Duration = Duration::from_secs(1);
 const SIGSTOP: i32 = 19;
@@ -32,42 +31,13 @@ fn three(tag: &str) -> LanCluster {
     c
 }
 
-/// Runs `fault` while the gateway probes, and returns the longest time clients were not
-/// served after it, once they are served again (waiting up to 5 s for that).
-fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Duration {
-    let prober = c.lab.probe(SERVICE_PORT, PROBE_EVERY, ASK, ANSWER);
-    std::thread::sleep(Duration::from_millis(400));
-    let at = Instant::now();
-    fault();
-    // Served again by m2: the gap is over.
-    wait(Duration::from_secs(5), || {
-        c.lab.holds(2) && at.elapsed() > TAKEOVER * 2
-    });
-    let log = prober.finish();
-    assert!(
-        log.iter().filter(|(_, ok)| *ok).count() > 10,
-        "the prober never connected"
-    );
-    longest_gap(&log, at).unwrap_or_else(|| {
-        let tail: Vec<(u128, bool)> = log
-            .iter()
-            .filter(|(t, _)| *t >= at)
-            .map(|(t, ok)| (t.duration_since(at).as_millis(), *ok))
-            .collect();
-        panic!(
-            "clients were not served again: holders {:?}, attempts after the fault {tail:?}",
-            c.lab.holders()
-        )
-    })
-}
-
 #[test]
 fn kill_9_of_the_owner_moves_the_address_within_a_second() {
     if !available() {
         return;
     }
     let mut c = three("k9");
-    let gap = gap_after(&c, || c.proc(1).signal(9));
+    let gap = gap_after(&c, 2, TAKEOVER * 2, || c.proc(1).signal(9));
     eprintln!("kill -9: clients unserved for {} ms", gap.as_millis());
     assert!(gap <= TAKEOVER, "gap {gap:?}");
     assert!(c.lab.holds(2), "m2 ranks next");
@@ -86,7 +56,7 @@ fn link_down_then_up() {
         return;
     }
     let c = three("ld");
-    let gap = gap_after(&c, || c.lab.link(1, false));
+    let gap = gap_after(&c, 2, TAKEOVER * 2, || c.lab.link(1, false));
     eprintln!("link down: clients unserved for {} ms", gap.as_millis());
     assert!(gap <= TAKEOVER, "gap {gap:?}");
     c.lab.link(1, true);
@@ -105,7 +75,7 @@ fn sigstop_then_sigcont() {
         return;
     }
     let c = three("st");
-    let gap = gap_after(&c, || c.proc(1).signal(SIGSTOP));
+    let gap = gap_after(&c, 2, TAKEOVER * 2, || c.proc(1).signal(SIGSTOP));
     eprintln!("SIGSTOP: clients unserved for {} ms", gap.as_millis());
     assert!(gap <= TAKEOVER, "gap {gap:?}");
     c.proc(1).signal(SIGCONT);
@@ -124,7 +94,7 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
         return;
     }
     let c = three("pt");
-    let gap = gap_after(&c, || c.lab.isolate(1));
+    let gap = gap_after(&c, 2, TAKEOVER * 2, || c.lab.isolate(1));
     eprintln!("partition: clients unserved for {} ms", gap.as_millis());
     assert!(gap <= TAKEOVER, "gap {gap:?}");
     // Both sides hold it now: m1 cannot hear that m2 took over.

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use busway_test_support::lab::{Lab, PREFIX, SERVICE_IP};
+use busway_test_support::lab::{longest_gap, Lab, PREFIX, SERVICE_IP};
 use busway_test_support::proc::busway_bin;
 use busway_test_support::{http, Proc, TempDir};
 use serde_json::Value;
@@ -46,6 +46,8 @@ pub struct LanCluster {
     /// Without `[cluster]`, the service listening on every address: for comparing with another
     /// program that moves the address (keepalived).
     pub without_cluster: bool,
+    /// `backend = "etcd"` with this `lease_ttl`, etcd at the lab's gateway (`LabEtcd`).
+    pub etcd_lease: Option<&'static str>,
 }
 
 impl LanCluster {
@@ -58,6 +60,7 @@ impl LanCluster {
             priorities: priorities.to_vec(),
             advert_interval: "200ms",
             without_cluster: false,
+            etcd_lease: None,
         }
     }
 
@@ -93,6 +96,13 @@ backends = ["tcp://127.0.0.1:9901"]
             prio = self.priorities[i - 1],
             ai = self.advert_interval,
         );
+        if let Some(ttl) = self.etcd_lease {
+            let endpoint = busway_test_support::lab_etcd::LabEtcd::endpoint();
+            let discovery = format!(
+                "backend = \"etcd\"\n\n[discovery]\netcd = [\"{endpoint}\"]\nlease_ttl = \"{ttl}\"\n\n[[service]]"
+            );
+            return text.replacen("\n[[service]]", &discovery, 1);
+        }
         if !self.without_cluster {
             return text;
         }
@@ -192,4 +202,36 @@ pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `fault` while the gateway probes, and returns the longest time clients were not
+/// served after it, once member `next` holds the address and `settle` has passed (waiting up
+/// to 5 s for that).
+pub fn gap_after(c: &LanCluster, next: usize, settle: Duration, fault: impl FnOnce()) -> Duration {
+    let prober = c
+        .lab
+        .probe(SERVICE_PORT, Duration::from_millis(20), ASK, ANSWER);
+    std::thread::sleep(Duration::from_millis(400));
+    let at = Instant::now();
+    fault();
+    // Served again by the next owner: the gap is over.
+    wait(Duration::from_secs(5), || {
+        c.lab.holds(next) && at.elapsed() > settle
+    });
+    let log = prober.finish();
+    assert!(
+        log.iter().filter(|(_, ok)| *ok).count() > 10,
+        "the prober never connected"
+    );
+    longest_gap(&log, at).unwrap_or_else(|| {
+        let tail: Vec<(u128, bool)> = log
+            .iter()
+            .filter(|(t, _)| *t >= at)
+            .map(|(t, ok)| (t.duration_since(at).as_millis(), *ok))
+            .collect();
+        panic!(
+            "clients were not served again: holders {:?}, attempts after the fault {tail:?}",
+            c.lab.holders()
+        )
+    })
 }

@@ -1,0 +1,112 @@
+//! A real etcd inside a [`Lab`]'s gateway namespace, listening on 198.18.0.1, so members reach
+//! it across the bridge as a LAN's etcd would be reached: for `[cluster] backend = "etcd"`.
+//!
+//! Its Raft timing is shortened (heartbeat 50 ms, election timeout 500 ms) so that etcd grants
+//! a lease of 1 s: its shortest lease is 1.5 election timeouts, rounded up to a whole second,
+//! which with the defaults (1 s) would turn `lease_ttl = "1s"` into 2 s.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::lab::{Lab, GATEWAY};
+use crate::proc::TempDir;
+
+const ETCD: &str = "/usr/bin/etcd";
+const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// The running etcd, killed by pid when dropped.
+#[derive(Debug)]
+pub struct LabEtcd {
+    child: Child,
+    ns: String,
+}
+
+/// Why etcd cannot run here, or `None`.
+pub fn unavailable() -> Option<String> {
+    [ETCD, ETCDCTL]
+        .iter()
+        .find(|p| !Path::new(p).exists())
+        .map(|p| format!("needs {p} (apt-get install etcd-server etcd-client)"))
+}
+
+impl LabEtcd {
+    /// The client URL members are given.
+    pub fn endpoint() -> String {
+        format!("http://{GATEWAY}:2379")
+    }
+
+    /// Starts etcd in `lab`'s gateway namespace, its data and log in `dir`; healthy on return.
+    pub fn start(lab: &Lab, dir: &TempDir) -> LabEtcd {
+        let ns = lab.gateway();
+        let peer = format!("http://{GATEWAY}:2380");
+        let client = LabEtcd::endpoint();
+        let log = std::fs::File::create(dir.path("etcd.log")).expect("etcd log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, ETCD, "--name", "lab"])
+            .arg("--data-dir")
+            .arg(dir.path("lab.etcd"))
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("lab={peer}")])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd in the gateway namespace");
+        let e = LabEtcd { child, ns };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !e.ctl_ok(&["endpoint", "health"]).0 {
+            assert!(
+                Instant::now() < deadline,
+                "etcd in the lab never got healthy; its log is {}",
+                dir.path("etcd.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e
+    }
+
+    /// `etcdctl ARGS` from the gateway namespace: (success, stdout).
+    pub fn ctl_ok(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, ETCDCTL])
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &LabEtcd::endpoint()])
+            .args(["--dial-timeout", "1s", "--command-timeout", "3s"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run etcdctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// The value at `key`, if any (`etcdctl get --print-value-only`).
+    pub fn get(&self, key: &str) -> Option<String> {
+        let (ok, out) = self.ctl_ok(&["get", "--print-value-only", key]);
+        (ok && !out.trim().is_empty()).then(|| out.trim().to_string())
+    }
+
+    /// The keys under `prefix`.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let (_, out) = self.ctl_ok(&["get", "--prefix", "--keys-only", prefix]);
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LabEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
