@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use busway_test_support::lab::Lab;
-use common::lan::{available, gap_after, wait, LanCluster, SERVICE_PORT};
+use common::lan::{available, gap_after, wait, LanCluster};
 
 /// The contract's bound on a silent death: clients are served again within 1 s.
 const TAKEOVER: Duration = Duration::from_secs(1);
