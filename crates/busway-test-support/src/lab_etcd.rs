@@ -73,19 +73,10 @@ impl LabEtcd {
 
     /// `etcdctl ARGS` from the gateway namespace: (success, stdout).
     pub fn ctl_ok(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, ETCDCTL])
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &LabEtcd::endpoint()])
-            .args(["--dial-timeout", "1s", "--command-timeout", "3s"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run etcdctl");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, ETCDCTL]);
+        let (ok, out, _) = crate::etcd::etcdctl(cmd, &LabEtcd::endpoint(), args);
+        (ok, out)
     }
 
     /// The value at `key`, if any (`etcdctl get --print-value-only`).

@@ -10,7 +10,7 @@ use std::time::Duration;
 use busway_test_support::lab_etcd::{self, LabEtcd};
 use busway_test_support::proc::run_to_end;
 use busway_test_support::TempDir;
-use common::lan::{available, gap_after, wait, LanCluster};
+use common::lan::{available, gap_after, stays_single, wait, LanCluster};
 
 /// The smallest lease the configuration allows; etcd in the lab grants it as asked.
 const TTL: Duration = Duration::from_secs(1);
@@ -51,16 +51,6 @@ fn three(tag: &str, ttl: &'static str) -> (LanCluster, LabEtcd) {
         assert!(c.wait_owner_seen(i, "m1", Duration::from_secs(3)), "m{i}");
     }
     (c, etcd)
-}
-
-/// Asserts that exactly one member holds the address at every sample for `d`.
-fn stays_single(c: &LanCluster, d: Duration) {
-    let end = std::time::Instant::now() + d;
-    while std::time::Instant::now() < end {
-        let h = c.lab.holders();
-        assert_eq!(h.len(), 1, "holders {h:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

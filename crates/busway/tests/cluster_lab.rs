@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use busway_test_support::lab::Lab;
-use common::lan::{available, gap_after, wait, LanCluster};
+use common::lan::{available, gap_after, stays_single, wait, LanCluster};
 
 /// The contract's bound on a silent death: clients are served again within 1 s.
 const TAKEOVER: Duration = Duration::from_secs(1);
@@ -105,16 +105,6 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
     eprintln!("heal: one holder after {} ms", healed.elapsed().as_millis());
     assert_eq!(one, Some(1), "{:?}", c.lab.holders());
     stays_single(&c, Duration::from_secs(2));
-}
-
-/// Asserts that exactly one member holds the address at every sample for `d`.
-fn stays_single(c: &LanCluster, d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        let h = c.lab.holders();
-        assert_eq!(h.len(), 1, "holders {h:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

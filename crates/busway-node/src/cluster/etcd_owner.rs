@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::address::Address;
 use super::garp::Garp;
 use super::netlink::Netlink;
-use super::{iface, persist, unix_ms};
+use super::{iface, persist, stop_task, unix_ms};
 
 /// A running member of an etcd-elected cluster.
 #[derive(Debug)]
@@ -123,11 +123,8 @@ impl EtcdOwner {
     /// Removes the address, then revokes the lease: the key and the record go in one revision
     /// and the next member claims at once.
     pub(crate) async fn leave(&self) {
-        let _ = self.stop.send(true);
-        let task = self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = task {
-            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
-        }
+        // The revocation's own bound (2 s) and the address's removal fit in it.
+        stop_task(&self.stop, &self.done, Duration::from_secs(3)).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LeaseElection> {

@@ -152,15 +152,25 @@ impl NodeCluster {
     /// Leaves cleanly: the address is removed and the others told, so one of them takes over
     /// at once instead of after `dead_after` adverts.
     pub(crate) async fn leave(&self) {
-        let _ = self.stop.send(true);
-        let task = self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
-        }
+        stop_task(&self.stop, &self.done, std::time::Duration::from_secs(2)).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cluster> {
         self.machine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Tells a driver to stop (it leaves the cluster on its way out) and waits for it, at most
+/// `limit`: a shutdown must not hang on a stuck netlink call or an etcd that does not answer.
+async fn stop_task(
+    stop: &watch::Sender<bool>,
+    done: &Mutex<Option<tokio::task::JoinHandle<()>>>,
+    limit: std::time::Duration,
+) {
+    let _ = stop.send(true);
+    let task = done.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(t) = task {
+        let _ = tokio::time::timeout(limit, t).await;
     }
 }
 

@@ -235,3 +235,13 @@ pub fn gap_after(c: &LanCluster, next: usize, settle: Duration, fault: impl FnOn
         )
     })
 }
+
+/// Asserts that exactly one member holds the address at every sample for `d`.
+pub fn stays_single(c: &LanCluster, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let h = c.lab.holders();
+        assert_eq!(h.len(), 1, "holders {h:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
