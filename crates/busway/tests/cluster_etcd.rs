@@ -39,17 +39,7 @@ fn three(tag: &str, ttl: &'static str) -> (LanCluster, LabEtcd) {
     let mut c = LanCluster::new(tag, &[300, 200, 100]);
     c.etcd_lease = Some(ttl);
     let etcd = LabEtcd::start(&c.lab, &c.dir);
-    for i in 1..=3 {
-        c.start(i);
-    }
-    assert!(
-        c.wait_sole_holder(1, Duration::from_secs(5)),
-        "m1 never held the address alone: {:?}",
-        c.lab.holders()
-    );
-    for i in 1..=3 {
-        assert!(c.wait_owner_seen(i, "m1", Duration::from_secs(3)), "m{i}");
-    }
+    c.start_all(1);
     (c, etcd)
 }
 

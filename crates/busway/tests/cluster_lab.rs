@@ -19,15 +19,7 @@ const SIGCONT: i32 = 18;
 /// Three members, m1 ranking first; started in rank order, m1 the sole holder.
 fn three(tag: &str) -> LanCluster {
     let mut c = LanCluster::new(tag, &[300, 200, 100]);
-    for i in 1..=3 {
-        c.start(i);
-    }
-    assert!(
-        c.wait_sole_holder(1, Duration::from_secs(5)),
-        "m1 never held the address alone: {:?}",
-        c.lab.holders()
-    );
-    assert!(c.wait_owner_seen(3, "m1", Duration::from_secs(3)));
+    c.start_all(1);
     c
 }
 

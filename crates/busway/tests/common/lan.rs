@@ -136,6 +136,26 @@ backends = ["tcp://127.0.0.1:9901"]
         self.procs[i - 1] = Some(p);
     }
 
+    /// Starts every member in order and asserts that member `owner` ends up the sole holder,
+    /// named as owner by every member.
+    pub fn start_all(&mut self, owner: usize) {
+        for i in 1..=self.procs.len() {
+            self.start(i);
+        }
+        assert!(
+            self.wait_sole_holder(owner, Duration::from_secs(5)),
+            "m{owner} never held the address alone: {:?}",
+            self.lab.holders()
+        );
+        let name = format!("m{owner}");
+        for i in 1..=self.procs.len() {
+            assert!(
+                self.wait_owner_seen(i, &name, Duration::from_secs(3)),
+                "m{i}"
+            );
+        }
+    }
+
     pub fn proc(&self, i: usize) -> &Proc {
         self.procs[i - 1].as_ref().expect("member running")
     }
