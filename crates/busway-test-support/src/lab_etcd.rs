@@ -5,7 +5,7 @@
 //! a lease of 1 s: its shortest lease is 1.5 election timeouts, rounded up to a whole second,
 //! which with the defaults (1 s) would turn `lease_ttl = "1s"` into 2 s.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ const ETCDCTL: &str = "/usr/bin/etcdctl";
 pub struct LabEtcd {
     child: Child,
     ns: String,
+    data: PathBuf,
+    log: PathBuf,
 }
 
 /// Why etcd cannot run here, or `None`.
@@ -39,36 +41,42 @@ impl LabEtcd {
     /// Starts etcd in `lab`'s gateway namespace, its data and log in `dir`; healthy on return.
     pub fn start(lab: &Lab, dir: &TempDir) -> LabEtcd {
         let ns = lab.gateway();
-        let peer = format!("http://{GATEWAY}:2380");
-        let client = LabEtcd::endpoint();
-        let log = std::fs::File::create(dir.path("etcd.log")).expect("etcd log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, ETCD, "--name", "lab"])
-            .arg("--data-dir")
-            .arg(dir.path("lab.etcd"))
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("lab={peer}")])
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .args(["--logger", "zap", "--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn etcd in the gateway namespace");
-        let e = LabEtcd { child, ns };
+        let data = dir.path("lab.etcd");
+        let log = dir.path("etcd.log");
+        let child = spawn(&ns, &data, &log);
+        let e = LabEtcd {
+            child,
+            ns,
+            data,
+            log,
+        };
+        e.wait_healthy();
+        e
+    }
+
+    /// Kills etcd (SIGKILL): etcd away.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on its data (after [`LabEtcd::kill`]); healthy on return.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.ns, &self.data, &self.log);
+        self.wait_healthy();
+    }
+
+    fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !e.ctl_ok(&["endpoint", "health"]).0 {
+        while !self.ctl_ok(&["endpoint", "health"]).0 {
             assert!(
                 Instant::now() < deadline,
                 "etcd in the lab never got healthy; its log is {}",
-                dir.path("etcd.log").display()
+                self.log.display()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        e
     }
 
     /// `etcdctl ARGS` from the gateway namespace: (success, stdout).
@@ -93,6 +101,33 @@ impl LabEtcd {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// `ip netns exec NS etcd …` on `data`, appending to `log`.
+fn spawn(ns: &str, data: &Path, log: &Path) -> Child {
+    let peer = format!("http://{GATEWAY}:2380");
+    let client = LabEtcd::endpoint();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("etcd log");
+    Command::new("ip")
+        .args(["netns", "exec", ns, ETCD, "--name", "lab"])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("lab={peer}")])
+        .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+        .args(["--logger", "zap", "--log-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn etcd in the gateway namespace")
 }
 
 impl Drop for LabEtcd {

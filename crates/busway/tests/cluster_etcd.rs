@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use busway_test_support::lab_etcd::{self, LabEtcd};
 use busway_test_support::proc::run_to_end;
@@ -136,6 +136,44 @@ fn a_clean_stop_hands_over_without_waiting_for_the_lease() {
         2,
         "m1's record went with its lease"
     );
+}
+
+#[test]
+fn with_etcd_away_the_owner_drops_the_address_before_its_lease_can_expire() {
+    if !etcd_available() {
+        return;
+    }
+    let (c, mut etcd) = three("ea", "1s");
+    let killed = Instant::now();
+    etcd.kill();
+    // Its last keepalive was sent before the kill, so etcd could expire the lease from
+    // `killed + TTL` on at the earliest: the address must be gone before.
+    assert!(
+        wait(TTL, || c.lab.holders().is_empty()),
+        "still held {:?} after {:?}",
+        c.lab.holders(),
+        killed.elapsed()
+    );
+    let gone = killed.elapsed();
+    eprintln!(
+        "etcd away: the owner dropped the address after {} ms",
+        gone.as_millis()
+    );
+    assert!(gone < TTL, "{gone:?}");
+    // Nobody can take it while etcd is away.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(c.lab.holders(), Vec::<usize>::new());
+    // etcd back: exactly one owner again, the best-ranked, named by every member.
+    etcd.restart();
+    assert!(
+        c.wait_sole_holder(1, Duration::from_secs(8)),
+        "after etcd came back: {:?}",
+        c.lab.holders()
+    );
+    stays_single(&c, Duration::from_secs(1));
+    for i in 1..=3 {
+        assert!(c.wait_owner_seen(i, "m1", Duration::from_secs(3)), "m{i}");
+    }
 }
 
 #[test]
