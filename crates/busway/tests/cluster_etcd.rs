@@ -18,6 +18,8 @@ const TTL: Duration = Duration::from_secs(1);
 const BOUND: Duration = Duration::from_secs(2);
 const OWNER_KEY: &str = "/busway/cluster/198.18.0.100/24/owner";
 const SIGTERM: i32 = 15;
+const SIGSTOP: i32 = 19;
+const SIGCONT: i32 = 18;
 
 fn etcd_available() -> bool {
     if !available() {
@@ -115,6 +117,32 @@ fn kill_9_of_the_owner_moves_the_address_within_the_lease_ttl_and_a_second() {
         assert!(c.wait_owner_seen(2, "m1", Duration::from_secs(2)));
     }
     eprintln!("kill -9 gaps: {gaps:?}");
+}
+
+#[test]
+fn a_frozen_owner_loses_the_address_and_gives_it_up_when_it_wakes() {
+    if !etcd_available() {
+        return;
+    }
+    let (c, _etcd) = three("es", "1s");
+    let gap = gap_after(&c, 2, BOUND + Duration::from_millis(500), || {
+        c.proc(1).signal(SIGSTOP)
+    });
+    eprintln!("SIGSTOP: clients unserved for {} ms", gap.as_millis());
+    assert!(gap <= BOUND, "gap {gap:?}");
+    assert!(c.wait_owner_seen(3, "m2", Duration::from_secs(1)));
+    c.proc(1).signal(SIGCONT);
+    // It wakes past its lease: it drops what the kernel left it, and m1 (priority 300)
+    // registers anew and takes the address back from m2.
+    assert!(
+        c.wait_sole_holder(1, Duration::from_secs(5)),
+        "after SIGCONT: {:?}",
+        c.lab.holders()
+    );
+    stays_single(&c, Duration::from_secs(1));
+    for i in 1..=3 {
+        assert!(c.wait_owner_seen(i, "m1", Duration::from_secs(3)), "m{i}");
+    }
 }
 
 #[test]
