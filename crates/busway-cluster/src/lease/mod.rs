@@ -31,6 +31,9 @@ use crate::history::History;
 /// late timer and the netlink call, so the address is gone before any other member can win.
 pub const MARGIN: Duration = Duration::from_millis(200);
 
+/// The longest lease believed: more than a day is a broken answer, not a lease.
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+
 /// After the key is found free, how long the member ranked `k`-th (0 is the best live member)
 /// waits before it claims, `k × CLAIM_STAGGER`: the best claims at once, the next only if the
 /// best did not (it died too, its lease not expired yet), so the address moves once, to the
@@ -244,7 +247,11 @@ impl LeaseElection {
         }
         match seen {
             Seen::Renewed { lease, sent, ttl } => {
-                let until = (sent + ttl).checked_sub(MARGIN).unwrap_or(sent);
+                // A TTL beyond any etcd's (a broken answer) must not overflow the clock.
+                let until = sent
+                    .checked_add(ttl.min(MAX_TTL))
+                    .and_then(|t| t.checked_sub(MARGIN))
+                    .unwrap_or(sent);
                 if self.lease != Some(lease) {
                     self.lease = Some(lease);
                     self.safe_until = Some(until);

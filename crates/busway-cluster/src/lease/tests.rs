@@ -225,6 +225,36 @@ fn a_new_lease_ends_ownership_under_the_old_one() {
 }
 
 #[test]
+fn an_absurd_ttl_from_etcd_is_clamped_not_a_panic() {
+    let t = Instant::now();
+    let mut m = machine("m1", 100, t);
+    m.handle(
+        t,
+        Seen::Renewed {
+            lease: 7,
+            sent: t,
+            ttl: Duration::from_secs(u64::MAX),
+        },
+    );
+    m.handle(
+        t,
+        Seen::Snapshot {
+            owner: None,
+            members: vec![],
+        },
+    );
+    assert_eq!(outputs(&mut m), [LeaseOutput::Claim]);
+    m.handle(t, Seen::Claimed { won: true });
+    assert!(m.is_owner());
+    let lifetime = MAX_TTL - Duration::from_secs(2);
+    assert_eq!(
+        outputs(&mut m)[0],
+        LeaseOutput::AddAddress { lifetime },
+        "whole seconds left, less one"
+    );
+}
+
+#[test]
 fn leaving_removes_the_address_and_then_nothing_more_happens() {
     let t = Instant::now();
     let mut m = machine("m1", 100, t);

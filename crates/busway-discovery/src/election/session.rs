@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use busway_cluster::lease::Seen;
+use busway_cluster::lease::{Seen, MAX_TTL};
 use busway_net::Backoff;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout};
@@ -159,7 +159,11 @@ impl Task {
             Ok(w) => w,
             Err(f) => return End::Failed(f),
         };
-        let ttl = Duration::from_secs(u64::try_from(lease.ttl).unwrap_or(1).max(1));
+        // Clamped as the machine clamps it: a broken answer must not overflow the timer.
+        let secs = u64::try_from(lease.ttl)
+            .unwrap_or(1)
+            .clamp(1, MAX_TTL.as_secs());
+        let ttl = Duration::from_secs(secs);
         let mut tick = tokio::time::interval(ttl / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When each keepalive still unanswered was sent: etcd answers them in order.
