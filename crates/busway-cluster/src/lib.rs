@@ -11,12 +11,16 @@
 //! send gratuitous ARP, send datagrams, persist the history. Tests run whole clusters on a fake
 //! clock and a simulated LAN. docs/CLUSTER.md has the state machine, the wire format and the
 //! timing arithmetic.
+//!
+//! [`lease::LeaseElection`] is the other backend (`backend = "etcd"`): the owner holds an etcd
+//! key bound to its lease instead of winning by adverts; the same outputs, the same view.
 
 mod balance;
 mod cluster;
 mod config;
 mod garp;
 pub mod history;
+pub mod lease;
 mod member;
 mod metrics;
 mod output;

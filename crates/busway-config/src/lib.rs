@@ -29,7 +29,7 @@
 //!
 //! # Not yet supported
 //!
-//! Parts of the contract the runtime does not run yet (`backend = "etcd"` in `[cluster]`) are
+//! Parts of the contract the runtime does not run yet (today: nothing in sections 6 and 7) are
 //! refused with a `… is not yet supported` error rather than accepted and ignored; the checks all
 //! live in one module so each can be removed when its feature lands.
 

@@ -14,7 +14,6 @@ use crate::model::{Address, ClusterBackend, ClusterConfig, NodeConfig, NodeSecti
 use crate::secret::resolve_secret;
 use crate::toml_file::Env;
 use crate::toml_table::Table;
-use crate::unsupported;
 
 type Res<T> = Result<T, ConfigError>;
 
@@ -133,19 +132,20 @@ pub(crate) fn cluster(
         .map_err(|e| at(secret.line, &secret.key, e))?;
 
     let mdns = t.boolean("mdns")?.is_some_and(|b| b.value);
-    let lan_balance = t.boolean("lan_balance")?.is_some_and(|b| b.value);
+    let lan_balance = t.boolean("lan_balance")?.filter(|b| b.value);
     let backend = match t.string("backend")? {
         None => ClusterBackend::Multicast,
         Some(b) => match b.value.as_str() {
             "multicast" => ClusterBackend::Multicast,
-            "etcd" => {
-                return Err(unsupported::cluster_feature(
-                    file,
+            // The election runs in `[discovery]`'s etcd, under its prefix and lease_ttl.
+            "etcd" if root.table("discovery")?.is_none() => {
+                return Err(at(
                     b.line,
                     &b.key,
-                    "backend = \"etcd\"",
+                    "`backend = \"etcd\"` elects the owner through an etcd lease: it needs a [discovery] section naming the etcd endpoints".into(),
                 ))
             }
+            "etcd" => ClusterBackend::Etcd,
             other => {
                 return Err(at(
                     b.line,
@@ -155,6 +155,18 @@ pub(crate) fn cluster(
             }
         },
     };
+
+    if let Some(b) = lan_balance
+        .as_ref()
+        .filter(|_| backend == ClusterBackend::Etcd)
+    {
+        return Err(at(
+            b.line,
+            &b.key,
+            "`lan_balance = true` picks members from the multicast membership; with `backend = \"etcd\"` there is none (use backend = \"multicast\")".into(),
+        ));
+    }
+    let lan_balance = lan_balance.is_some();
 
     if node.name.len() > MAX_NODE_NAME {
         return Err(ConfigError::new(

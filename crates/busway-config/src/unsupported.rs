@@ -13,17 +13,6 @@ use crate::model::Address;
 /// and 7 are read).
 pub(crate) const SECTIONS: &[&str] = &[];
 
-/// The `[cluster]` features this version does not run: the etcd lease (`backend = "etcd"`).
-/// `feature` says which, as the operator wrote it.
-pub(crate) fn cluster_feature(
-    file: &str,
-    line: Option<usize>,
-    key: &str,
-    feature: &str,
-) -> ConfigError {
-    ConfigError::new(file, line, key, format!("`{feature}` is not yet supported"))
-}
-
 /// The error for a top-level section in [`SECTIONS`].
 pub(crate) fn section(file: &str, key: &str, line: Option<usize>) -> ConfigError {
     ConfigError::new(file, line, key, format!("`{key}` is not yet supported"))

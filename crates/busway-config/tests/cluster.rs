@@ -209,13 +209,7 @@ fn mdns_is_read_and_needs_a_tcp_bus_listener() {
 }
 
 #[test]
-fn features_not_run_yet_are_refused() {
-    assert_err(
-        &with("backend = \"etcd\""),
-        5,
-        "cluster.backend",
-        "`backend = \"etcd\"` is not yet supported",
-    );
+fn features_written_out_as_off_are_fine() {
     // Written out as off, they are fine.
     assert!(parse(&with("mdns = false\nlan_balance = false"))
         .cluster
@@ -233,6 +227,43 @@ fn lan_balance_is_read() {
             .cluster
             .unwrap()
             .lan_balance
+    );
+}
+
+#[test]
+fn the_etcd_backend_needs_discovery() {
+    assert_err(
+        &with("backend = \"etcd\""),
+        5,
+        "cluster.backend",
+        "needs a [discovery] section",
+    );
+    let text = format!(
+        "{}[discovery]\netcd = \"http://198.18.0.1:2379\"\nlease_ttl = \"1s\"\n",
+        with("backend = \"etcd\"")
+    );
+    let cfg = parse(&text);
+    assert_eq!(cfg.cluster.as_ref().unwrap().backend, ClusterBackend::Etcd);
+    let rendered = busway_config::render_toml(&cfg);
+    assert!(rendered.contains("backend = \"etcd\""), "{rendered}");
+    assert_eq!(
+        parse(&rendered).cluster.unwrap().backend,
+        ClusterBackend::Etcd
+    );
+    assert_err(
+        &format!(
+            "{}[discovery]\netcd = \"http://198.18.0.1:2379\"\n",
+            with("backend = \"etcd\"\nlan_balance = true")
+        ),
+        6,
+        "cluster.lan_balance",
+        "multicast membership",
+    );
+    assert_err(
+        &with("backend = \"raft\""),
+        5,
+        "cluster.backend",
+        "expected multicast or etcd",
     );
 }
 

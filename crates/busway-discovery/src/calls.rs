@@ -14,7 +14,7 @@ use tonic::Code;
 use crate::etcd::ops::{delete, get, lease_is, mod_revision_is, put, txn};
 use crate::etcd::{
     Client, Error as EtcdError, KeepAlives, KeyValue, LeaseKeeper, Options, RangeRequest,
-    WatchCreateRequest, WatchStream,
+    TxnRequest, WatchCreateRequest, WatchStream,
 };
 use crate::holder::{judge, running, Holder};
 use crate::parse::cap;
@@ -179,6 +179,11 @@ impl Etcd {
         Ok(call(&self.endpoint, self.client.txn(write))
             .await?
             .succeeded)
+    }
+
+    /// Runs the transaction `t`: whether its comparisons held (and so its writes were made).
+    pub(crate) async fn txn(&mut self, t: TxnRequest) -> Result<bool, Fail> {
+        Ok(call(&self.endpoint, self.client.txn(t)).await?.succeeded)
     }
 
     /// Every key-value under `prefix`, at one revision, in pages; and that revision.

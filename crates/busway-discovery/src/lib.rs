@@ -17,9 +17,11 @@
 //! - `driver`: the task: sessions, keepalive, watch, re-registration;
 //! - `shared`: what the handle reads of the task's state;
 //! - [`discovery`]: the handle the node holds;
-//! - [`settings`]: `[discovery]` and the start error.
+//! - [`settings`]: `[discovery]` and the start error;
+//! - [`election`]: `[cluster] backend = "etcd"`, the owner key under a lease of its own.
 
 pub mod discovery;
+pub mod election;
 pub mod parse;
 pub mod record;
 pub mod settings;

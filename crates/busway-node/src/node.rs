@@ -113,7 +113,7 @@ pub struct Node {
     /// `[discovery]`: the registration and the view, set once the bus listeners are bound.
     pub(crate) discovery: std::sync::OnceLock<Arc<crate::discovery::NodeDiscovery>>,
     /// `[cluster]`: the member this node is, set once the bus listeners are bound.
-    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::NodeCluster>>,
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::ClusterMember>>,
     /// Multicast DNS: a member's records and the browses of `mdns:` targets.
     pub(crate) mdns: Arc<crate::mdns::NodeMdns>,
 }
@@ -284,9 +284,9 @@ impl Node {
             Err(e) => return Err(StartError::Discovery(e)),
         }
         let bus_url = node.bus_urls().into_iter().next().unwrap_or_default();
-        match crate::cluster::NodeCluster::start(&cfg, bus_url).await {
+        match crate::cluster::ClusterMember::start(&cfg, bus_url).await {
             Ok(Some(c)) => {
-                let _ = node.cluster.set(c);
+                let _ = node.cluster.set(Arc::new(c));
             }
             Ok(None) => {}
             Err(e) => return Err(StartError::Cluster(e)),
@@ -544,7 +544,7 @@ impl Node {
     }
 
     /// `[cluster]` as started, if the node has it.
-    pub fn cluster(&self) -> Option<&Arc<crate::cluster::NodeCluster>> {
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::ClusterMember>> {
         self.cluster.get()
     }
 

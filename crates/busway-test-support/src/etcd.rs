@@ -226,19 +226,7 @@ impl Etcd {
     }
 
     fn etcdctl_at(&self, endpoints: &str, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(bin("etcdctl"))
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", endpoints])
-            .args(["--dial-timeout", "1s", "--command-timeout", "3s"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run etcdctl");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        etcdctl(Command::new(bin("etcdctl")), endpoints, args)
     }
 
     /// `etcdctl put -- KEY VALUE` (`--` so that a value starting with `-` is not a flag).
@@ -272,6 +260,24 @@ impl Etcd {
             .parse()
             .expect("revision number")
     }
+}
+
+/// `cmd` (etcdctl, or a command that runs it, such as `ip netns exec NS etcdctl`) with `ARGS`
+/// against `endpoints`, with short timeouts: (success, stdout, stderr).
+pub(crate) fn etcdctl(mut cmd: Command, endpoints: &str, args: &[&str]) -> (bool, String, String) {
+    let out = cmd
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoints])
+        .args(["--dial-timeout", "1s", "--command-timeout", "3s"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run etcdctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Drop for Etcd {

@@ -433,8 +433,8 @@ impl Drop for Prober {
 
 /// The longest time without a successful connect among the outages that began at or after
 /// `from`: from the last success before an outage's first failure (or that failure, if
-/// nothing succeeded before it) to the next success. `None` when nothing failed after `from`,
-/// or the last outage never ended.
+/// nothing succeeded before it) to the next success. Zero when nothing failed after `from`
+/// (the outage, if any, fell between two attempts); `None` when the last outage never ended.
 pub fn longest_gap(log: &[(Instant, bool)], from: Instant) -> Option<Duration> {
     let mut last_ok: Option<Instant> = None;
     let mut outage: Option<Instant> = None;
@@ -454,7 +454,7 @@ pub fn longest_gap(log: &[(Instant, bool)], from: Instant) -> Option<Duration> {
     }
     match outage {
         Some(_) => None,
-        None => best,
+        None => Some(best.unwrap_or(Duration::ZERO)),
     }
 }
 
@@ -500,7 +500,11 @@ mod tests {
         // The failure at 320 ms began after the success at 300 ms and ended at 340 ms.
         assert_eq!(longest_gap(&log, at(310)), Some(Duration::from_millis(40)));
         assert_eq!(longest_gap(&log[..4], at(30)), None, "never recovered");
-        assert_eq!(longest_gap(&log[..2], at(0)), None, "nothing failed");
+        assert_eq!(
+            longest_gap(&log[..2], at(0)),
+            Some(Duration::ZERO),
+            "nothing failed"
+        );
     }
 
     #[test]

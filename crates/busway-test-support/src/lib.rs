@@ -5,7 +5,7 @@
 //! [`backends`] has servers with the behaviours the contract talks about; [`http`] is a tiny
 //! admin-API client; [`etcd`] runs a real etcd (one member or a cluster); [`sockets`] tells
 //! which TCP peers a process is connected to; [`lab`] builds a LAN of network namespaces for
-//! the cluster's scenario tests. Everything is plain `std` (threads, blocking sockets) so tests
+//! the cluster's scenario tests, and [`lab_etcd`] an etcd inside it. Everything is plain `std` (threads, blocking sockets) so tests
 //! stay simple.
 
 pub mod backends;
@@ -14,6 +14,7 @@ pub mod etcd;
 pub mod forward;
 pub mod http;
 pub mod lab;
+pub mod lab_etcd;
 pub mod proc;
 pub mod rst;
 pub mod sockets;

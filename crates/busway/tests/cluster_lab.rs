@@ -9,10 +9,9 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
-use busway_test_support::lab::{arp_lag, longest_gap, Lab};
-use common::lan::{available, wait, LanCluster, ANSWER, ASK, SERVICE_PORT};
+use busway_test_support::lab::Lab;
+use common::lan::{available, gap_after, stays_single, wait, LanCluster, Takeover, SERVICE_PORT};
 
-const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// The contract's bound on a silent death: clients are served again within 1 s.
 const TAKEOVER: Duration = Duration::from_secs(1);
 const SIGSTOP: i32 = 19;
@@ -21,63 +20,12 @@ const SIGCONT: i32 = 18;
 /// Three members, m1 ranking first; started in rank order, m1 the sole holder.
 fn three(tag: &str) -> LanCluster {
     let mut c = LanCluster::new(tag, &[300, 200, 100]);
-    for i in 1..=3 {
-        c.start(i);
-    }
-    assert!(
-        c.wait_sole_holder(1, Duration::from_secs(5)),
-        "m1 never held the address alone: {:?}",
-        c.lab.holders()
-    );
-    assert!(c.wait_owner_seen(3, "m1", Duration::from_secs(3)));
+    c.start_all(1);
     c
-}
-
-/// How long clients went unserved after a fault, and how long after m2 took the address the
-/// gateway's ARP entry gave m2's MAC.
-struct Takeover {
-    gap: Duration,
-    arp: Duration,
 }
 
 /// The contract's bound on the gateway following the new owner.
 const ARP_FOLLOWS: Duration = Duration::from_millis(100);
-
-/// Runs `fault` while the gateway probes, and returns the longest time clients were not
-/// served after it, once they are served again (waiting up to 5 s for that), with the
-/// gateway's ARP lag behind m2's takeover.
-fn gap_after(c: &LanCluster, fault: impl FnOnce()) -> Takeover {
-    let prober = c.lab.probe(SERVICE_PORT, PROBE_EVERY, ASK, ANSWER);
-    let (arp, held, mac) = (c.lab.watch_arp(), c.lab.watch_holder(2), c.lab.mac(2));
-    std::thread::sleep(Duration::from_millis(400));
-    let at = Instant::now();
-    fault();
-    // Served again by m2: the gap is over.
-    wait(Duration::from_secs(5), || {
-        c.lab.holds(2) && at.elapsed() > TAKEOVER * 2
-    });
-    let log = prober.finish();
-    let (arp, held) = (arp.finish(), held.finish());
-    assert!(
-        log.iter().filter(|(_, ok)| *ok).count() > 10,
-        "the prober never connected"
-    );
-    let gap = longest_gap(&log, at).unwrap_or_else(|| {
-        let tail: Vec<(u128, bool)> = log
-            .iter()
-            .filter(|(t, _)| *t >= at)
-            .map(|(t, ok)| (t.duration_since(at).as_millis(), *ok))
-            .collect();
-        panic!(
-            "clients were not served again: holders {:?}, attempts after the fault {tail:?}",
-            c.lab.holders()
-        )
-    });
-    let arp = arp_lag(&held, &arp, mac, at).unwrap_or_else(|| {
-        panic!("the gateway never followed m2 ({mac:02x?}): ARP {arp:?}, m2 held {held:?}")
-    });
-    Takeover { gap, arp }
-}
 
 /// Asserts the takeover's bounds: clients served again within 1 s, the gateway's ARP entry
 /// on the new owner within 100 ms of its taking the address.
@@ -97,7 +45,10 @@ fn kill_9_of_the_owner_moves_the_address_within_a_second() {
         return;
     }
     let mut c = three("k9");
-    assert_takeover("kill -9", &gap_after(&c, || c.proc(1).signal(9)));
+    assert_takeover(
+        "kill -9",
+        &gap_after(&c, 2, TAKEOVER * 2, || c.proc(1).signal(9)),
+    );
     assert!(c.lab.holds(2), "m2 ranks next");
     assert!(!c.lab.holds(3));
     assert!(c.wait_owner_seen(3, "m2", Duration::from_secs(1)));
@@ -114,7 +65,10 @@ fn link_down_then_up() {
         return;
     }
     let c = three("ld");
-    assert_takeover("link down", &gap_after(&c, || c.lab.link(1, false)));
+    assert_takeover(
+        "link down",
+        &gap_after(&c, 2, TAKEOVER * 2, || c.lab.link(1, false)),
+    );
     c.lab.link(1, true);
     // m1 returns with the higher priority and takes the address back; m2 gives it up.
     assert!(
@@ -136,7 +90,10 @@ fn sigstop_then_sigcont() {
         return;
     }
     let c = three("st");
-    assert_takeover("SIGSTOP", &gap_after(&c, || c.proc(1).signal(SIGSTOP)));
+    assert_takeover(
+        "SIGSTOP",
+        &gap_after(&c, 2, TAKEOVER * 2, || c.proc(1).signal(SIGSTOP)),
+    );
     c.proc(1).signal(SIGCONT);
     let one = c.wait_one_holder(Duration::from_secs(3));
     assert!(one.is_some(), "after SIGCONT: {:?}", c.lab.holders());
@@ -153,7 +110,10 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
         return;
     }
     let c = three("pt");
-    assert_takeover("partition", &gap_after(&c, || c.lab.isolate(1)));
+    assert_takeover(
+        "partition",
+        &gap_after(&c, 2, TAKEOVER * 2, || c.lab.isolate(1)),
+    );
     // Both sides hold it now: m1 cannot hear that m2 took over.
     assert!(c.lab.holds(1) && c.lab.holds(2), "{:?}", c.lab.holders());
     let healed = Instant::now();
@@ -171,16 +131,6 @@ fn a_partition_and_its_heal_leave_exactly_one_owner() {
         c.proc(2).stderr()
     );
     stays_single(&c, Duration::from_secs(2));
-}
-
-/// Asserts that exactly one member holds the address at every sample for `d`.
-fn stays_single(c: &LanCluster, d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        let h = c.lab.holders();
-        assert_eq!(h.len(), 1, "holders {h:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

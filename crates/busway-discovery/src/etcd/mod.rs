@@ -20,6 +20,6 @@ mod streams;
 
 pub(crate) use client::{Client, Options};
 pub(crate) use error::Error;
-pub(crate) use pb::etcdserverpb::{RangeRequest, WatchCreateRequest, WatchResponse};
+pub(crate) use pb::etcdserverpb::{RangeRequest, TxnRequest, WatchCreateRequest, WatchResponse};
 pub(crate) use pb::mvccpb::KeyValue;
 pub(crate) use streams::{KeepAlives, LeaseKeeper, WatchStream};

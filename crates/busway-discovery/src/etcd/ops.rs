@@ -56,6 +56,15 @@ pub(crate) fn txn(when: Compare, then: RequestOp) -> TxnRequest {
     }
 }
 
+/// `then`, unconditionally: a plain write in the same shape as the guarded ones.
+pub(crate) fn always(then: RequestOp) -> TxnRequest {
+    TxnRequest {
+        compare: Vec::new(),
+        success: vec![then],
+        failure: Vec::new(),
+    }
+}
+
 fn equal(key: &str, target: CompareTarget, value: TargetUnion) -> Compare {
     Compare {
         result: CompareResult::Equal as i32,

@@ -1,7 +1,7 @@
 //! The loop around the state machine: datagrams and timers in, address changes, ARP and
 //! datagrams out, in the order the machine asked for them.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,7 @@ use busway_cluster::{Notice, Output, ADDRESS_LIFETIME};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use super::garp::Garp;
-use super::netlink::Netlink;
+use super::address::Address;
 use super::{persist, NodeCluster};
 
 /// Largest datagram read: the protocol's are at most 1400 bytes; a larger one is cut short
@@ -22,11 +21,8 @@ pub(super) struct Driver {
     pub cluster: Arc<NodeCluster>,
     pub sock: UdpSocket,
     pub group: SocketAddr,
-    pub netlink: Netlink,
-    pub garp: Garp,
+    pub address: Address,
     pub state_dir: Option<PathBuf>,
-    pub interface: String,
-    pub service_ip: Ipv4Addr,
 }
 
 impl Driver {
@@ -70,32 +66,10 @@ impl Driver {
                 (out, snapshot)
             };
             match out {
-                Output::AddAddress => match self.netlink.set(ADDRESS_LIFETIME) {
-                    Ok(()) => {
-                        tracing::info!(address = %self.service_ip, interface = %self.interface, "cluster: service address added")
-                    }
-                    Err(e) => {
-                        tracing::error!(address = %self.service_ip, error = %e, "cluster: cannot add the service address")
-                    }
-                },
-                Output::RefreshAddress => {
-                    if let Err(e) = self.netlink.set(ADDRESS_LIFETIME) {
-                        tracing::error!(address = %self.service_ip, error = %e, "cluster: cannot renew the service address");
-                    }
-                }
-                Output::RemoveAddress => match self.netlink.remove() {
-                    Ok(()) => {
-                        tracing::info!(address = %self.service_ip, interface = %self.interface, "cluster: service address removed")
-                    }
-                    Err(e) => {
-                        tracing::error!(address = %self.service_ip, error = %e, "cluster: cannot remove the service address")
-                    }
-                },
-                Output::SendGratuitousArp => {
-                    if let Err(e) = self.garp.send() {
-                        tracing::warn!(error = %e, "cluster: gratuitous ARP not sent");
-                    }
-                }
+                Output::AddAddress => self.address.add(ADDRESS_LIFETIME),
+                Output::RefreshAddress => self.address.refresh(ADDRESS_LIFETIME),
+                Output::RemoveAddress => self.address.remove(),
+                Output::SendGratuitousArp => self.address.arp(),
                 Output::Multicast(d) => self.send(self.group, &d).await,
                 Output::Send { to, datagram } => self.send(to, &datagram).await,
                 Output::HistoryChanged => {

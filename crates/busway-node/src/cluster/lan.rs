@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use busway_net::{Conn, EndpointAddr};
 
-use super::NodeCluster;
+use super::{ClusterMember, NodeCluster};
 
 /// What this member needs to balance: set only with `lan_balance = true`.
 #[derive(Debug)]
@@ -49,6 +49,24 @@ impl NodeCluster {
             .filter(|m| m.name != view.self_name)
             .filter_map(|m| bus_endpoint(&m.address))
             .collect()
+    }
+}
+
+/// `lan_balance` runs on the multicast backend's membership (the configuration refuses it with
+/// `backend = "etcd"`): a lease member balances nothing.
+impl ClusterMember {
+    pub(crate) fn lan_member(&self, conn: &Conn, client: &str) -> Option<EndpointAddr> {
+        match self {
+            ClusterMember::Adverts(c) => c.lan_member(conn, client),
+            ClusterMember::Lease(_) => None,
+        }
+    }
+
+    pub(crate) fn lan_endpoints(&self) -> Vec<EndpointAddr> {
+        match self {
+            ClusterMember::Adverts(c) => c.lan_endpoints(),
+            ClusterMember::Lease(_) => Vec::new(),
+        }
     }
 }
 

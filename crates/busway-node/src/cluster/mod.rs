@@ -6,13 +6,19 @@
 //! - [`socket`]: the group socket; [`netlink`]: the service address; [`garp`]: gratuitous ARP;
 //! - [`lan`]: which member serves a session with `lan_balance`;
 //! - [`persist`]: the history in `state_dir`; [`driver`]: the loop that feeds the machine and
-//!   carries out what it asks; [`prom`]: the section 7 metrics.
+//!   carries out what it asks; [`prom`]: the section 7 metrics;
+//! - [`address`]: the address and ARP steps both backends' owners take;
+//! - [`etcd_owner`]: `backend = "etcd"`, the owner elected through an etcd lease;
+//! - [`member`]: either backend, as the node holds it.
 
+mod address;
 mod caps;
 mod driver;
+mod etcd_owner;
 mod garp;
 pub(crate) mod iface;
 mod lan;
+mod member;
 mod netlink;
 mod persist;
 pub(crate) mod prom;
@@ -24,6 +30,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use busway_cluster::{Boot, Cluster, ClusterView, Config, Metrics, Timing};
 use busway_config::{ClusterConfig, NodeConfig};
 use tokio::sync::watch;
+
+pub use member::ClusterMember;
 
 /// A running cluster member.
 #[derive(Debug)]
@@ -118,11 +126,13 @@ impl NodeCluster {
             cluster: me.clone(),
             sock,
             group: c.group.into(),
-            netlink: nl,
-            garp: arp,
+            address: address::Address {
+                netlink: nl,
+                garp: arp,
+                interface: c.interface.clone(),
+                service_ip: c.service_ip,
+            },
             state_dir: dir,
-            interface: c.interface.clone(),
-            service_ip: c.service_ip,
         };
         // The leftover address goes now, before `ready`; the hello goes out with it.
         d.carry_out().await;
@@ -149,15 +159,25 @@ impl NodeCluster {
     /// Leaves cleanly: the address is removed and the others told, so one of them takes over
     /// at once instead of after `dead_after` adverts.
     pub(crate) async fn leave(&self) {
-        let _ = self.stop.send(true);
-        let task = self.done.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
-        }
+        stop_task(&self.stop, &self.done, std::time::Duration::from_secs(2)).await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cluster> {
         self.machine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Tells a driver to stop (it leaves the cluster on its way out) and waits for it, at most
+/// `limit`: a shutdown must not hang on a stuck netlink call or an etcd that does not answer.
+async fn stop_task(
+    stop: &watch::Sender<bool>,
+    done: &Mutex<Option<tokio::task::JoinHandle<()>>>,
+    limit: std::time::Duration,
+) {
+    let _ = stop.send(true);
+    let task = done.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(t) = task {
+        let _ = tokio::time::timeout(limit, t).await;
     }
 }
 

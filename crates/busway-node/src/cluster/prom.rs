@@ -7,11 +7,11 @@ use busway_metrics::prometheus_client::encoding::DescriptorEncoder;
 use busway_metrics::prometheus_client::metrics::MetricType;
 use busway_metrics::series;
 
-use super::NodeCluster;
+use super::ClusterMember;
 
 pub(crate) fn encode(
     encoder: &mut DescriptorEncoder<'_>,
-    c: &NodeCluster,
+    c: &ClusterMember,
 ) -> Result<(), std::fmt::Error> {
     let m = c.metrics();
     let none: [(&str, &str); 0] = [];

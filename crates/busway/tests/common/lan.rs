@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use busway_test_support::lab::{Lab, PREFIX, SERVICE_IP};
+use busway_test_support::lab::{arp_lag, longest_gap, Lab, PREFIX, SERVICE_IP};
 use busway_test_support::proc::busway_bin;
 use busway_test_support::{http, Proc, TempDir};
 use serde_json::Value;
@@ -50,6 +50,8 @@ pub struct LanCluster {
     pub lan_balance: bool,
     /// `dead_after` in every member's `[cluster]`.
     pub dead_after: u32,
+    /// `backend = "etcd"` with this `lease_ttl`, etcd at the lab's gateway (`LabEtcd`).
+    pub etcd_lease: Option<&'static str>,
 }
 
 impl LanCluster {
@@ -64,6 +66,7 @@ impl LanCluster {
             without_cluster: false,
             lan_balance: false,
             dead_after: 3,
+            etcd_lease: None,
         }
     }
 
@@ -103,6 +106,13 @@ backends = ["tcp://127.0.0.1:9901"]
             lan = self.lan_balance,
             dead = self.dead_after,
         );
+        if let Some(ttl) = self.etcd_lease {
+            let endpoint = busway_test_support::lab_etcd::LabEtcd::endpoint();
+            let discovery = format!(
+                "backend = \"etcd\"\n\n[discovery]\netcd = [\"{endpoint}\"]\nlease_ttl = \"{ttl}\"\n\n[[service]]"
+            );
+            return text.replacen("\n[[service]]", &discovery, 1);
+        }
         if !self.without_cluster {
             return text;
         }
@@ -147,6 +157,26 @@ backends = ["tcp://127.0.0.1:9901"]
             file.to_str().expect("utf-8 path"),
         ];
         Proc::start_bin(std::path::Path::new("ip"), &args, &[("RUST_LOG", "info")])
+    }
+
+    /// Starts every member in order and asserts that member `owner` ends up the sole holder,
+    /// named as owner by every member.
+    pub fn start_all(&mut self, owner: usize) {
+        for i in 1..=self.procs.len() {
+            self.start(i);
+        }
+        assert!(
+            self.wait_sole_holder(owner, Duration::from_secs(5)),
+            "m{owner} never held the address alone: {:?}",
+            self.lab.holders()
+        );
+        let name = format!("m{owner}");
+        for i in 1..=self.procs.len() {
+            assert!(
+                self.wait_owner_seen(i, &name, Duration::from_secs(3)),
+                "m{i}"
+            );
+        }
     }
 
     pub fn proc(&self, i: usize) -> &Proc {
@@ -214,5 +244,61 @@ pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long clients went unserved after a fault, and how long after the next owner took the
+/// address the gateway's ARP entry gave its MAC.
+#[derive(Debug)]
+pub struct Takeover {
+    pub gap: Duration,
+    pub arp: Duration,
+}
+
+/// Runs `fault` while the gateway probes, and returns the longest time clients were not
+/// served after it, once member `next` holds the address and `settle` has passed (waiting up
+/// to 5 s for that), with the gateway's ARP lag behind `next`'s takeover.
+pub fn gap_after(c: &LanCluster, next: usize, settle: Duration, fault: impl FnOnce()) -> Takeover {
+    let prober = c
+        .lab
+        .probe(SERVICE_PORT, Duration::from_millis(20), ASK, ANSWER);
+    let (arp, held, mac) = (c.lab.watch_arp(), c.lab.watch_holder(next), c.lab.mac(next));
+    std::thread::sleep(Duration::from_millis(400));
+    let at = Instant::now();
+    fault();
+    // Served again by the next owner: the gap is over.
+    wait(Duration::from_secs(5), || {
+        c.lab.holds(next) && at.elapsed() > settle
+    });
+    let log = prober.finish();
+    let (arp, held) = (arp.finish(), held.finish());
+    assert!(
+        log.iter().filter(|(_, ok)| *ok).count() > 10,
+        "the prober never connected"
+    );
+    let gap = longest_gap(&log, at).unwrap_or_else(|| {
+        let tail: Vec<(u128, bool)> = log
+            .iter()
+            .filter(|(t, _)| *t >= at)
+            .map(|(t, ok)| (t.duration_since(at).as_millis(), *ok))
+            .collect();
+        panic!(
+            "clients were not served again: holders {:?}, attempts after the fault {tail:?}",
+            c.lab.holders()
+        )
+    });
+    let arp = arp_lag(&held, &arp, mac, at).unwrap_or_else(|| {
+        panic!("the gateway never followed m{next} ({mac:02x?}): ARP {arp:?}, it held {held:?}")
+    });
+    Takeover { gap, arp }
+}
+
+/// Asserts that exactly one member holds the address at every sample for `d`.
+pub fn stays_single(c: &LanCluster, d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let h = c.lab.holders();
+        assert_eq!(h.len(), 1, "holders {h:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
