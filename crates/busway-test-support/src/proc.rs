@@ -107,7 +107,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        if std::env::var("RUST_LOG").is_err() {
+        if std::env::var("RUST_LOG").is_err() && !env.iter().any(|(k, _)| *k == "RUST_LOG") {
             cmd.env("RUST_LOG", "info");
         }
         let mut child = cmd
@@ -201,8 +201,14 @@ impl Proc {
 
     /// Starts `busway run -c FILE` with `toml` written into `dir`.
     pub fn run_toml(dir: &TempDir, name: &str, toml: &str) -> Proc {
+        Proc::run_toml_env(dir, name, toml, &[])
+    }
+
+    /// [`Proc::run_toml`] with extra environment, such as `RUST_LOG=trace` for a test that
+    /// reads every log line a node can write.
+    pub fn run_toml_env(dir: &TempDir, name: &str, toml: &str, env: &[(&str, &str)]) -> Proc {
         let path = dir.write(name, toml);
-        Proc::start(&["run", "-c", path.to_str().expect("utf-8 path")])
+        Proc::start_env(&["run", "-c", path.to_str().expect("utf-8 path")], env)
     }
 
     /// The first URL printed for `service`.

@@ -31,6 +31,14 @@ fn twenty_clients_share_one_call_per_upstream() {
         assert_eq!(u["downstreams"], 10, "{u}");
     }
     for up in [&a, &b] {
+        // The upstream prints its line after it echoed, so the client can be ahead of it.
+        let data_lines = || {
+            up.stdout_lines()
+                .iter()
+                .filter(|l| l.starts_with("data "))
+                .count()
+        };
+        wait_for(Duration::from_secs(5), || data_lines() >= 10);
         let lines = up.stdout_lines();
         assert_eq!(calls_started(up), [1], "{lines:?}");
         // The upstream saw the same uuids the admin API lists.

@@ -69,8 +69,15 @@ fn garbage_wrong_version_and_oversize_close_only_that_transport() {
         http::get(&admin, "/metrics").body
     );
     // The garbage counts as a rejected frame (malformed or version) or a failed handshake.
-    let stderr = chain.egress.stderr();
-    assert!(stderr.contains("version"), "no logged reason:\n{stderr}");
+    // The stderr reader runs a little behind the counters, so the line is waited for.
+    assert!(
+        wait_for(Duration::from_secs(3), || chain
+            .egress
+            .stderr()
+            .contains("version")),
+        "no logged reason:\n{}",
+        chain.egress.stderr()
+    );
     // The real session and the real transport are untouched.
     roundtrip(&mut c, b"after");
     let mut c2 = chain.client();

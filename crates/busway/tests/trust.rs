@@ -18,6 +18,11 @@ const ADMIN: Option<&str> = Some("admin-token-for-trust");
 
 /// An egress with two services, `chat` (anonymous = `anon_chat`) and `mail`, on one backend.
 fn issuer(dir: &TempDir, backend: &str, bus: &str) -> Proc {
+    issuer_env(dir, backend, bus, &[])
+}
+
+/// [`issuer`] with extra environment for the node.
+fn issuer_env(dir: &TempDir, backend: &str, bus: &str, env: &[(&str, &str)]) -> Proc {
     let cfg = format!(
         r#"
 [node]
@@ -38,11 +43,16 @@ name = "mail"
 backends = ["{backend}"]
 "#
     );
-    Proc::run_toml(dir, "issuer.toml", &cfg)
+    Proc::run_toml_env(dir, "issuer.toml", &cfg, env)
 }
 
 /// An ingress that carries `chat` and `mail` to `peer` with `bus` as its `[bus]` section.
 fn holder(dir: &TempDir, name: &str, peer: &str, bus: &str) -> Proc {
+    holder_env(dir, name, peer, bus, &[])
+}
+
+/// [`holder`] with extra environment for the node.
+fn holder_env(dir: &TempDir, name: &str, peer: &str, bus: &str, env: &[(&str, &str)]) -> Proc {
     let cfg = format!(
         r#"
 [node]
@@ -64,7 +74,7 @@ peers = ["{peer}"]
 connect_timeout = "1s"
 "#
     );
-    Proc::run_toml(dir, &format!("{name}.toml"), &cfg)
+    Proc::run_toml_env(dir, &format!("{name}.toml"), &cfg, env)
 }
 
 fn listen_addr(p: &Proc, service: &str) -> String {
@@ -172,6 +182,67 @@ fn a_token_holder_is_known_by_its_name_and_reaches_only_its_services_until_revok
             >= 1.0
     }));
     assert!(!log_has_token(&egress) && !log_has_token(&ingress));
+}
+
+/// CONTRACT section 10: secrets and tokens never reach a log, at any level. Every node here logs
+/// at trace, every crate included: the issuer with a secret, a token holder, and a node with a
+/// wrong secret, through a session, a refused service and a failed handshake.
+#[test]
+fn secrets_and_tokens_never_reach_trace_level_logs() {
+    const WRONG: &str = "a-wrong-secret-of-enough-length";
+    let trace = [("RUST_LOG", "trace")];
+    let dir = TempDir::new("trust-trace");
+    let backend = backends::echo();
+    let egress = issuer_env(
+        &dir,
+        &backend.url(),
+        &format!("secret = \"{SECRET}\""),
+        &trace,
+    );
+    let admin_e = egress.addr("admin");
+    let (_, token) = issue(
+        &admin_e,
+        r#"{"node": "edge-t", "services": ["chat"], "ttl": "1h"}"#,
+    );
+    let ingress = holder_env(
+        &dir,
+        "holder",
+        &egress.url("bus"),
+        &format!("token = \"{token}\""),
+        &trace,
+    );
+    wait_peer_up(&ingress.addr("admin"));
+    let mut c = connect(&listen_addr(&ingress, "chat"));
+    roundtrip(&mut c, b"through a token at trace");
+    closed_without_a_byte(&listen_addr(&ingress, "mail"), Duration::from_secs(2));
+    let wrong = holder_env(
+        &dir,
+        "wrong",
+        &egress.url("bus"),
+        &format!("secret = \"{WRONG}\""),
+        &trace,
+    );
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        &admin_e,
+        "busway_handshake_failures_total{reason=\"auth\"}"
+    )
+    .is_some_and(|v| v >= 1.0)));
+    for (who, p) in [("issuer", &egress), ("holder", &ingress), ("wrong", &wrong)] {
+        // The level really is that verbose: busway's own lines go down to debug (it writes
+        // none at trace), and they are there.
+        assert!(
+            wait_for(Duration::from_secs(2), || p.stderr().contains(" DEBUG ")),
+            "{who} wrote no debug line"
+        );
+        let log = p.stderr();
+        for (what, value) in [
+            ("secret", SECRET),
+            ("token", &token),
+            ("wrong secret", WRONG),
+        ] {
+            assert!(!log.contains(value), "the {what} is in {who}'s trace log");
+        }
+    }
 }
 
 #[test]
