@@ -104,6 +104,25 @@ fn issue(admin: &str, body: &str) -> (String, String) {
     )
 }
 
+/// An issuer with the test secret, a token for `edge-t` limited to `chat`, and a holder named
+/// `name` using it, once its transport is up: (issuer, holder, token id, token).
+fn token_pair(
+    dir: &TempDir,
+    backend: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> (Proc, Proc, String, String) {
+    let egress = issuer_env(dir, backend, &format!("secret = \"{SECRET}\""), env);
+    let (id, token) = issue(
+        &egress.addr("admin"),
+        r#"{"node": "edge-t", "services": ["chat"], "ttl": "1h"}"#,
+    );
+    let bus = format!("token = \"{token}\"");
+    let ingress = holder_env(dir, name, &egress.url("bus"), &bus, env);
+    wait_peer_up(&ingress.addr("admin"));
+    (egress, ingress, id, token)
+}
+
 fn peers(admin: &str) -> serde_json::Value {
     let body = request("GET", admin, "/v1/peers", ADMIN, b"").body;
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -121,20 +140,10 @@ fn forbidden(admin: &str, service: &str) -> f64 {
 fn a_token_holder_is_known_by_its_name_and_reaches_only_its_services_until_revoked() {
     let dir = TempDir::new("trust-token");
     let backend = backends::echo();
-    let egress = issuer(&dir, &backend.url(), &format!("secret = \"{SECRET}\""));
+    let (egress, ingress, id, token) =
+        token_pair(&dir, &backend.url(), "calls-itself-something-else", &[]);
     let admin_e = egress.addr("admin");
-    let (id, token) = issue(
-        &admin_e,
-        r#"{"node": "edge-t", "services": ["chat"], "ttl": "1h"}"#,
-    );
-    let ingress = holder(
-        &dir,
-        "calls-itself-something-else",
-        &egress.url("bus"),
-        &format!("token = \"{token}\""),
-    );
     let admin_i = ingress.addr("admin");
-    wait_peer_up(&admin_i);
 
     let mut c = connect(&listen_addr(&ingress, "chat"));
     roundtrip(&mut c, b"through a token");
@@ -193,25 +202,8 @@ fn secrets_and_tokens_never_reach_trace_level_logs() {
     let trace = [("RUST_LOG", "trace")];
     let dir = TempDir::new("trust-trace");
     let backend = backends::echo();
-    let egress = issuer_env(
-        &dir,
-        &backend.url(),
-        &format!("secret = \"{SECRET}\""),
-        &trace,
-    );
+    let (egress, ingress, _, token) = token_pair(&dir, &backend.url(), "holder", &trace);
     let admin_e = egress.addr("admin");
-    let (_, token) = issue(
-        &admin_e,
-        r#"{"node": "edge-t", "services": ["chat"], "ttl": "1h"}"#,
-    );
-    let ingress = holder_env(
-        &dir,
-        "holder",
-        &egress.url("bus"),
-        &format!("token = \"{token}\""),
-        &trace,
-    );
-    wait_peer_up(&ingress.addr("admin"));
     let mut c = connect(&listen_addr(&ingress, "chat"));
     roundtrip(&mut c, b"through a token at trace");
     closed_without_a_byte(&listen_addr(&ingress, "mail"), Duration::from_secs(2));
