@@ -207,10 +207,14 @@ fn an_oversize_reply_closes_that_upstreams_call_and_its_clients_move() {
         gw.downstreams()
     );
     assert!(echo_until_tag(c, other, Duration::from_secs(3)));
-    let log = gw.node.stderr();
+    // The log line may come a little after the echo: wait for it.
     assert!(
-        log.contains("message length too large") || log.contains("too large"),
-        "{log}"
+        wait_for(Duration::from_secs(3), || gw
+            .node
+            .stderr()
+            .contains("too large")),
+        "{}",
+        gw.node.stderr()
     );
 }
 

@@ -189,11 +189,13 @@ fn a_peer_breaking_the_multilink_rules_is_refused_then_closed() {
     p.conn.send_ack(first, 1000, false).unwrap();
     p.flush();
     assert!(p.closed_within(Duration::from_secs(3)).is_some());
-    let log = egress.stderr();
-    assert!(log.contains("the peer broke the protocol"), "{log}");
+    // The stderr reader runs a little behind the close, so the lines are waited for.
+    let logged = |line: &str| wait_for(Duration::from_secs(3), || egress.stderr().contains(line));
+    assert!(logged("the peer broke the protocol"), "{}", egress.stderr());
     assert!(
-        log.contains("acknowledgement of 1000 bytes when 4 were sent"),
-        "{log}"
+        logged("acknowledgement of 1000 bytes when 4 were sent"),
+        "{}",
+        egress.stderr()
     );
     assert!(wait_for(Duration::from_secs(2), || metric(
         &egress.addr("admin"),

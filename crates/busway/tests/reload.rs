@@ -122,10 +122,14 @@ fn a_change_that_needs_a_restart_rejects_the_whole_reload() {
     std::fs::write(&path, &renamed).unwrap();
     node.signal(1);
     assert!(wait_reloads(&admin, "error", 1.0), "{}", node.stderr());
-    let log = node.stderr();
+    // The counter can be ahead of the log line: wait for the line.
     assert!(
-        log.contains("node.name") && log.contains("requires a restart"),
-        "{log}"
+        wait_for(Duration::from_secs(3), || {
+            let log = node.stderr();
+            log.contains("node.name") && log.contains("requires a restart")
+        }),
+        "{}",
+        node.stderr()
     );
     assert!(
         TcpStream::connect(&port).is_err(),
