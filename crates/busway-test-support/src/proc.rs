@@ -234,6 +234,22 @@ impl Proc {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits up to `limit` for `needle` in stderr; true once it is there. The thread that reads
+    /// stderr runs a little behind the process (and behind its counters and its exit), so a
+    /// test asserting a log line waits for it rather than reading [`Proc::stderr`] once.
+    pub fn wait_stderr(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.stderr.lock().unwrap().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         send_signal(self.pid(), sig);
     }

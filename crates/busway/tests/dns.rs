@@ -240,9 +240,7 @@ fn a_peer_address_the_answer_dropped_is_no_longer_dialled() {
         http::get(&e2.addr("admin"), "/v1/peers").body
     );
     assert!(
-        wait_for(Duration::from_secs(3), || ingress
-            .stderr()
-            .contains("peer no longer used")),
+        ingress.wait_stderr("peer no longer used", Duration::from_secs(3)),
         "{}",
         ingress.stderr()
     );

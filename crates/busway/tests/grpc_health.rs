@@ -207,12 +207,8 @@ fn an_oversize_reply_closes_that_upstreams_call_and_its_clients_move() {
         gw.downstreams()
     );
     assert!(echo_until_tag(c, other, Duration::from_secs(3)));
-    // The log line may come a little after the echo: wait for it.
     assert!(
-        wait_for(Duration::from_secs(3), || gw
-            .node
-            .stderr()
-            .contains("too large")),
+        gw.node.wait_stderr("too large", Duration::from_secs(3)),
         "{}",
         gw.node.stderr()
     );

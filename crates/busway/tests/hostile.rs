@@ -69,12 +69,8 @@ fn garbage_wrong_version_and_oversize_close_only_that_transport() {
         http::get(&admin, "/metrics").body
     );
     // The garbage counts as a rejected frame (malformed or version) or a failed handshake.
-    // The stderr reader runs a little behind the counters, so the line is waited for.
     assert!(
-        wait_for(Duration::from_secs(3), || chain
-            .egress
-            .stderr()
-            .contains("version")),
+        chain.egress.wait_stderr("version", Duration::from_secs(3)),
         "no logged reason:\n{}",
         chain.egress.stderr()
     );

@@ -189,8 +189,7 @@ fn a_peer_breaking_the_multilink_rules_is_refused_then_closed() {
     p.conn.send_ack(first, 1000, false).unwrap();
     p.flush();
     assert!(p.closed_within(Duration::from_secs(3)).is_some());
-    // The stderr reader runs a little behind the close, so the lines are waited for.
-    let logged = |line: &str| wait_for(Duration::from_secs(3), || egress.stderr().contains(line));
+    let logged = |line: &str| egress.wait_stderr(line, Duration::from_secs(3));
     assert!(logged("the peer broke the protocol"), "{}", egress.stderr());
     assert!(
         logged("acknowledgement of 1000 bytes when 4 were sent"),

@@ -56,11 +56,8 @@ fn restart_and_send(resume_after: bool) -> Restarted {
     first.signal(SIGTERM);
     assert!(first.wait_exit(Duration::from_secs(10)).is_some());
     let saved = dir.0.join("tickets.state");
-    // The process has exited, but the thread reading its stderr may still be behind.
     assert!(
-        wait_for(Duration::from_secs(3), || first
-            .stderr()
-            .contains("held tickets saved")),
+        first.wait_stderr("held tickets saved", Duration::from_secs(3)),
         "{}",
         first.stderr()
     );

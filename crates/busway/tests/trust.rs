@@ -223,7 +223,7 @@ fn secrets_and_tokens_never_reach_trace_level_logs() {
         // The level really is that verbose: busway's own lines go down to debug (it writes
         // none at trace), and they are there.
         assert!(
-            wait_for(Duration::from_secs(2), || p.stderr().contains(" DEBUG ")),
+            p.wait_stderr(" DEBUG ", Duration::from_secs(2)),
             "{who} wrote no debug line"
         );
         let log = p.stderr();
